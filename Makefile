@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything they need
+# (virtualenv, packages) is installed by the targets themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-installed
+DEV_STAMP := $(VENV)/.dev-installed
+PKGS := daemon actors adapters config
+
+.PHONY: run test lint typecheck unit soak chaos bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "aaiti needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	$(BIN)/aaiti run --config aaiti.toml
+
+test: $(DEV_STAMP)
+	$(BIN)/ruff check $(PKGS) tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q -m "not slow"
+
+unit: $(DEV_STAMP)
+	$(BIN)/pytest -m "not slow" tests/unit
+
+soak: $(DEV_STAMP)
+	$(BIN)/python bench/soak.py
+
+chaos: $(DEV_STAMP)
+	$(BIN)/pytest -m slow tests/chaos
+
+bench: $(DEV_STAMP)
+	$(BIN)/python bench/channels.py
+	$(BIN)/python bench/feed.py
+	$(BIN)/python bench/replay.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache state

@@ -1,0 +1,72 @@
+"""The venue interface the order manager and reconciler use (paper, ccxt, simulator).
+
+Errors are typed so callers can tell a definite refusal from an unknown outcome:
+``OrderRejected`` means the venue said no (never retry as-is); ``VenueUnavailable`` means
+we do not know what happened (timeout, disconnect, 5xx) — for a submit, the order stays
+in flight until ``query`` by client order id resolves it; it is never resent blindly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+from daemon.messages.orders import Balance, Fill, OrderRequest, VenueOrder
+
+
+class VenueError(Exception):
+    """Base of venue errors; ``reason`` is a stable reason code."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}" if message else reason)
+
+
+class OrderRejected(VenueError):
+    """Definite refusal (insufficient funds, invalid order, filter failure)."""
+
+
+class OrderNotFound(VenueError):
+    """The venue does not know this order."""
+
+
+class VenueUnavailable(VenueError):
+    """Outcome unknown: timeout, disconnect, 5xx, rate limit, open circuit."""
+
+
+VenueUpdate = VenueOrder | Fill
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """A trading venue as seen by the order manager and the reconciler."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Connect / load state. Idempotent."""
+
+    async def close(self) -> None:
+        """Release connections and files. Idempotent."""
+
+    async def submit(self, request: OrderRequest) -> VenueOrder:
+        """Place an order. Raises OrderRejected or VenueUnavailable."""
+
+    async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
+        """Cancel an order. Raises OrderNotFound (unknown or already closed) or VenueUnavailable."""
+
+    async def query(self, client_order_id: str, symbol: str) -> VenueOrder | None:
+        """Look an order up by our client order id; None if the venue never saw it."""
+
+    async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        """All open orders (optionally of one symbol)."""
+
+    async def fills_since(self, since_ms: int, symbol: str | None = None) -> list[Fill]:
+        """Our executions with ts_ms >= since_ms, oldest first."""
+
+    async def balances(self) -> dict[str, Balance]:
+        """Balances by asset."""
+
+    def updates(self) -> AsyncIterator[VenueUpdate]:
+        """Stream of order updates and fills as they happen (may skip during outages)."""
+        ...

@@ -1,0 +1,145 @@
+"""Watchdog: heartbeats, event-loop lag and health checks → one health verdict.
+
+An actor that has pending work but made no progress for ``stall_after_s`` is reported
+stalled and restarted through its own supervisor. An idle actor (no pending work) is
+never stalled, however old its heartbeat. The verdict (healthy / degraded / unhealthy
+with reasons) is published as an immutable ``HealthVerdict`` that sd_notify, /readyz and
+the status page read; systemd's WATCHDOG=1 is only sent while it is healthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+from config.schema.kernel import WatchdogSection
+from daemon.actor import Actor, ActorState
+from daemon.messages.control import HealthVerdict
+from daemon.supervisor import Supervisor
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+# A check returns (severity, reason) pairs; severity is "degraded" or "unhealthy".
+HealthCheck = Callable[[], list[tuple[str, str]]]
+
+
+class Watchdog(Actor):
+    """Samples heartbeats and loop lag every ``interval_s`` and publishes a verdict."""
+
+    kind = "watchdog"
+
+    def __init__(
+        self,
+        name: str,
+        tree: Callable[[], Supervisor | None],
+        settings: Callable[[], WatchdogSection],
+        checks: list[HealthCheck] | None = None,
+        on_verdict: Callable[[HealthVerdict], None] | None = None,
+        on_lag: Callable[[float], None] | None = None,
+    ) -> None:
+        super().__init__(name)
+        self._tree = tree
+        self._settings = settings
+        self._checks = list(checks or [])
+        self._on_verdict = on_verdict
+        self._on_lag = on_lag
+        self.verdict = HealthVerdict(status=HEALTHY, reasons=(), ts_ms=int(time.time() * 1000))
+        self.loop_lag_ms = 0.0
+        self.lag_window: deque[float] = deque(maxlen=1200)
+        self.stalls_detected = 0
+        self._restarting: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add_check(self, check: HealthCheck) -> None:
+        """Add a health check (e.g. feed staleness, trading state)."""
+        self._checks.append(check)
+
+    async def run(self) -> None:
+        """Sample forever."""
+        loop = asyncio.get_running_loop()
+        while True:
+            interval = self._settings().interval_s
+            t0 = loop.time()
+            await asyncio.sleep(interval)
+            lag_ms = max(0.0, (loop.time() - t0 - interval) * 1000.0)
+            self.loop_lag_ms = lag_ms
+            self.lag_window.append(lag_ms)
+            if self._on_lag is not None:
+                self._on_lag(lag_ms / 1000.0)
+            self.evaluate()
+            self.beat()
+
+    def evaluate(self) -> HealthVerdict:
+        """Check heartbeats, lag and the registered checks; publish and return the verdict."""
+        cfg = self._settings()
+        unhealthy: list[str] = []
+        degraded: list[str] = []
+        tree = self._tree()
+        now = time.monotonic()
+        if tree is not None:
+            for sup, child in tree.walk():
+                if not isinstance(child, Actor) or child is self:
+                    continue
+                if child.state is ActorState.FAILED:
+                    degraded.append(f"actor {child.name} failed")
+                    continue
+                if child.state is not ActorState.RUNNING:
+                    continue
+                pending = child.pending_work()
+                age = now - child.last_progress
+                if pending > 0 and age > cfg.stall_after_s:
+                    unhealthy.append(f"actor {child.name} stalled: {pending} pending, no progress for {age:.1f}s")
+                    self._restart_stalled(sup, child.name, f"stalled for {age:.1f}s with {pending} pending")
+        if self.loop_lag_ms > cfg.loop_lag_unhealthy_ms:
+            unhealthy.append(f"event loop lag {self.loop_lag_ms:.0f}ms")
+        elif self.loop_lag_ms > cfg.loop_lag_degraded_ms:
+            degraded.append(f"event loop lag {self.loop_lag_ms:.0f}ms")
+        for check in self._checks:
+            try:
+                results = check()
+            except Exception as exc:  # a broken check must not kill the watchdog
+                degraded.append(f"health check failed: {exc!r}")
+                continue
+            for severity, reason in results:
+                (unhealthy if severity == UNHEALTHY else degraded).append(reason)
+        status = UNHEALTHY if unhealthy else DEGRADED if degraded else HEALTHY
+        verdict = HealthVerdict(status=status, reasons=tuple(unhealthy + degraded), ts_ms=int(time.time() * 1000))
+        if verdict.status != self.verdict.status or verdict.reasons != self.verdict.reasons:
+            log = self.log.warning if status != HEALTHY else self.log.info
+            log("health.verdict", status=status, reasons=list(verdict.reasons))
+        self.verdict = verdict
+        if self._on_verdict is not None:
+            self._on_verdict(verdict)
+        return verdict
+
+    def _restart_stalled(self, sup: Supervisor, name: str, reason: str) -> None:
+        if name in self._restarting:
+            return
+        self.stalls_detected += 1
+        self._restarting.add(name)
+        self.log.error("actor.stalled", stalled=name, reason=reason)
+
+        async def restart() -> None:
+            try:
+                await sup.restart_child(name, reason)
+            finally:
+                self._restarting.discard(name)
+
+        task = asyncio.create_task(restart(), name=f"watchdog-restart-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def lag_p99_ms(self) -> float:
+        """99th percentile of recent loop-lag samples."""
+        if not self.lag_window:
+            return 0.0
+        data = sorted(self.lag_window)
+        return data[min(len(data) - 1, int(len(data) * 0.99))]
+
+    async def on_stop(self) -> None:
+        """Cancel in-flight restart helpers."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,144 @@
+"""Trading sections: instruments, risk limits, venue, reconciler."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from typing import Literal
+
+from config.fields import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class InstrumentSection:
+    """Static facts about a tradable instrument (paper venue; live venues report their own)."""
+
+    base: str = setting(doc="Base asset, e.g. XRP.")
+    quote: str = setting(doc="Quote asset, e.g. ETH.")
+    tick_size: Decimal = setting(Decimal("0.00000001"), "Price increment.", gt=0)
+    step_size: Decimal = setting(Decimal("1"), "Quantity increment.", gt=0)
+    min_qty: Decimal = setting(Decimal("1"), "Minimum order quantity.", ge=0)
+    max_qty: Decimal = setting(Decimal("90000000"), "Maximum order quantity.", gt=0)
+    min_notional: Decimal = setting(Decimal("0.01"), "Minimum order value in quote currency.", ge=0)
+    tradable: bool = setting(True, "False stops new orders on this instrument.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SymbolRiskSection:
+    """Per-symbol limits; unset fields fall back to the risk section's defaults."""
+
+    max_order_notional: Decimal | None = setting(None, "Max value of one order (quote currency).", gt=0)
+    max_position: Decimal | None = setting(None, "Max absolute position (base units).", ge=0)
+    price_collar_bps: float | None = setting(None, "Max distance of a limit price from the reference.", gt=0)
+    stale_data_s: float | None = setting(None, "Deny when this symbol's last market event is older.", gt=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class RiskSection:
+    """Pre-trade risk limits (hot-reloadable). Notional values are in each symbol's quote currency."""
+
+    max_order_notional: Decimal = setting(Decimal("1"), "Max value of one order (quote currency).", gt=0)
+    max_position: Decimal = setting(Decimal("1000"), "Max absolute position per symbol (base units).", ge=0)
+    max_gross_exposure: Decimal = setting(Decimal("5"), "Max sum of |position| x price over symbols.", gt=0)
+    max_open_orders: int = setting(10, "Max open orders in total.", ge=0)
+    max_orders_per_minute: int = setting(60, "Max submitted orders per rolling minute.", ge=0)
+    price_collar_bps: float = setting(500.0, "Max distance of a limit price from the reference price.", gt=0)
+    stale_data_s: float = setting(120.0, "Deny when the symbol's last market event is older (feed time).", gt=0)
+    daily_loss_limit: Decimal = setting(Decimal("0.5"), "Realized+unrealized loss per UTC day that HALTs.", gt=0)
+    max_drawdown_pct: float = setting(20.0, "Drawdown from the equity peak (percent) that HALTs.", gt=0, le=100)
+    assumed_fee_bps: float = setting(
+        10.0, "Fee rate (basis points) the cash check adds to the cost of a buy.", ge=0, le=1000
+    )
+    market_buy_buffer_bps: float = setting(
+        50.0,
+        "Headroom over the reference price the cash check assumes for market buys (spread and slippage).",
+        ge=0,
+        le=10_000,
+    )
+    equity_asset: str = setting(
+        "",
+        "Asset equity, daily loss and drawdown are measured in; empty: the first instrument's quote asset.",
+    )
+    pnl_check_interval_s: float = setting(
+        1.0, "How often daily loss and drawdown are re-evaluated between intents.", gt=0, le=3600
+    )
+    symbols: dict[str, SymbolRiskSection] = setting(factory=dict, doc="Per-symbol overrides.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperVenueSection:
+    """Simulated venue that fills against the market feed."""
+
+    maker_fee_bps: float = setting(10.0, "Maker fee in basis points.", ge=0, le=1000)
+    taker_fee_bps: float = setting(10.0, "Taker fee in basis points.", ge=0, le=1000)
+    slippage_bps: float = setting(1.0, "Adverse slippage applied to market orders.", ge=0, le=1000)
+    latency_ms: float = setting(0.0, "Simulated acknowledgement latency.", ge=0, le=10_000)
+    initial_balances: dict[str, Decimal] = setting(
+        factory=lambda: {"ETH": Decimal("10"), "XRP": Decimal("0")},
+        doc="Starting balances of a new paper account (asset -> amount).",
+    )
+    match_on_bars: bool = setting(
+        False,
+        "Fill resting limit orders against bar high/low and volume (candle-only data; keep off when the "
+        "feed carries trade prints, or orders would match twice).",
+    )
+    fsync: bool = setting(
+        True,
+        "Commit the paper account with synchronous=FULL (survives power loss); false survives process "
+        "crashes only.",
+        restart=True,
+    )
+    update_buffer: int = setting(
+        100_000,
+        "Updates buffered per updates() subscriber; beyond that they are dropped and counted (reconcile).",
+        ge=1,
+        le=10_000_000,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class CcxtVenueSection:
+    """A live venue through ccxt / ccxt.pro."""
+
+    exchange_id: str = setting("binance", "ccxt exchange id.", restart=True)
+    api_key_env: str = setting("AAITI_API_KEY", "Environment variable holding the API key.", restart=True)
+    secret_env: str = setting("AAITI_API_SECRET", "Environment variable holding the API secret.", restart=True)
+    credentials_dir_env: str = setting(
+        "CREDENTIALS_DIRECTORY",
+        "Environment variable naming a directory with files api_key and api_secret (systemd LoadCredential=).",
+        restart=True,
+    )
+    api_key: str = setting("", "API key (prefer the environment or credential files).", secret=True, restart=True)
+    secret: str = setting("", "API secret (prefer the environment or credential files).", secret=True, restart=True)
+    base_url: str = setting("", "Override of the REST/WS origin, e.g. http://127.0.0.1:8765 for the simulator.",
+                            restart=True)
+    start_simulator: bool = setting(False, "Start the built-in Binance simulator in-process.", restart=True)
+    simulator_port: int = setting(8765, "Port of the in-process simulator.", ge=0, le=65535, restart=True)
+    request_timeout_s: float = setting(10.0, "REST timeout.", gt=0, le=120)
+    stream_idle_timeout_s: float = setting(30.0, "A market stream silent this long is re-dialled.", gt=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class VenueSection:
+    """Which venue orders go to."""
+
+    kind: Literal["paper", "ccxt"] = setting("paper", "paper or ccxt.", restart=True)
+    name: str = setting("paper", "Venue name, stored with every order and fill.", restart=True)
+    paper: PaperVenueSection = setting(factory=PaperVenueSection, doc="Paper venue settings.")
+    ccxt: CcxtVenueSection = setting(factory=CcxtVenueSection, doc="ccxt venue settings.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconcilerSection:
+    """Reconciliation of our state with the venue's (intervals hot-reloadable)."""
+
+    interval_s: float = setting(30.0, "Period of open-order and balance comparisons.", gt=0)
+    inflight_query_after_s: float = setting(5.0, "Query in-flight orders older than this by client order id.", gt=0)
+    fills_lookback_s: float = setting(86400.0, "How far back start-up reconciliation fetches fills.", gt=0)
+    balance_tolerance: Decimal = setting(
+        Decimal("0.00000001"), "Balance difference (per asset) tolerated before it counts as a mismatch.", ge=0
+    )
+    halt_after_discrepancies: int = setting(
+        5, "Discrepancies in one pass above which trading is HALTED.", ge=0
+    )
+    unknown_orders: Literal["adopt", "cancel"] = setting("cancel", "What to do with venue orders we did not place.")

@@ -1,0 +1,152 @@
+"""Actor base: lifecycle, an inbox, a progress heartbeat and a bound logger.
+
+An actor owns its state and talks to others only through channels. The supervisor
+runs ``main()`` in a task; subclasses implement ``run()`` (or ``handle()`` for the
+default inbox loop) and call ``beat()`` whenever they make progress, which is what the
+watchdog reads to tell a busy actor from a stalled one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+import structlog
+
+from daemon.channel import Channel, ChannelClosed
+
+M = TypeVar("M")
+
+
+class ActorState(StrEnum):
+    """Lifecycle states."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class Actor:
+    """Base class of every actor.
+
+    ``kind`` names the role (feed, strategy, risk_gate, order_manager, reconciler,
+    watchdog) for ordering and reporting; ``name`` identifies the instance.
+    """
+
+    kind: str = "actor"
+
+    def __init__(self, name: str, inbox: Channel[Any] | None = None) -> None:
+        self.name = name
+        self.inbox = inbox
+        self.state = ActorState.STOPPED
+        self.log: Any = structlog.get_logger("aaiti").bind(actor=name)
+        self.last_progress = time.monotonic()
+        self.processed = 0
+        self.error: BaseException | None = None
+
+    # -- progress ----------------------------------------------------------------------
+    def beat(self, n: int = 1) -> None:
+        """Record progress: ``n`` units of work done just now."""
+        self.last_progress = time.monotonic()
+        self.processed += n
+
+    def pending_work(self) -> int:
+        """Work waiting for this actor (default: inbox depth). Used for stall detection."""
+        return len(self.inbox) if self.inbox is not None else 0
+
+    def heartbeat_age(self, now: float | None = None) -> float:
+        """Seconds since the last beat()."""
+        return (time.monotonic() if now is None else now) - self.last_progress
+
+    # -- lifecycle hooks ---------------------------------------------------------------
+    async def on_start(self) -> None:
+        """Called before run(); failures count as a failed start."""
+
+    async def run(self) -> None:
+        """Main loop. Default: handle inbox messages until the inbox closes."""
+        if self.inbox is None:
+            raise NotImplementedError(f"{type(self).__name__} has no inbox; override run()")
+        inbox = self.inbox
+        while True:
+            try:
+                msg = await inbox.recv()
+            except ChannelClosed:
+                return
+            await self.handle(msg)
+            self.beat()
+
+    async def handle(self, msg: Any) -> None:
+        """Handle one inbox message."""
+        raise NotImplementedError
+
+    async def on_stop(self) -> None:
+        """Called after run() ends, fails or is cancelled; release resources here."""
+
+    # -- driven by the supervisor --------------------------------------------------------
+    async def main(self) -> None:
+        """Run the whole lifecycle. Exceptions propagate to the supervisor."""
+        self.state = ActorState.STARTING
+        self.error = None
+        self.last_progress = time.monotonic()
+        try:
+            await self.on_start()
+            self.state = ActorState.RUNNING
+            self.beat(0)
+            await self.run()
+        except asyncio.CancelledError:
+            self.state = ActorState.STOPPING
+            await self._stop_hook()
+            self.state = ActorState.STOPPED
+            raise
+        except BaseException as exc:
+            self.state = ActorState.FAILED
+            self.error = exc
+            await self._stop_hook()
+            self.state = ActorState.FAILED
+            raise
+        self.state = ActorState.STOPPING
+        await self._stop_hook()
+        self.state = ActorState.STOPPED
+
+    async def _stop_hook(self) -> None:
+        try:
+            await self.on_stop()
+        except Exception as exc:
+            self.log.error("actor.on_stop_failed", error=repr(exc))
+
+
+class MessageActor(Actor, Generic[M]):
+    """An actor that processes its inbox in batches: one wake-up, many messages.
+
+    Subclasses implement ``handle``. Batching keeps the per-message cost close to a
+    raw queue hop when a burst arrives; the heartbeat is updated once per batch.
+    """
+
+    batch_size: int = 256
+
+    def __init__(self, name: str, inbox: Channel[M]) -> None:
+        super().__init__(name, inbox)
+        self._inbox: Channel[M] = inbox
+
+    async def run(self) -> None:
+        """Wait for a message, then drain a batch and handle each."""
+        inbox = self._inbox
+        handle = self.handle
+        while True:
+            try:
+                first = await inbox.recv()
+            except ChannelClosed:
+                return
+            await handle(first)
+            batch = inbox.drain(self.batch_size)
+            for msg in batch:
+                await handle(msg)
+            self.beat(1 + len(batch))
+
+    async def handle(self, msg: M) -> None:
+        """Handle one message."""
+        raise NotImplementedError
