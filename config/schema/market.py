@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from types import MappingProxyType
 from typing import Any, Literal
 
 from config.fields import setting
 
 TIMEFRAME_PATTERN = r"[1-9][0-9]*[smhd]"
-_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_UNIT_MS = MappingProxyType({"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000})
 
 
 def timeframe_ms(timeframe: str) -> int:
@@ -131,6 +132,10 @@ class FeedSection:
         if self.source == "replay":
             if self.replay.symbol and self.replay.symbol not in self.symbols:
                 issues.append(("replay.symbol", f"symbol {self.replay.symbol!r} is not in feed.symbols"))
+            if self.replay.format == "trades" and self.bars_from == "mid" and not self.replay.derive_quotes:
+                issues.append(
+                    ("bars_from", "'mid' needs quotes, and a trade tape has none: set replay.derive_quotes = true")
+                )
             if self.replay.format == "candles":
                 base = timeframe_ms(self.replay.candle_timeframe)
                 for i, tf in enumerate(self.timeframes):

@@ -43,6 +43,11 @@ class AaitiConfig:
             if strat.name in seen:
                 issues.append((f"strategies[{i}].name", f"duplicate strategy name {strat.name!r}"))
             seen.add(strat.name)
+            if strat.timeframe not in self.feed.timeframes:
+                issues.append(
+                    (f"strategies[{i}].timeframe",
+                     f"timeframe {strat.timeframe!r} is not in feed.timeframes {list(self.feed.timeframes)}")
+                )
             for sym in strat.symbols:
                 if sym not in universe:
                     issues.append(

@@ -1,0 +1,63 @@
+"""A PortfolioView kept from a strategy's own order events (the host's default)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from actors.strategy_api import OpenOrder
+from daemon.messages.orders import OPEN_STATUSES, OrderDenied, OrderEvent
+
+
+class TrackingPortfolio:
+    """Positions from the strategy's own fills, open orders from its order events.
+
+    Fills are counted once per (venue, trade id). Used when the host is given no view
+    from the order manager; it knows only what the strategy's order events say (an open
+    order's side is known once it has a fill).
+    """
+
+    __slots__ = ("_fills", "_open", "_positions")
+
+    def __init__(self) -> None:
+        self._positions: dict[str, Decimal] = {}
+        self._open: dict[str, OpenOrder] = {}
+        self._fills: set[tuple[str, str]] = set()
+
+    def apply(self, event: OrderEvent | OrderDenied) -> None:
+        """Update from one order event (denials change nothing)."""
+        if isinstance(event, OrderDenied):
+            return
+        fill = event.fill
+        side = None
+        if fill is not None:
+            side = fill.side
+            key = (fill.venue, fill.trade_id)
+            if key not in self._fills:
+                self._fills.add(key)
+                signed = fill.size if fill.side == "buy" else -fill.size
+                self._positions[fill.symbol] = self._positions.get(fill.symbol, Decimal(0)) + signed
+        coid = event.client_order_id
+        if event.status in OPEN_STATUSES:
+            prev = self._open.get(coid)
+            self._open[coid] = OpenOrder(
+                client_order_id=coid,
+                symbol=event.symbol,
+                side=side if side is not None else (prev.side if prev is not None else None),
+                size=event.size,
+                filled=event.filled,
+                strategy=event.strategy,
+            )
+        else:
+            self._open.pop(coid, None)
+
+    def position(self, symbol: str) -> Decimal:
+        """Signed position from fills."""
+        return self._positions.get(symbol, Decimal(0))
+
+    def open_orders(self, symbol: str | None = None) -> tuple[OpenOrder, ...]:
+        """Orders whose last event left them open."""
+        return tuple(o for o in self._open.values() if symbol is None or o.symbol == symbol)
+
+    def set_position(self, symbol: str, size: Decimal) -> None:
+        """Set a position (e.g. from reconciliation at start-up, or in tests)."""
+        self._positions[symbol] = size
