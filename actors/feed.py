@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import msgspec
@@ -111,6 +111,17 @@ class FeedActor(Actor):
         self._blocked = 0
         self._ended = False
         self._idle = asyncio.Event()
+        # Synchronous observers of every event, before bars are published: the paper
+        # venue matches on them and the risk gate keeps reference prices. They see every
+        # event (no conflation) and must be cheap.
+        self._taps: tuple[Callable[[MarketEvent], None], ...] = ()
+        # Set by the composition root once start-up reconciliation is done: no market data
+        # reaches strategies before our view of orders and balances matches the venue's.
+        self.start_gate: asyncio.Event | None = None
+
+    def add_tap(self, tap: Callable[[MarketEvent], None]) -> None:
+        """Call ``tap(event)`` for every market event, before bars and subscribers."""
+        self._taps = (*self._taps, tap)
 
     # -- subscriptions -----------------------------------------------------------------
     def subscribe(
@@ -289,6 +300,10 @@ class FeedActor(Actor):
         publish = self._publish_bars
         send = self._send_market
         ev: MarketEvent
+        if self.start_gate is not None and not self.start_gate.is_set():
+            self.log.info("feed.waiting_for_start_gate")
+            await self.start_gate.wait()
+        taps = self._taps
         async for ev in self.source.events():
             if ev.recv_ns == 0:
                 ev = msgspec.structs.replace(ev, recv_ns=perf())
@@ -304,6 +319,8 @@ class FeedActor(Actor):
                     self._feed_ms = ts
             st.last_recv_ns = ev.recv_ns
             self._events += 1
+            for tap in taps:
+                tap(ev)
             cls = type(ev)
             if cls is Trade:
                 st.trades += 1

@@ -59,6 +59,13 @@ class RiskSection:
         "",
         "Asset equity, daily loss and drawdown are measured in; empty: the first instrument's quote asset.",
     )
+    pending_approval_ttl_s: float = setting(
+        1.0,
+        "How long an approval counts against open orders, position and cash until the order manager's "
+        "snapshot shows its order (closes the gap while the approval is queued).",
+        ge=0,
+        le=300,
+    )
     pnl_check_interval_s: float = setting(
         1.0, "How often daily loss and drawdown are re-evaluated between intents.", gt=0, le=3600
     )

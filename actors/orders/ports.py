@@ -1,0 +1,81 @@
+"""What the order manager and the reconciler need from storage (``adapters.storage.Store`` fits).
+
+Actors see the store through this Protocol, as they see venues through ``actors.venue``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from actors.orders.records import LedgerSnapshot, OrderRecord
+from daemon.messages.orders import Fill, OrderEvent
+
+
+class OrderStore(Protocol):
+    """Durable order state. Awaited writes return after commit; ``*_nowait`` are write-behind."""
+
+    @property
+    def backlog(self) -> int:
+        """Queued writes not yet committed."""
+        ...
+
+    def next_client_order_id(self, prefix: str = "aa") -> str:
+        """A client order id unique across restarts."""
+        ...
+
+    async def insert_orders(self, records: Sequence[OrderRecord]) -> None:
+        """Write-ahead insert (all or none), committed before returning. Raises StoreError."""
+        ...
+
+    def update_order_nowait(self, record: OrderRecord) -> None:
+        """Write-behind upsert of an order's mutable fields."""
+        ...
+
+    def append_order_event_nowait(self, event: OrderEvent) -> None:
+        """Write-behind append to the order's event history."""
+        ...
+
+    def insert_fill_nowait(self, fill: Fill) -> None:
+        """Write-behind fill insert (duplicates ignored)."""
+        ...
+
+    def append_audit_nowait(self, kind: str, payload: Mapping[str, Any], *, ts_ms: int | None = None) -> None:
+        """Write-behind hash-chained audit row."""
+        ...
+
+    async def append_audit(self, kind: str, payload: Mapping[str, Any], *, ts_ms: int | None = None) -> None:
+        """Audit row, committed before returning."""
+        ...
+
+    def save_ledger_snapshot_nowait(self, snapshot: LedgerSnapshot) -> None:
+        """Write-behind positions/balances snapshot."""
+        ...
+
+    async def save_ledger_snapshot(self, snapshot: LedgerSnapshot) -> int:
+        """Snapshot committed before returning; returns the fill sequence it includes."""
+        ...
+
+    async def latest_ledger_snapshot(self, source: str = "ledger") -> LedgerSnapshot | None:
+        """The newest snapshot."""
+        ...
+
+    async def open_orders(self) -> list[OrderRecord]:
+        """Orders the venue may still act on."""
+        ...
+
+    async def fills_after(self, fill_seq: int) -> list[tuple[int, Fill]]:
+        """Fills stored after a sequence number."""
+        ...
+
+    async def fills_for_orders(self, client_order_ids: Iterable[str]) -> list[Fill]:
+        """Every stored fill of the given orders."""
+        ...
+
+    async def fill_keys_since(self, since_ms: int, limit: int = 1_000_000) -> list[tuple[str, str]]:
+        """(venue, trade_id) of recent fills."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait for queued writes to commit."""
+        ...

@@ -1,0 +1,192 @@
+"""Schema versions: ``PRAGMA user_version`` plus ordered forward migrations.
+
+Each migration runs in its own transaction together with the version bump, so a crash
+mid-migration leaves the previous version intact. Migrations are append-only: never edit
+a released one, add the next. A file whose version is newer than ``SCHEMA_VERSION`` was
+written by a newer aaiti and is refused (``StoreError`` reason ``newer_schema``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import aiosqlite
+
+APPLICATION_ID = 0x41414954  # "AAIT": marks a SQLite file as an aaiti state database
+
+
+@dataclasses.dataclass(frozen=True)
+class Migration:
+    """One forward step to ``version``."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_OPEN = "('INITIALIZED','SUBMITTED','ACCEPTED','TRIGGERED','PENDING_UPDATE','PENDING_CANCEL','PARTIALLY_FILLED')"
+
+_V1 = (
+    """
+    CREATE TABLE orders (
+        client_order_id TEXT PRIMARY KEY,
+        venue           TEXT NOT NULL,
+        venue_order_id  TEXT NOT NULL DEFAULT '',
+        strategy        TEXT NOT NULL,
+        symbol          TEXT NOT NULL,
+        side            TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+        type            TEXT NOT NULL,
+        size            TEXT NOT NULL,
+        price           TEXT,
+        status          TEXT NOT NULL,
+        filled          TEXT NOT NULL DEFAULT '0',
+        avg_price       TEXT,
+        fees            TEXT NOT NULL DEFAULT '0',
+        tag             TEXT NOT NULL DEFAULT '',
+        intent_id       TEXT NOT NULL DEFAULT '',
+        reason          TEXT NOT NULL DEFAULT '',
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL
+    )""",
+    f"CREATE INDEX orders_open ON orders(status) WHERE status IN {_OPEN}",
+    "CREATE INDEX orders_created ON orders(created_ms)",
+    "CREATE INDEX orders_symbol ON orders(symbol, created_ms)",
+    "CREATE INDEX orders_strategy ON orders(strategy, created_ms)",
+    """
+    CREATE TABLE order_events (
+        id              INTEGER PRIMARY KEY,
+        client_order_id TEXT NOT NULL REFERENCES orders(client_order_id),
+        status          TEXT NOT NULL,
+        previous        TEXT,
+        filled          TEXT NOT NULL,
+        reason          TEXT NOT NULL DEFAULT '',
+        trade_id        TEXT,
+        ts_ms           INTEGER NOT NULL
+    )""",
+    "CREATE INDEX order_events_order ON order_events(client_order_id)",
+    """
+    CREATE TABLE fills (
+        id              INTEGER PRIMARY KEY,
+        venue           TEXT NOT NULL,
+        trade_id        TEXT NOT NULL,
+        client_order_id TEXT NOT NULL,
+        venue_order_id  TEXT NOT NULL DEFAULT '',
+        symbol          TEXT NOT NULL,
+        side            TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+        price           TEXT NOT NULL,
+        size            TEXT NOT NULL,
+        fee             TEXT NOT NULL DEFAULT '0',
+        fee_currency    TEXT NOT NULL DEFAULT '',
+        liquidity       TEXT NOT NULL DEFAULT '',
+        ts_ms           INTEGER NOT NULL,
+        UNIQUE (venue, trade_id)
+    )""",
+    "CREATE INDEX fills_order ON fills(client_order_id)",
+    "CREATE INDEX fills_ts ON fills(ts_ms)",
+    """
+    CREATE TABLE ledger_snapshots (
+        id       INTEGER PRIMARY KEY,
+        ts_ms    INTEGER NOT NULL,
+        fill_seq INTEGER,
+        source   TEXT NOT NULL
+    )""",
+    """
+    CREATE TABLE position_snapshots (
+        id           INTEGER PRIMARY KEY,
+        snapshot_id  INTEGER NOT NULL REFERENCES ledger_snapshots(id),
+        symbol       TEXT NOT NULL,
+        size         TEXT NOT NULL,
+        avg_price    TEXT NOT NULL,
+        realized_pnl TEXT NOT NULL,
+        fees         TEXT NOT NULL,
+        fills        INTEGER NOT NULL
+    )""",
+    "CREATE INDEX position_snapshots_snapshot ON position_snapshots(snapshot_id)",
+    """
+    CREATE TABLE balance_snapshots (
+        id          INTEGER PRIMARY KEY,
+        snapshot_id INTEGER NOT NULL REFERENCES ledger_snapshots(id),
+        asset       TEXT NOT NULL,
+        total       TEXT NOT NULL,
+        free        TEXT,
+        locked      TEXT
+    )""",
+    "CREATE INDEX balance_snapshots_snapshot ON balance_snapshots(snapshot_id)",
+    """
+    CREATE TABLE risk_events (
+        id          INTEGER PRIMARY KEY,
+        ts_ms       INTEGER NOT NULL,
+        reason      TEXT NOT NULL,
+        strategy    TEXT NOT NULL,
+        symbol      TEXT NOT NULL,
+        intent_json TEXT NOT NULL,
+        limit_value TEXT NOT NULL DEFAULT '',
+        detail      TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX risk_events_ts ON risk_events(ts_ms)",
+    """
+    CREATE TABLE kv (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL
+    )""",
+    """
+    CREATE TABLE audit_log (
+        id        INTEGER PRIMARY KEY,
+        ts_ms     INTEGER NOT NULL,
+        kind      TEXT NOT NULL,
+        payload   TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash      TEXT NOT NULL
+    )""",
+    """
+    CREATE TRIGGER audit_log_head AFTER INSERT ON audit_log BEGIN
+        INSERT INTO kv(key, value, updated_ms)
+        VALUES ('audit.head', json_object('id', NEW.id, 'hash', NEW.hash), NEW.ts_ms)
+        ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms;
+    END""",
+    "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN "
+    "SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN "
+    "SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    "CREATE TRIGGER order_events_no_update BEFORE UPDATE ON order_events BEGIN "
+    "SELECT RAISE(ABORT, 'order_events is append-only'); END",
+    "CREATE TRIGGER order_events_no_delete BEFORE DELETE ON order_events BEGIN "
+    "SELECT RAISE(ABORT, 'order_events is append-only'); END",
+    "CREATE TRIGGER fills_no_update BEFORE UPDATE ON fills BEGIN "
+    "SELECT RAISE(ABORT, 'fills are immutable'); END",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _V1),)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+async def user_version(conn: aiosqlite.Connection) -> int:
+    """The schema version recorded in the file (0 for a new file)."""
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def migrate(conn: aiosqlite.Connection, current: int, target: int = SCHEMA_VERSION) -> list[int]:
+    """Apply every migration above ``current`` up to ``target``; return the versions applied.
+
+    ``conn`` must be in autocommit mode (isolation_level=None). Callers check first that
+    ``current`` is not newer than the code.
+    """
+    applied: list[int] = []
+    for m in MIGRATIONS:
+        if m.version <= current or m.version > target:
+            continue
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in m.statements:
+                await conn.execute(stmt)
+            await conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            await conn.execute(f"PRAGMA user_version = {m.version}")
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        applied.append(m.version)
+    return applied
