@@ -29,7 +29,8 @@ class EventRouter(MessageActor[RoutedEvent]):
         self.unrouted = 0
 
     async def handle(self, msg: RoutedEvent) -> None:
-        """Send the event to the strategy that placed the order (or intent)."""
+        """Log the event, then send it to the strategy that placed the order (or intent)."""
+        self._log_event(msg)
         strategy = msg.intent.strategy if isinstance(msg, OrderDenied) else msg.strategy
         ch = self.targets.get(strategy)
         if ch is None:
@@ -38,3 +39,31 @@ class EventRouter(MessageActor[RoutedEvent]):
         if not ch.try_send(msg):
             await ch.send(msg)
         self.routed += 1
+
+    def _log_event(self, msg: RoutedEvent) -> None:
+        # One line per order-state change, fill and denial: far fewer than market events.
+        if isinstance(msg, OrderDenied):
+            it = msg.intent
+            self.log.info(
+                "risk.denied", strategy=it.strategy, symbol=it.symbol, side=it.side.value, reason=msg.reason,
+                limit=msg.limit, detail=msg.detail, size=_s(it.size), notional=_s(it.notional),
+            )
+            return
+        fill = msg.fill
+        if fill is not None:
+            self.log.info(
+                "order.fill", client_order_id=msg.client_order_id, strategy=msg.strategy, symbol=msg.symbol,
+                side=fill.side.value, price=str(fill.price), size=str(fill.size), fee=str(fill.fee),
+                fee_currency=fill.fee_currency, liquidity=fill.liquidity, status=msg.status.value,
+                filled=str(msg.filled), order_size=str(msg.size),
+            )
+            return
+        self.log.info(
+            f"order.{msg.status.value.lower()}", client_order_id=msg.client_order_id, strategy=msg.strategy,
+            symbol=msg.symbol, previous=msg.previous.value if msg.previous else None, size=str(msg.size),
+            filled=str(msg.filled), reason=msg.reason or None,
+        )
+
+
+def _s(value: object) -> str | None:
+    return None if value is None else str(value)

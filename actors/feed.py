@@ -196,6 +196,19 @@ class FeedActor(Actor):
         """1 while the feed waits for room in a subscriber's bar channel, else 0."""
         return self._blocked
 
+    def data_age_s(self, symbol: str) -> float | None:
+        """Age in seconds of ``symbol``'s last event (the larger of feed-time and wall-clock age).
+
+        None when the symbol is unknown or has seen no event yet. Cheap: the risk gate calls
+        it for every intent.
+        """
+        st = self._states.get(symbol)
+        if st is None or st.last_recv_ns == 0:
+            return None
+        wall = (time.perf_counter_ns() - st.last_recv_ns) / 1e9
+        feed = (self._feed_ms - st.last_ts_ms) / 1000.0 if st.last_ts_ms >= 0 else 0.0
+        return max(wall, feed)
+
     def snapshot(self) -> FeedSnapshot:
         """Immutable freshness and counters (cheap; for the risk gate, watchdog and admin)."""
         now = time.perf_counter_ns()

@@ -77,7 +77,10 @@ class StrategyHost(Actor):
         # own order events; the tracker outlives restarts of the strategy instance.
         self._tracking: TrackingPortfolio | None = None
         self.portfolio: PortfolioView
-        if portfolio is None:
+        if isinstance(portfolio, TrackingPortfolio):
+            # A tracking view handed in (e.g. seeded from the store) is kept up to date here.
+            self._tracking = self.portfolio = portfolio
+        elif portfolio is None:
             self._tracking = self.portfolio = TrackingPortfolio()
         else:
             self.portfolio = portfolio

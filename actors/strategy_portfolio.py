@@ -1,7 +1,8 @@
-"""A PortfolioView kept from a strategy's own order events (the host's default)."""
+"""A PortfolioView kept from a strategy's own order events (seedable from the store)."""
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
 
 from actors.strategy_api import OpenOrder
@@ -16,12 +17,21 @@ class TrackingPortfolio:
     order's side is known once it has a fill).
     """
 
-    __slots__ = ("_fills", "_open", "_positions")
+    __slots__ = ("_fill_order", "_fills", "_open", "_positions")
+
+    # Fill ids remembered for de-duplication; redeliveries come soon after the original,
+    # and an unbounded set would grow for as long as the daemon runs.
+    dedup_window = 10_000
 
     def __init__(self) -> None:
         self._positions: dict[str, Decimal] = {}
         self._open: dict[str, OpenOrder] = {}
         self._fills: set[tuple[str, str]] = set()
+        self._fill_order: deque[tuple[str, str]] = deque()
+
+    def add_open_order(self, order: OpenOrder) -> None:
+        """Seed an open order known from before a restart."""
+        self._open[order.client_order_id] = order
 
     def apply(self, event: OrderEvent | OrderDenied) -> None:
         """Update from one order event (denials change nothing)."""
@@ -34,6 +44,9 @@ class TrackingPortfolio:
             key = (fill.venue, fill.trade_id)
             if key not in self._fills:
                 self._fills.add(key)
+                self._fill_order.append(key)
+                if len(self._fill_order) > self.dedup_window:
+                    self._fills.discard(self._fill_order.popleft())
                 signed = fill.size if fill.side == "buy" else -fill.size
                 self._positions[fill.symbol] = self._positions.get(fill.symbol, Decimal(0)) + signed
         coid = event.client_order_id

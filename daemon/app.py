@@ -1,23 +1,63 @@
-"""Composition root: builds channels, actors, resources and the supervision tree.
+"""Composition root: builds resources, channels, actors and the supervision tree.
 
-Start order (children start in order, stop in reverse): watchdog, reconciler, order
-manager, risk gate, strategies, feed. So an orderly stop stops producers first — feed,
-strategies, risk gate — and then the order manager, which drains in-flight work.
+Tree (children start in order and stop in reverse)::
+
+    root (one_for_one)
+    ├── watchdog
+    ├── order_path (rest_for_one): order_manager, reconciler, risk_gate, router
+    ├── strategies (one_for_one): one StrategyHost per configured strategy
+    └── feed
+
+So an orderly stop stops producers first — feed, strategies, then the risk gate — and
+the order manager last, with ``daemon.order_drain_timeout_s`` to finish in-flight work.
+A crash of the order manager restarts everything after it in the order path, and the
+reconciler re-establishes truth from the venue before the feed is let through.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from actors.watchdog import Watchdog
+from actors.bar_log import BarLog
+from actors.event_router import EventRouter, RoutedEvent
+from actors.feed import FeedActor
+from actors.orders.order_manager import OrderCommand, OrderManager
+from actors.orders.reconciler import ReconcilerActor
+from actors.risk.portfolio import portfolio_from_orders
+from actors.risk.risk_gate import RiskGate
+from actors.strategy_api import OpenOrder, StrategyContext, load_strategy_class
+from actors.strategy_host import OrderFeedback, StrategyHost
+from actors.strategy_portfolio import TrackingPortfolio
+from actors.venue import Venue
+from actors.watchdog import DEGRADED, Watchdog
+from adapters.market_data.factory import build_source
+from adapters.market_data.source import MarketDataSource
+from adapters.storage.paths import state_db_path
+from adapters.storage.store import Store
 from config.loader import LoadedConfig
 from config.render import secret_field_names
+from config.schema.root import AaitiConfig
+from daemon import exit_codes
+from daemon.channel import Channel
 from daemon.logging_setup import LoggingSetup
+from daemon.messages.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
+from daemon.messages.orders import OrderIntent
 from daemon.reloader import ConfigReloader
 from daemon.supervisor import ChildSpec, RestartStrategy, Supervisor, SupervisorPolicy
+
+
+class StartupError(Exception):
+    """Start-up cannot proceed (bad state file, bad data file); carries the exit code."""
+
+    def __init__(self, message: str, exit_code: int = exit_codes.STATE_ERROR) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)
 
 
 class App:
@@ -31,16 +71,34 @@ class App:
         cfg = loaded.config
         self.logging.redactor.set_keys(set(cfg.log.redact_keys) | secret_field_names(cfg))
         self.stop_timeout_s = cfg.daemon.stop_timeout_s
-        self.watchdog = Watchdog("watchdog", lambda: self.root, lambda: self.config.watchdog)
-        self.root = Supervisor("root", self._child_specs(), self._policy(RestartStrategy.ONE_FOR_ONE))
+        self.state_dir = loaded.resolve(cfg.daemon.state_dir)
+        self.watchdog = Watchdog(
+            "watchdog", lambda: self.root, lambda: self.config.watchdog, checks=[self._health_checks]
+        )
+        self.root = Supervisor("root", [ChildSpec("watchdog", lambda: self.watchdog)], self._policy())
+        self.store: Store | None = None
+        self.venue: Venue | None = None
+        self.source: MarketDataSource | None = None
+        self.feed: FeedActor | None = None
+        self.order_manager: OrderManager | None = None
+        self.reconciler: ReconcilerActor | None = None
+        self.risk_gate: RiskGate | None = None
+        self.hosts: dict[str, StrategyHost] = {}
+        self.strategies_sup: Supervisor | None = None
+        self.control: Channel[SetTradingState | ConfigChanged] | None = None
+        self.commands: Channel[OrderCommand] | None = None
+        self.trading_state = TradingState.ACTIVE
+        self._state_changed = asyncio.Event()
+        self._ready_logged = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self.reloader.subscribe(self._on_reload)
 
     @property
-    def config(self) -> Any:
-        """The running config (AaitiConfig)."""
+    def config(self) -> AaitiConfig:
+        """The running config."""
         return self.reloader.current.config
 
-    def _policy(self, strategy: RestartStrategy) -> SupervisorPolicy:
+    def _policy(self, strategy: RestartStrategy = RestartStrategy.ONE_FOR_ONE) -> SupervisorPolicy:
         s = self.config.supervisor
         return SupervisorPolicy(
             strategy=strategy,
@@ -51,37 +109,337 @@ class App:
             shutdown_timeout_s=s.shutdown_timeout_s,
         )
 
-    def _child_specs(self) -> list[ChildSpec]:
-        return [ChildSpec("watchdog", lambda: self.watchdog)]
+    # -- building ----------------------------------------------------------------------
+    async def _open_store(self) -> Store:
+        from adapters.storage.errors import StoreError
 
+        cfg = self.config
+        path = state_db_path(self.state_dir, cfg.daemon.mode, cfg.venue.name)
+        try:
+            return await Store.open(path, fsync_orders=cfg.daemon.mode == "live")
+        except StoreError as exc:
+            raise StartupError(f"state database unusable: {exc}") from None
+
+    async def _open_venue(self) -> Venue:
+        cfg = self.config
+        if cfg.venue.kind == "paper":
+            from adapters.paper_venue import PaperVenue
+
+            venue = PaperVenue(
+                self.state_dir / f"paper-venue-{cfg.venue.name}.db",
+                cfg.venue.paper,
+                cfg.instruments,
+                venue_name=cfg.venue.name,
+            )
+        else:
+            raise StartupError(
+                "venue.kind = 'ccxt' is not available in this build yet", exit_codes.CONFIG_ERROR
+            )
+        try:
+            await venue.start()
+        except Exception as exc:
+            raise StartupError(f"venue {cfg.venue.name} could not start: {exc}") from None
+        return venue
+
+    def _open_source(self) -> MarketDataSource:
+        from adapters.market_data.errors import DataFileError
+
+        try:
+            return build_source(self.config.feed, self.reloader.current.resolve)
+        except DataFileError as exc:
+            raise StartupError(f"market data file unusable: {exc}") from None
+        except Exception as exc:
+            raise StartupError(f"market data source unusable: {exc}", exit_codes.CONFIG_ERROR) from None
+
+    async def _strategy_portfolios(self, store: Store) -> dict[str, TrackingPortfolio]:
+        """Each strategy's positions and open orders as stored, so a restart resumes them."""
+        views = {s.name: TrackingPortfolio() for s in self.config.strategies}
+        for (strategy, symbol), size in (await store.strategy_positions()).items():
+            if strategy in views and size != 0:
+                views[strategy].set_position(symbol, size)
+        for rec in await store.open_orders():
+            view = views.get(rec.strategy)
+            if view is not None:
+                view.add_open_order(OpenOrder(client_order_id=rec.client_order_id, symbol=rec.symbol, side=rec.side,
+                                              size=rec.size, filled=rec.filled, price=rec.price,
+                                              strategy=rec.strategy))
+        return views
+
+    def _build_tree(
+        self, store: Store, venue: Venue, source: MarketDataSource, portfolios: dict[str, TrackingPortfolio]
+    ) -> None:
+        cfg = self.config
+        ch = cfg.channels
+        feed = FeedActor(cfg.feed, source, market_capacity=ch.market_capacity)
+        feed.start_gate = asyncio.Event()
+        self.feed = feed
+        intents: Channel[OrderIntent] = Channel("intents", ch.intent_capacity)
+        commands: Channel[OrderCommand] = Channel("order_commands", ch.order_capacity)
+        events: Channel[RoutedEvent] = Channel("order_events", ch.event_capacity)
+        control: Channel[SetTradingState | ConfigChanged] = Channel("risk_control", 64)
+        state_events: Channel[TradingStateChanged] = Channel("trading_state", 64)
+        self.commands, self.control = commands, control
+        self.channels: list[Channel[Any]] = [intents, commands, events, control, state_events]
+
+        om = OrderManager(
+            "order_manager",
+            venue=venue,
+            store=store,
+            commands=commands,
+            events=events,  # type: ignore[arg-type]
+            drain_timeout_s=cfg.daemon.order_drain_timeout_s,
+            fills_lookback_s=cfg.reconciler.fills_lookback_s,
+        )
+        self.order_manager = om
+        reconciler = ReconcilerActor(
+            "reconciler",
+            store=store,
+            venue=venue,
+            target=om,
+            settings=lambda: self.config.reconciler,
+            control=control,  # type: ignore[arg-type]
+        )
+        self.reconciler = reconciler
+        gate = RiskGate(
+            "risk_gate",
+            intents=intents,
+            orders=commands,
+            strategy_events=events,
+            risk=cfg.risk,
+            instruments=cfg.instruments,
+            portfolio=lambda: portfolio_from_orders(
+                om.snapshot(), self.config.instruments, gate.reference_price,
+                fee_bps=self.config.risk.assumed_fee_bps,
+            ),
+            events=store,
+            state_store=store,
+            control=control,
+            state_events=state_events,
+            data_age=feed.data_age_s,
+            risk_provider=lambda: self.config.risk,
+        )
+        self.risk_gate = gate
+        feed.add_tap(gate.on_market)
+        on_market = getattr(venue, "on_market", None)
+        if callable(on_market):
+            feed.add_tap(on_market)
+
+        targets: dict[str, Channel[Any]] = {}
+        host_specs: list[ChildSpec] = []
+        for section in cfg.strategies:
+            cls = load_strategy_class(section.strategy)
+            strat_events: Channel[OrderFeedback] = Channel(f"events.{section.name}", ch.event_capacity)
+            targets[section.name] = strat_events
+            host = StrategyHost.attach(
+                feed,
+                StrategyContext.from_section(section),
+                cls,
+                order_events=strat_events,
+                intents=intents,
+                portfolio=portfolios[section.name],
+            )
+            self.hosts[section.name] = host
+            self.channels.append(strat_events)
+            host_specs.append(ChildSpec(section.name, lambda h=host: h))  # type: ignore[misc]
+        router = EventRouter("router", events, targets)
+        self.router = router
+        bar_sub = feed.subscribe("bar_log", symbols=cfg.feed.symbols, timeframes=cfg.feed.timeframes)
+        bar_log = BarLog("bar_log", bar_sub.bars)
+
+        drain = cfg.daemon.order_drain_timeout_s + cfg.supervisor.shutdown_timeout_s
+        order_path = Supervisor(
+            "order_path",
+            [
+                ChildSpec("order_manager", lambda: om, shutdown_timeout_s=drain),
+                ChildSpec("reconciler", lambda: reconciler),
+                ChildSpec("risk_gate", lambda: gate),
+                ChildSpec("router", lambda: router),
+            ],
+            self._policy(RestartStrategy.REST_FOR_ONE),
+        )
+        strategies = Supervisor("strategies", host_specs, self._policy())
+        self.strategies_sup = strategies
+        enabled = {s.name for s in cfg.strategies if s.enabled}
+        self.root = Supervisor(
+            "root",
+            [
+                ChildSpec("watchdog", lambda: self.watchdog),
+                ChildSpec("order_path", lambda: order_path),
+                ChildSpec("strategies", lambda: strategies),
+                ChildSpec("bar_log", lambda: bar_log),
+                ChildSpec("feed", lambda: feed),
+            ],
+            self._policy(),
+        )
+        self._disabled_at_start = [s.name for s in cfg.strategies if s.name not in enabled]
+        self._spawn(self._watch_trading_state(state_events))
+
+    # -- health and readiness ------------------------------------------------------------
+    def _health_checks(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if self.reconciler is not None and not self.reconciler.ready.is_set():
+            out.append((DEGRADED, "start-up reconciliation not complete"))
+        if self.feed is not None:
+            snap = self.feed.snapshot()
+            if snap.live and not snap.ended:
+                for sym in snap.symbols:
+                    if sym.stale:
+                        out.append((DEGRADED, f"market data for {sym.symbol} is stale"))
+        if self.trading_state is TradingState.HALTED:
+            out.append((DEGRADED, "trading HALTED"))
+        return out
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        """Ready once reconciled, the feed is live and trading is not halted."""
+        reasons: list[str] = []
+        if self.reconciler is None or not self.reconciler.ready.is_set():
+            reasons.append("start-up reconciliation not complete")
+        if self.feed is None or not self.feed.snapshot().live:
+            reasons.append("market data feed not live")
+        if self.trading_state is TradingState.HALTED:
+            reasons.append("trading is HALTED")
+        return (not reasons, reasons)
+
+    async def _watch_trading_state(self, ch: Channel[TradingStateChanged]) -> None:
+        async for ev in ch:
+            self.trading_state = ev.state
+            self._state_changed.set()
+            self._state_changed = asyncio.Event()
+
+    async def _gate_feed_on_reconcile(self) -> None:
+        assert self.reconciler is not None and self.feed is not None and self.feed.start_gate is not None
+        await self.reconciler.ready.wait()
+        report = self.reconciler.last_report
+        self.log.info(
+            "reconcile.startup_done",
+            discrepancies=len(report.discrepancies) if report is not None else 0,
+        )
+        if self.risk_gate is not None:
+            self.trading_state = self.risk_gate.trading_state
+        self.feed.start_gate.set()
+        self.log.info("daemon.ready", strategies=sorted(self.hosts), trading_state=self.trading_state.value)
+
+    # -- reload ----------------------------------------------------------------------------
     def _on_reload(self, new: LoadedConfig, changed: tuple[str, ...]) -> None:
         cfg = new.config
         if "log.level" in changed:
             self.logging.level.set(cfg.log.level)
         if "log.ring_size" in changed:
             self.logging.ring.resize(cfg.log.ring_size)
+        if any(p.startswith("risk.") for p in changed) and self.control is not None:
+            # The gate re-reads its limits at its next message boundary.
+            self.control.try_send(ConfigChanged(version=new.version))
+        if any(p.startswith("feed.replay.speed") or p.startswith("feed.synthetic.speed") for p in changed):
+            set_speed = getattr(self.source, "set_speed", None)
+            if callable(set_speed):
+                kind = cfg.feed.source
+                set_speed(cfg.feed.replay.speed if kind == "replay" else cfg.feed.synthetic.speed)
+        for section in cfg.strategies:
+            host = self.hosts.get(section.name)
+            if host is None:
+                continue
+            if dict(host.context.params) != dict(section.params):
+                host.reconfigure(section.params)
+            sup = self.strategies_sup
+            if sup is not None:
+                if section.enabled and not sup.is_running(section.name):
+                    sup.start_child(section.name)
+                elif not section.enabled and sup.is_running(section.name):
+                    self._spawn(self._terminate_strategy(section.name))
+
+    async def _terminate_strategy(self, name: str) -> None:
+        if self.strategies_sup is not None:
+            await self.strategies_sup.terminate_child(name)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- Runnable ----------------------------------------------------------------------
     async def open(self) -> None:
-        """Open resources before the actor tree starts."""
-        self.log.info("daemon.starting", name=self.config.daemon.name, mode=self.config.daemon.mode,
-                      config=str(self.reloader.current.path or "<defaults>"))
+        """Open the store, the venue and the data source, and build the actor tree."""
+        cfg = self.config
+        self.log.info("daemon.starting", name=cfg.daemon.name, mode=cfg.daemon.mode,
+                      config=str(self.reloader.current.path or "<defaults>"), state_dir=str(self.state_dir))
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot create state directory {self.state_dir}: {exc.strerror}") from None
+        self.source = self._open_source()
+        self.store = await self._open_store()
+        self.venue = await self._open_venue()
+        portfolios = await self._strategy_portfolios(self.store)
+        try:
+            self._build_tree(self.store, self.venue, self.source, portfolios)
+        except Exception as exc:
+            raise StartupError(f"cannot build the daemon: {exc}", exit_codes.CONFIG_ERROR) from None
 
     async def after_start(self) -> None:
-        """The tree is running."""
-        self.log.info("daemon.ready")
+        """The tree is running: stop disabled strategies, release the feed once reconciled."""
+        for name in getattr(self, "_disabled_at_start", []):
+            if self.strategies_sup is not None:
+                await self.strategies_sup.terminate_child(name)
+        await self._gate_feed_on_reconcile()
 
     async def on_give_up(self, reason: str) -> None:
-        """Root supervisor gave up: nothing to unwind yet at the kernel level."""
-        self.log.error("daemon.give_up_policy", reason=reason)
+        """Root supervisor gave up: trading is over; apply the open-order policy, audit."""
+        self.log.error("daemon.give_up_policy", reason=reason,
+                       cancel_open_orders=self.config.daemon.cancel_open_orders_on_exit)
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.store.append_audit("daemon.gave_up", {"reason": reason})
+        if self.config.daemon.cancel_open_orders_on_exit:
+            await self._cancel_open_orders_directly("root supervisor gave up")
+
+    async def _cancel_open_orders_directly(self, reason: str) -> None:
+        if self.store is None or self.venue is None:
+            return
+        for rec in await self.store.open_orders():
+            try:
+                await self.venue.cancel(rec.client_order_id, rec.symbol)
+                self.log.info("order.cancel_on_exit", client_order_id=rec.client_order_id, reason=reason)
+            except Exception as exc:
+                self.log.error("order.cancel_on_exit_failed", client_order_id=rec.client_order_id,
+                               error=repr(exc))
 
     def on_stopping(self) -> None:
         """An orderly stop has begun."""
         self.log.info("daemon.stopping")
 
     async def close(self) -> None:
-        """Close resources after the tree stopped."""
+        """Close resources after the tree stopped (source, venue, store), in that order."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.config.daemon.cancel_open_orders_on_exit and self.order_manager is not None:
+            await self._cancel_open_orders_directly("orderly stop")
+        for name, closer in (("source", self.source), ("venue", self.venue), ("store", self.store)):
+            if closer is None:
+                continue
+            try:
+                await closer.close()
+            except Exception as exc:
+                self.log.error("daemon.close_failed", resource=name, error=repr(exc))
 
     async def reload(self, source: str) -> None:
         """Reload from the config file (SIGHUP)."""
         await self.reloader.reload(source)
+
+    # -- commands (admin) ----------------------------------------------------------------
+    async def set_trading_state(self, cmd: SetTradingState, timeout_s: float = 2.0) -> TradingState:
+        """Send a trading-state command to the risk gate and wait for the resulting state."""
+        if self.control is None:
+            raise RuntimeError("daemon not started")
+        waiter = self._state_changed
+        await self.control.send(cmd)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter.wait(), timeout_s)
+        if self.risk_gate is not None:
+            self.trading_state = self.risk_gate.trading_state
+        return self.trading_state
+
+    @property
+    def data_dir(self) -> Path:
+        """Directory holding the state databases."""
+        return self.state_dir

@@ -77,7 +77,16 @@ async def serve(app: Runnable) -> int:
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     code = exit_codes.OK
     try:
-        await app.open()
+        try:
+            await app.open()
+        except Exception as exc:
+            startup_code = getattr(exc, "exit_code", None)
+            if not isinstance(startup_code, int):
+                raise
+            # A known start-up failure: one clear line in the log and on stderr, no traceback.
+            log.error("daemon.startup_failed", error=str(exc), exit_code=startup_code)
+            print(f"aaiti: {exc}", file=sys.stderr)
+            return startup_code
         root_task = asyncio.create_task(app.root.main(), name="root-supervisor")
         stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
         started = asyncio.create_task(app.after_start(), name="after-start")
@@ -86,12 +95,12 @@ async def serve(app: Runnable) -> int:
         await asyncio.wait({root_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         if root_task.done():
             stop_task.cancel()
-            exc = root_task.exception() if not root_task.cancelled() else None
-            reason = str(exc) if exc else "root supervisor exited"
-            if isinstance(exc, SupervisorGaveUp | ChildIgnoredCancel):
+            failure = root_task.exception() if not root_task.cancelled() else None
+            reason = str(failure) if failure else "root supervisor exited"
+            if isinstance(failure, SupervisorGaveUp | ChildIgnoredCancel):
                 log.error("supervisor.root_gave_up", reason=reason)
             else:
-                log.error("supervisor.root_failed", reason=reason, error=repr(exc))
+                log.error("supervisor.root_failed", reason=reason, error=repr(failure))
             await _bounded(app.on_give_up(reason), app.stop_timeout_s, log, "give_up_policy")
             code = exit_codes.SUPERVISOR_GAVE_UP
         else:

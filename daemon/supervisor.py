@@ -315,6 +315,31 @@ class Supervisor:
             timeout = self.policy.shutdown_timeout_s
             raise ChildIgnoredCancel(",".join(stuck), timeout)
 
+    async def terminate_child(self, name: str) -> bool:
+        """Stop a child on request (admin, config) without restarting it. False if not running."""
+        entry = self._entries.get(name)
+        if entry is None:
+            return False
+        await self._stop_entry(entry, raise_on_timeout=False)
+        if self._entries.get(name) is entry:
+            del self._entries[name]
+        self.log.info("child.terminated", child=name)
+        return True
+
+    def start_child(self, name: str) -> bool:
+        """Start a configured child that is not running. False if unknown or already running."""
+        spec = next((s for s in self.specs if s.name == name), None)
+        if spec is None or name in self._entries:
+            return False
+        self._start(spec)
+        self.log.info("child.started", child=name)
+        return True
+
+    def is_running(self, name: str) -> bool:
+        """True while the named child has a live task."""
+        entry = self._entries.get(name)
+        return entry is not None and not entry.task.done()
+
     async def restart_child(self, name: str, reason: str) -> bool:
         """Restart a child from outside (the watchdog, for a stall). False if unknown."""
         entry = self._entries.get(name)

@@ -123,6 +123,10 @@ class OrderManager(Actor):
     ``client_id_prefix`` starts every client order id (1-12 letters/digits).
     ``drain_timeout_s`` bounds the wait for in-flight submits/cancels at shutdown — give
     the supervisor's child shutdown timeout a little more than this.
+    ``on_submit`` (optional) is called with the intent's ``origin_ns`` (the ``recv_ns`` of
+    the market event behind it; 0 when unknown) right before each ``venue.submit`` call —
+    the end of tick-to-submit latency for metrics and benchmarks. It must be cheap and
+    must not raise (an exception is logged and otherwise ignored).
     """
 
     kind = "order_manager"
@@ -146,6 +150,7 @@ class OrderManager(Actor):
         dedup_window: int = 200_000,
         closed_order_window: int = 10_000,
         clock_ms: Callable[[], int] = _wall_ms,
+        on_submit: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(name, inbox=commands)
         if not (0 < len(client_id_prefix) <= 12 and client_id_prefix.isascii() and client_id_prefix.isalnum()):
@@ -165,6 +170,7 @@ class OrderManager(Actor):
         self._dedup_window = dedup_window
         self._closed_window = closed_order_window
         self._clock_ms = clock_ms
+        self.on_submit = on_submit
         self.loaded = asyncio.Event()
         self._ledger_totals = (0, 0, 0, 0)
         self._reset_state()
@@ -382,7 +388,7 @@ class OrderManager(Actor):
                 self._emit(self._event(rec, _S.DENIED, _S.INITIALIZED, STORE_UNAVAILABLE), persist=False)
             return
         mono = time.monotonic()
-        for rec in records:
+        for rec, ap in zip(records, intents, strict=True):
             coid = rec.client_order_id
             self._orders[coid] = rec
             self._inflight[coid] = mono
@@ -391,12 +397,12 @@ class OrderManager(Actor):
             self._count(_S.SUBMITTED)
             self._submitted += 1
             self._emit(self._event(rec, _S.SUBMITTED, _S.INITIALIZED))
-            await self._spawn(rec)
+            await self._spawn(rec, ap.intent.origin_ns)
 
-    async def _spawn(self, rec: OrderRecord) -> None:
+    async def _spawn(self, rec: OrderRecord, origin_ns: int = 0) -> None:
         """Start a submit once fewer than ``max_concurrent_requests`` are running (backpressure)."""
         await self._sem.acquire()
-        task = self._start_task(self._submit(rec))
+        task = self._start_task(self._submit(rec, origin_ns))
         task.add_done_callback(lambda _: self._sem.release())
 
     def _start_task(self, coro: Any) -> asyncio.Task[None]:
@@ -410,10 +416,16 @@ class OrderManager(Actor):
         if not task.cancelled() and task.exception() is not None:
             self.log.error("orders.task_failed", error=repr(task.exception()))
 
-    async def _submit(self, rec: OrderRecord) -> None:
+    async def _submit(self, rec: OrderRecord, origin_ns: int = 0) -> None:
         coid = rec.client_order_id
         req = OrderRequest(client_order_id=coid, symbol=rec.symbol, side=rec.side, type=rec.type,
                            size=rec.size, price=rec.price)
+        hook = self.on_submit
+        if hook is not None:
+            try:
+                hook(origin_ns)
+            except Exception as exc:
+                self.log.error("orders.on_submit_hook_failed", error=repr(exc))
         try:
             vo = await self._venue.submit(req)
         except OrderRejected as exc:

@@ -472,6 +472,19 @@ class Store:
         params += [limit, offset]
         return [_fill_from_row(r) for r in await self._read(sql, params)]
 
+    async def strategy_positions(self) -> dict[tuple[str, str], Decimal]:
+        """Signed position per (strategy, symbol), summed exactly from every stored fill."""
+        rows = await self._read(
+            "SELECT o.strategy, f.symbol, f.side, f.size FROM fills f "
+            "JOIN orders o ON o.client_order_id = f.client_order_id"
+        )
+        out: dict[tuple[str, str], Decimal] = {}
+        for strategy, symbol, side, size in rows:
+            qty = Decimal(size)
+            key = (str(strategy), str(symbol))
+            out[key] = out.get(key, Decimal(0)) + (qty if side == "buy" else -qty)
+        return out
+
     async def fills_after(self, fill_seq: int) -> list[tuple[int, Fill]]:
         """Every fill stored after sequence ``fill_seq`` (restart replay), with its sequence."""
         rows = await self._read(f"SELECT id, {_FILL_COLS} FROM fills WHERE id > ? ORDER BY id", (fill_seq,))

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.daemon.daemon_process import DaemonProcess
+from tests.integration.daemon.paper_state import paper_config
 
 
 @pytest.fixture
 def daemon_config(tmp_path: Path) -> Path:
-    path = tmp_path / "aaiti.toml"
-    path.write_text(f"[daemon]\nstate_dir = '{tmp_path / 'state'}'\n[admin]\nport = 0\n")
-    return path
+    return paper_config(tmp_path)
 
 
 @pytest.fixture
@@ -47,3 +46,25 @@ def test_sigint_stops_cleanly_with_exit_0(daemon: DaemonProcess) -> None:
     daemon.wait_for_event("daemon.ready")
     daemon.proc.send_signal(signal.SIGINT)
     assert daemon.wait(timeout=10) == 0
+
+
+def test_second_sigint_during_slow_stop_forces_exit_130(tmp_path: Path) -> None:
+    # A 4 s venue acknowledgement keeps the order manager draining an in-flight order, so the
+    # orderly stop is still running when the second signal arrives.
+    config = paper_config(tmp_path, speed=3000)
+    text = config.read_text().replace("slippage_bps = 2\n", "slippage_bps = 2\nlatency_ms = 4000\n")
+    text = text.replace("[daemon]\n", "[daemon]\norder_drain_timeout_s = 30\nstop_timeout_s = 60\n")
+    config.write_text(text)
+    proc = DaemonProcess(config)
+    try:
+        proc.wait_for_event("order.submitted", timeout=60)
+        proc.proc.send_signal(signal.SIGINT)
+        proc.wait_for_event("daemon.stopping", timeout=10)
+        t0 = time.monotonic()
+        proc.proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=10)
+        assert code == 128 + signal.SIGINT
+        assert time.monotonic() - t0 < 3.5, "forced exit should not wait for the drain"
+        assert any(r.get("event") == "shutdown.forced" for r in proc.lines)
+    finally:
+        proc.kill()
