@@ -54,6 +54,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_loop(main, use_uvloop=cfg.daemon.use_uvloop)
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Check the audit log's hash chain; name the first bad row (exit 4) or say OK (exit 0)."""
+    from adapters.storage.audit import verify_audit
+    from adapters.storage.errors import StoreError
+    from adapters.storage.paths import state_db_path
+
+    if args.db:
+        db = Path(args.db)
+    else:
+        loaded = _load_or_exit(args.config)
+        cfg = loaded.config
+        db = state_db_path(loaded.resolve(cfg.daemon.state_dir), cfg.daemon.mode, cfg.venue.name)
+    try:
+        report = verify_audit(db)
+    except StoreError as exc:
+        print(f"aaiti: {exc}", file=sys.stderr)
+        return exit_codes.STATE_ERROR
+    print(report.summary())
+    return exit_codes.OK if report.ok else exit_codes.STATE_ERROR
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Run the Binance spot simulator alone (flags: ``aaiti sim --help``)."""
+    from adapters.binance_sim.__main__ import main as sim_main
+
+    return sim_main(list(args.sim_args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(prog="aaiti", description="aaiti trading daemon")
@@ -64,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file and print the effective config")
     p.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
     p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("audit", help="audit log tools")
+    audit = p.add_subparsers(dest="audit_command", required=True)
+    v = audit.add_parser("verify", help="verify the hash chain of the audit log")
+    v.add_argument("--db", default=None, help="state database (default: from the config)")
+    v.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="config naming the state directory")
+    v.set_defaults(func=cmd_audit_verify)
+    p = sub.add_parser("sim", help="run the Binance spot simulator on 127.0.0.1", add_help=False)
+    p.add_argument("sim_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_sim)
     return parser
 
 
