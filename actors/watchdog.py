@@ -35,7 +35,7 @@ class Watchdog(Actor):
         tree: Callable[[], Supervisor | None],
         settings: Callable[[], WatchdogSection],
         checks: list[HealthCheck] | None = None,
-        on_verdict: Callable[[HealthVerdict], None] | None = None,
+        on_verdict: Callable[[HealthVerdict], object] | None = None,
         on_lag: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__(name)

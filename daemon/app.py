@@ -44,11 +44,17 @@ from config.loader import LoadedConfig
 from config.render import secret_field_names
 from config.schema.root import AaitiConfig
 from daemon import exit_codes
+from daemon.admin.auth import AdminConfigError, resolve_token
+from daemon.admin.server import AdminServer
+from daemon.app_admin import AppAdmin
+from daemon.app_metrics import app_metrics_snapshot
 from daemon.channel import Channel
 from daemon.logging_setup import LoggingSetup
 from daemon.messages.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
 from daemon.messages.orders import OrderIntent
-from daemon.reloader import ConfigReloader
+from daemon.metrics import Metrics
+from daemon.reloader import ConfigReloader, ReloadResult
+from daemon.sd_notify import SystemdNotifier
 from daemon.supervisor import ChildSpec, RestartStrategy, Supervisor, SupervisorPolicy
 
 
@@ -72,8 +78,19 @@ class App:
         self.logging.redactor.set_keys(set(cfg.log.redact_keys) | secret_field_names(cfg))
         self.stop_timeout_s = cfg.daemon.stop_timeout_s
         self.state_dir = loaded.resolve(cfg.daemon.state_dir)
+        self.notifier = SystemdNotifier(min_status=cfg.systemd.watchdog_min_status, enabled=cfg.systemd.notify)
+        self.metrics = Metrics(
+            build_info={"mode": cfg.daemon.mode, "instance": cfg.daemon.name, "version": "0.1.0"},
+            cache_s=cfg.admin.metrics_cache_s,
+        )
+        self.metrics.set_source(lambda: app_metrics_snapshot(self))
         self.watchdog = Watchdog(
-            "watchdog", lambda: self.root, lambda: self.config.watchdog, checks=[self._health_checks]
+            "watchdog",
+            lambda: self.root,
+            lambda: self.config.watchdog,
+            checks=[self._health_checks],
+            on_verdict=self.notifier.on_verdict,
+            on_lag=self.metrics.observe_loop_lag,
         )
         self.root = Supervisor("root", [ChildSpec("watchdog", lambda: self.watchdog)], self._policy())
         self.store: Store | None = None
@@ -87,6 +104,8 @@ class App:
         self.strategies_sup: Supervisor | None = None
         self.control: Channel[SetTradingState | ConfigChanged] | None = None
         self.commands: Channel[OrderCommand] | None = None
+        self.channels: list[Channel[Any]] = []
+        self.admin: AdminServer | None = None
         self.trading_state = TradingState.ACTIVE
         self._state_changed = asyncio.Event()
         self._ready_logged = False
@@ -179,7 +198,7 @@ class App:
         control: Channel[SetTradingState | ConfigChanged] = Channel("risk_control", 64)
         state_events: Channel[TradingStateChanged] = Channel("trading_state", 64)
         self.commands, self.control = commands, control
-        self.channels: list[Channel[Any]] = [intents, commands, events, control, state_events]
+        self.channels = [intents, commands, events, control, state_events]
 
         om = OrderManager(
             "order_manager",
@@ -189,6 +208,7 @@ class App:
             events=events,  # type: ignore[arg-type]
             drain_timeout_s=cfg.daemon.order_drain_timeout_s,
             fills_lookback_s=cfg.reconciler.fills_lookback_s,
+            on_submit=self._on_submit,
         )
         self.order_manager = om
         reconciler = ReconcilerActor(
@@ -274,6 +294,29 @@ class App:
         self._disabled_at_start = [s.name for s in cfg.strategies if s.name not in enabled]
         self._spawn(self._watch_trading_state(state_events))
 
+    def _on_submit(self, origin_ns: int) -> None:
+        # End of tick-to-submit: from the market event that caused the intent to the venue call.
+        if origin_ns:
+            self.metrics.observe_tick_to_submit((time.perf_counter_ns() - origin_ns) / 1e9)
+
+    def breaker_snapshots(self) -> list[dict[str, Any]]:
+        """Circuit breakers of the venue adapter and market source (name, state, trips)."""
+        out: list[dict[str, Any]] = []
+        for owner in (self.venue, self.source):
+            snaps = getattr(owner, "breaker_snapshots", None)
+            if callable(snaps):
+                out.extend(snaps())
+        return out
+
+    def reconnect_counts(self) -> dict[str, int]:
+        """Reconnects per stream of the venue adapter and market source."""
+        out: dict[str, int] = {}
+        for owner in (self.venue, self.source):
+            counts = getattr(owner, "reconnect_counts", None)
+            if callable(counts):
+                out.update(counts())
+        return out
+
     # -- health and readiness ------------------------------------------------------------
     def _health_checks(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
@@ -318,6 +361,7 @@ class App:
             self.trading_state = self.risk_gate.trading_state
         self.feed.start_gate.set()
         self.log.info("daemon.ready", strategies=sorted(self.hosts), trading_state=self.trading_state.value)
+        self.notifier.ready(f"trading {self.trading_state.value}; strategies: {', '.join(sorted(self.hosts))}")
 
     # -- reload ----------------------------------------------------------------------------
     def _on_reload(self, new: LoadedConfig, changed: tuple[str, ...]) -> None:
@@ -326,6 +370,8 @@ class App:
             self.logging.level.set(cfg.log.level)
         if "log.ring_size" in changed:
             self.logging.ring.resize(cfg.log.ring_size)
+        if "admin.metrics_cache_s" in changed:
+            self.metrics.cache_s = cfg.admin.metrics_cache_s
         if any(p.startswith("risk.") for p in changed) and self.control is not None:
             # The gate re-reads its limits at its next message boundary.
             self.control.try_send(ConfigChanged(version=new.version))
@@ -374,6 +420,19 @@ class App:
             self._build_tree(self.store, self.venue, self.source, portfolios)
         except Exception as exc:
             raise StartupError(f"cannot build the daemon: {exc}", exit_codes.CONFIG_ERROR) from None
+        if cfg.admin.enabled:
+            await self._start_admin()
+
+    async def _start_admin(self) -> None:
+        cfg = self.config
+        try:
+            resolved = resolve_token(cfg.admin, base_dir=self.reloader.current.base_dir)
+            if resolved is not None:
+                self.logging.redactor.add_secret_value(resolved.value)
+            self.admin = AdminServer(AppAdmin(self), lambda: self.config.admin, resolved.value if resolved else None)
+            await self.admin.start()
+        except AdminConfigError as exc:
+            raise StartupError(f"admin endpoint: {exc}", exit_codes.CONFIG_ERROR) from None
 
     async def after_start(self) -> None:
         """The tree is running: stop disabled strategies, release the feed once reconciled."""
@@ -406,12 +465,15 @@ class App:
     def on_stopping(self) -> None:
         """An orderly stop has begun."""
         self.log.info("daemon.stopping")
+        self.notifier.stopping("stopping: finishing in-flight orders")
 
     async def close(self) -> None:
         """Close resources after the tree stopped (source, venue, store), in that order."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.admin is not None:
+            await self.admin.stop()
         if self.config.daemon.cancel_open_orders_on_exit and self.order_manager is not None:
             await self._cancel_open_orders_directly("orderly stop")
         for name, closer in (("source", self.source), ("venue", self.venue), ("store", self.store)):
@@ -421,10 +483,19 @@ class App:
                 await closer.close()
             except Exception as exc:
                 self.log.error("daemon.close_failed", resource=name, error=repr(exc))
+        self.notifier.close()
 
     async def reload(self, source: str) -> None:
         """Reload from the config file (SIGHUP)."""
-        await self.reloader.reload(source)
+        await self.reload_config(source)
+
+    async def reload_config(self, source: str) -> ReloadResult:
+        """The one reload path for SIGHUP, POST /reload and ``aaiti reload``, with sd_notify around it."""
+        self.notifier.reloading(f"reloading config ({source})")
+        try:
+            return await self.reloader.reload(source)
+        finally:
+            self.notifier.ready(f"config version {self.reloader.current.version}")
 
     # -- commands (admin) ----------------------------------------------------------------
     async def set_trading_state(self, cmd: SetTradingState, timeout_s: float = 2.0) -> TradingState:

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--db", default=None, help="state database (default: from the config)")
     v.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="config naming the state directory")
     v.set_defaults(func=cmd_audit_verify)
+    from daemon.cli_admin import add_admin_commands
+
+    add_admin_commands(sub)
     p = sub.add_parser("sim", help="run the Binance spot simulator on 127.0.0.1", add_help=False)
     p.add_argument("sim_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_sim)

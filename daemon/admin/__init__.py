@@ -1,0 +1,1 @@
+"""Embedded admin HTTP API: backend protocol, auth, routes, OpenAPI, log streams, server."""

@@ -1,0 +1,221 @@
+"""The OpenAPI 3.1 document of the admin API, built from the route table (served at /openapi.json).
+
+Paths, methods, parameters, request bodies and security come from ``routes.ROUTES`` —
+the same table the server registers — so the document cannot list a route the server
+lacks or miss one it has (a test checks both directions against the live router).
+Request bodies and kernel types (``ReloadResult``, ``ChildStatus``, ``ChannelStats``,
+``ConfigView``) are described by msgspec's JSON Schema generator; the response shapes the
+backend returns are written out here: they are the API's contract, with
+``additionalProperties`` allowed so the daemon may add fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import metadata
+from typing import Any
+
+import msgspec
+
+from daemon.admin.backend import ConfigView
+from daemon.admin.routes import COMMON_RESPONSES, ROUTES, CommandBody, EmptyBody, Response, ResumeBody, Route
+from daemon.channel import ChannelStats
+from daemon.messages.orders import OrderStatus
+from daemon.reloader import ReloadResult
+from daemon.supervisor import ChildStatus
+
+REF = "#/components/schemas/{name}"
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": REF.format(name=name)}
+
+
+def _obj(properties: dict[str, Any], required: Iterable[str] = (), description: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": True}
+    req = list(required)
+    if req:
+        out["required"] = req
+    if description:
+        out["description"] = description
+    return out
+
+
+def _array(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item}
+
+
+def _page(key: str, item: str) -> dict[str, Any]:
+    return _obj(
+        {key: _array(_ref(item)), "count": {"type": "integer"}, "limit": {"type": "integer"},
+         "offset": {"type": "integer"}},
+        [key, "count", "limit", "offset"],
+    )
+
+
+def _hand_written() -> dict[str, Any]:
+    """Response shapes of the backend (see ``AdminBackend``)."""
+    string = {"type": "string"}
+    integer = {"type": "integer"}
+    number = {"type": "number"}
+    boolean = {"type": "boolean"}
+    dec = {"type": "string", "format": "decimal", "description": "Exact decimal number as a string."}
+    opt_dec = {"anyOf": [dec, {"type": "null"}]}
+    side = {"type": "string", "enum": ["buy", "sell"]}
+    trading_state = {"type": "string", "enum": ["ACTIVE", "REDUCING", "HALTED"]}
+    health_status = {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]}
+    return {
+        "Error": _obj({"error": {**string, "description": "Stable error code."}, "message": string},
+                      ["error", "message"]),
+        "Health": _obj({"status": {"type": "string", "enum": ["alive"]}, "health": health_status,
+                        "reasons": _array(string)}, ["status", "health", "reasons"]),
+        "Readiness": _obj({"ready": boolean, "reasons": _array(string)}, ["ready", "reasons"]),
+        "NotReady": {"allOf": [_ref("Error"), _ref("Readiness")]},
+        "MetricsText": {"type": "string", "description": "Prometheus text exposition format 0.0.4."},
+        "Status": _obj(
+            {
+                "name": string, "mode": {"type": "string", "enum": ["paper", "live"]}, "version": string,
+                "pid": integer, "uptime_s": number, "trading_state": trading_state, "kill_switch": boolean,
+                "health": _obj({"status": health_status, "reasons": _array(string)}),
+                "config_version": integer, "actors": _array(_ref("ChildStatus")),
+                "channels": _array(_ref("ChannelStats")),
+            },
+            description="Daemon overview; keys beyond these may appear.",
+        ),
+        "Order": _obj(
+            {
+                "client_order_id": string, "venue": string, "venue_order_id": string, "strategy": string,
+                "symbol": string,
+                "side": side, "type": {"type": "string", "enum": ["market", "limit"]}, "size": dec,
+                "price": opt_dec, "status": {"type": "string", "enum": [s.value for s in OrderStatus]},
+                "filled": dec, "avg_price": opt_dec, "fees": dec, "tag": string, "intent_id": string,
+                "reason": string, "created_ms": integer, "updated_ms": integer,
+            },
+            ["client_order_id", "strategy", "symbol", "side", "type", "size", "status", "filled"],
+        ),
+        "OrderPage": _page("orders", "Order"),
+        "Fill": _obj(
+            {
+                "venue": string, "trade_id": string, "client_order_id": string, "venue_order_id": string,
+                "symbol": string,
+                "side": side, "price": dec, "size": dec, "fee": dec, "fee_currency": string,
+                "liquidity": {"type": "string", "enum": ["maker", "taker"]}, "ts_ms": integer,
+            },
+            ["trade_id", "client_order_id", "symbol", "side", "price", "size"],
+        ),
+        "FillPage": _page("fills", "Fill"),
+        "Position": _obj(
+            {"symbol": string, "size": dec, "avg_price": dec, "realized_pnl": dec, "fees": dec, "fills": integer,
+             "mark": opt_dec, "unrealized_pnl": opt_dec},
+            ["symbol", "size"],
+        ),
+        "Positions": _obj({"positions": _array(_ref("Position"))}, ["positions"]),
+        "Balance": _obj({"asset": string, "free": dec, "locked": dec, "total": dec}, ["asset"]),
+        "Balances": _obj({"balances": _array(_ref("Balance"))}, ["balances"]),
+        "Risk": _obj(
+            {"state": trading_state, "kill_switch": boolean, "limits": {"type": "object"},
+             "open_orders": integer, "gross_exposure": dec, "equity": opt_dec, "daily_pnl": opt_dec,
+             "drawdown_pct": {"anyOf": [number, {"type": "null"}]},
+             "denied_by_reason": {"type": "object", "additionalProperties": integer}},
+            ["state", "kill_switch", "limits"],
+        ),
+        "RiskEvent": _obj(
+            {"id": integer, "ts_ms": integer, "reason": string, "strategy": string, "symbol": string,
+             "intent": {"type": "object"}, "limit": string, "detail": string},
+            ["ts_ms", "reason"],
+        ),
+        "RiskEventPage": _page("events", "RiskEvent"),
+        "LogRecord": _obj({"timestamp": string, "level": string, "event": string, "actor": string},
+                          ["event", "level"]),
+        "LogTail": _obj({"count": integer, "records": _array(_ref("LogRecord"))}, ["count", "records"]),
+        "ReloadRefused": {"allOf": [_ref("Error"), _ref("ReloadResult")]},
+        "TradingState": _obj({"state": trading_state, "kill_switch": boolean, "reason": string},
+                             ["state", "kill_switch"]),
+        "CancelAccepted": _obj({"client_order_id": string, "cancel_requested": boolean},
+                               ["client_order_id", "cancel_requested"]),
+        "StrategyCommand": _obj({"strategy": string, "action": {"type": "string", "enum": ["stop", "start"]},
+                                 "accepted": boolean}, ["strategy", "action", "accepted"]),
+        "OpenApiDocument": {"type": "object"},
+    }
+
+
+def _responses(route: Route) -> dict[str, Any]:
+    merged: dict[int, Response] = {**route.responses}
+    for status, resp in COMMON_RESPONSES.items():
+        if status == 401 and route.auth == "public":
+            continue
+        merged.setdefault(status, resp)
+    out: dict[str, Any] = {}
+    for status in sorted(merged):
+        resp = merged[status]
+        entry: dict[str, Any] = {"description": resp.description}
+        if resp.schema is not None:
+            content: dict[str, Any] = {}
+            for ctype in resp.content_types:
+                if ctype == "text/event-stream":
+                    content[ctype] = {"schema": {"type": "string", "description":
+                                                 "Events 'log' (data: one LogRecord as JSON) and 'end'."}}
+                else:
+                    content[ctype] = {"schema": _ref(resp.schema)}
+            entry["content"] = content
+        out[str(status)] = entry
+    return out
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "responses": _responses(route),
+    }
+    if route.params:
+        op["parameters"] = [
+            {"name": p.name, "in": p.location, "required": p.required or p.location == "path",
+             "description": p.description, "schema": dict(p.schema)}
+            for p in route.params
+        ]
+    if route.body is not None:
+        op["requestBody"] = {
+            "required": False,
+            "description": "JSON object; may be omitted.",
+            "content": {"application/json": {"schema": _ref(route.body.__name__)}},
+        }
+    if route.auth == "public":
+        op["security"] = []
+    elif route.auth == "metrics":
+        op["security"] = [{"bearerAuth": []}, {}]
+        op["description"] = "Public when admin.metrics_public is true; otherwise a bearer token is required."
+    return op
+
+
+def build_openapi(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for ``routes``."""
+    try:
+        version = metadata.version("aaiti")
+    except metadata.PackageNotFoundError:
+        version = "0"
+    _, generated = msgspec.json.schema_components(
+        (EmptyBody, CommandBody, ResumeBody, ConfigView, ReloadResult, ChildStatus, ChannelStats),
+        ref_template=REF,
+    )
+    schemas = {**generated, **_hand_written()}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "aaiti admin API",
+            "version": version,
+            "description": "Inspect and control a running aaiti daemon. Errors are always "
+            '{"error": <code>, "message": <text>}.',
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas,
+        },
+    }

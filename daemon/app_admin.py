@@ -1,0 +1,247 @@
+"""The running daemon as the admin API sees it: ``AdminBackend`` over the App's snapshots.
+
+Reads come from snapshots the actors publish (order manager, risk gate, feed, supervisor
+tree) or from the store; commands are messages: trading-state changes go to the risk
+gate's control channel, cancels to the order manager's command channel.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from daemon.admin.backend import (
+    ConfigView,
+    Conflict,
+    KillSwitchEngaged,
+    Record,
+    Unavailable,
+)
+from daemon.logging_setup import LogRing
+from daemon.messages.control import HealthVerdict, SetTradingState, TradingState
+from daemon.messages.orders import TERMINAL_STATUSES, CancelAll, CancelOrder, OrderStatus
+from daemon.reloader import ReloadResult
+
+if TYPE_CHECKING:
+    from adapters.storage.store import Store
+    from daemon.app import App
+
+VERSION = "0.1.0"
+
+
+class AppAdmin:
+    """Implements ``daemon.admin.backend.AdminBackend`` for the App."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    # -- reads -------------------------------------------------------------------------
+    @property
+    def log_ring(self) -> LogRing:
+        """The in-memory log ring."""
+        return self.app.logging.ring
+
+    def status(self) -> Mapping[str, Any]:
+        """Overview: process, trading state, health, config, actors, channels, breakers."""
+        app = self.app
+        cfg = app.config
+        verdict = app.watchdog.verdict
+        gate = app.risk_gate
+        loaded = app.reloader.current
+        ready, reasons = app.readiness()
+        return {
+            "name": cfg.daemon.name,
+            "mode": cfg.daemon.mode,
+            "version": VERSION,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - app.started_at, 3),
+            "ready": ready,
+            "not_ready_reasons": reasons,
+            "trading_state": gate.trading_state.value if gate is not None else app.trading_state.value,
+            "kill_switch": gate.kill_switch if gate is not None else False,
+            "health": {"status": verdict.status, "reasons": list(verdict.reasons)},
+            "loop_lag_ms": round(app.watchdog.loop_lag_ms, 3),
+            "config_version": loaded.version,
+            "config_loaded_at": loaded.loaded_at,
+            "config_path": str(loaded.path) if loaded.path else None,
+            "actors": app.root.statuses(),
+            "channels": [ch.stats for ch in app.channels],
+            "circuit_breakers": app.breaker_snapshots(),
+            "feed": app.feed.snapshot() if app.feed is not None else None,
+            "venue": {"kind": cfg.venue.kind, "name": cfg.venue.name},
+        }
+
+    def readiness(self) -> tuple[bool, Sequence[str]]:
+        """Ready once reconciled, the feed is live and trading is not halted."""
+        return self.app.readiness()
+
+    def health(self) -> HealthVerdict:
+        """The watchdog's latest verdict."""
+        return self.app.watchdog.verdict
+
+    def positions(self) -> Sequence[Record]:
+        """Per symbol: size, average price, realized PnL, fees, mark and unrealized PnL."""
+        om, gate = self.app.order_manager, self.app.risk_gate
+        if om is None:
+            return []
+        out: list[Record] = []
+        for pos in om.snapshot().positions:
+            mark = gate.reference_price(pos.symbol) if gate is not None else None
+            out.append(
+                {
+                    "symbol": pos.symbol,
+                    "size": pos.size,
+                    "avg_price": pos.avg_price,
+                    "realized_pnl": pos.realized_pnl,
+                    "fees": pos.fees,
+                    "fills": pos.fills,
+                    "mark": mark,
+                    "unrealized_pnl": pos.unrealized_pnl(mark) if mark is not None else None,
+                }
+            )
+        return out
+
+    def balances(self) -> Sequence[Record]:
+        """Per asset: total (from fills), locked by open orders, free."""
+        om = self.app.order_manager
+        if om is None:
+            return []
+        snap = om.snapshot()
+        locked: dict[str, Decimal] = {}
+        instruments = self.app.config.instruments
+        for o in snap.open_orders:
+            inst = instruments.get(o.symbol)
+            if inst is None:
+                continue
+            remaining = o.size - o.filled
+            if o.side.value == "buy":
+                price = o.price if o.price is not None else Decimal(0)
+                locked[inst.quote] = locked.get(inst.quote, Decimal(0)) + remaining * price
+            else:
+                locked[inst.base] = locked.get(inst.base, Decimal(0)) + remaining
+        return [
+            {"asset": asset, "total": total, "locked": locked.get(asset, Decimal(0)),
+             "free": total - locked.get(asset, Decimal(0))}
+            for asset, total in sorted(snap.balances.items())
+        ]
+
+    def risk(self) -> Record:
+        """The risk gate's snapshot: state, kill switch, limits and usage."""
+        gate = self.app.risk_gate
+        if gate is None:
+            raise Unavailable("risk gate not started")
+        return gate.snapshot()
+
+    def config_view(self) -> ConfigView:
+        """The running config, secrets redacted."""
+        return ConfigView.from_loaded(self.app.reloader.current)
+
+    async def metrics_exposition(self) -> bytes:
+        """Prometheus text (cached and sliced rendering)."""
+        return await self.app.metrics.render()
+
+    async def orders(
+        self,
+        *,
+        statuses: frozenset[OrderStatus] | None,
+        symbol: str | None,
+        strategy: str | None,
+        limit: int,
+        offset: int,
+    ) -> Sequence[Record]:
+        """Stored orders, newest first."""
+        store = self._store()
+        return await store.orders(status=statuses, symbol=symbol, strategy=strategy, limit=limit, offset=offset)
+
+    async def order(self, client_order_id: str) -> Record | None:
+        """One order with its event history."""
+        store = self._store()
+        rec = await store.order(client_order_id)
+        if rec is None:
+            return None
+        events = await store.order_events(client_order_id)
+        return {"order": rec, "events": events}
+
+    async def fills(
+        self, *, client_order_id: str | None, symbol: str | None, limit: int, offset: int
+    ) -> Sequence[Record]:
+        """Stored fills."""
+        return await self._store().fills(client_order_id=client_order_id, symbol=symbol, limit=limit, offset=offset)
+
+    async def risk_events(self, *, reason: str | None, limit: int, offset: int) -> Sequence[Record]:
+        """Stored risk denials, newest first."""
+        return await self._store().risk_events(reason=reason, limit=limit, offset=offset)
+
+    def _store(self) -> Store:
+        if self.app.store is None:
+            raise Unavailable("state store not open yet")
+        return self.app.store
+
+    # -- commands ----------------------------------------------------------------------
+    async def reload_config(self, source: str) -> ReloadResult:
+        """Reload through the one serialized path."""
+        return await self.app.reload_config(source)
+
+    async def pause(self, reason: str) -> Record:
+        """REDUCING: only orders that shrink a position."""
+        await self.app.set_trading_state(SetTradingState(state=TradingState.REDUCING, reason=reason or "admin pause"))
+        return self._state_record(reason)
+
+    async def resume(self, reason: str, confirm: bool) -> Record:
+        """ACTIVE; lifting a kill switch needs ``confirm``."""
+        gate = self.app.risk_gate
+        if gate is None:
+            raise Unavailable("risk gate not started")
+        if gate.kill_switch and not confirm:
+            raise KillSwitchEngaged()
+        cmd = SetTradingState(
+            state=TradingState.ACTIVE, reason=reason or "admin resume", kill_switch=False if confirm else None
+        )
+        await self.app.set_trading_state(cmd)
+        return self._state_record(reason)
+
+    async def kill(self, reason: str) -> Record:
+        """HALTED + kill switch (persisted), then cancel every open order."""
+        await self.app.set_trading_state(
+            SetTradingState(state=TradingState.HALTED, reason=reason or "admin kill", kill_switch=True)
+        )
+        if self.app.commands is not None:
+            await self.app.commands.send(CancelAll(reason="kill switch"))
+        return self._state_record(reason)
+
+    async def cancel_order(self, client_order_id: str, reason: str) -> bool:
+        """Ask the order manager to cancel; Conflict if the order is already finished."""
+        rec = await self._store().order(client_order_id)
+        if rec is None:
+            return False
+        if rec.status in TERMINAL_STATUSES:
+            raise Conflict(f"order {client_order_id} is already {rec.status.value}", status=rec.status.value)
+        if self.app.commands is None:
+            raise Unavailable("order manager not started")
+        await self.app.commands.send(CancelOrder(client_order_id=client_order_id, reason=reason or "admin cancel"))
+        return True
+
+    async def strategy_stop(self, name: str) -> bool:
+        """Stop one strategy instance (it stays stopped until started or reloaded)."""
+        sup = self.app.strategies_sup
+        if sup is None or name not in self.app.hosts:
+            return False
+        await sup.terminate_child(name)
+        return True
+
+    async def strategy_start(self, name: str) -> bool:
+        """Start a stopped strategy instance."""
+        sup = self.app.strategies_sup
+        if sup is None or name not in self.app.hosts:
+            return False
+        sup.start_child(name)
+        return True
+
+    def _state_record(self, reason: str) -> Record:
+        gate = self.app.risk_gate
+        state = gate.trading_state if gate is not None else self.app.trading_state
+        return {"state": state.value, "kill_switch": gate.kill_switch if gate is not None else False,
+                "reason": reason}

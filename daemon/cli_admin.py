@@ -1,0 +1,439 @@
+"""CLI verbs over the admin API: ``aaiti status|orders|positions|pause|resume|kill|reload|logs``.
+
+``add_admin_commands(subparsers)`` registers them on the ``aaiti`` parser. Each talks to
+a running daemon over HTTP (stdlib ``urllib``, synchronous — no event loop needed):
+
+- URL: ``--url``, else ``$AAITI_ADMIN_URL``, else ``admin.host``/``admin.port`` of the
+  config (``--config``, else ``$AAITI_CONFIG``, ``./aaiti.toml``, ``/etc/aaiti/aaiti.toml``).
+- Token: ``--token``, ``--token-file``, else the daemon's own lookup (``$AAITI_ADMIN_TOKEN``
+  or the env var named by ``admin.token_env``, ``$CREDENTIALS_DIRECTORY``,
+  ``admin.token_file``, ``admin.token``).
+- Output: readable tables; ``--json`` prints the API's JSON for scripts.
+- Exit codes: 0 ok; 6 the daemon is not reachable; 7 the token was refused; 2 invalid
+  config or a request the daemon calls invalid (400, a refused reload); 1 any other
+  refusal (404 unknown order, 409 kill switch engaged, …) or a daemon error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from config.errors import ConfigError
+from config.loader import LoadedConfig, load_config
+from daemon import exit_codes
+from daemon.admin.auth import TokenError, resolve_token
+from daemon.admin.backend import RESUME_CONFIRMATION
+
+REFUSED = 1  # a request the daemon understood and refused (404, 409) or failed on (5xx)
+CONFIG_CANDIDATES = ("aaiti.toml", "/etc/aaiti/aaiti.toml")
+
+
+class CliError(Exception):
+    """Stop the command with a one-line message and an exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ApiError(CliError):
+    """The daemon answered with an error document."""
+
+    def __init__(self, status: int, body: Any, code: int) -> None:
+        self.status = status
+        self.body = body
+        if isinstance(body, dict) and "message" in body:
+            text = f"{body['message']} ({status} {body.get('error', '')})"
+        else:
+            text = f"HTTP {status}: {str(body)[:200]}"
+        super().__init__(text, code)
+
+
+# -- the HTTP client ----------------------------------------------------------------------------
+class AdminClient:
+    """Minimal synchronous client of the admin API (proxies from the environment are ignored)."""
+
+    def __init__(self, base_url: str, token: str | None, timeout: float = 10.0, token_note: str = "") -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.token_note = token_note
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def _request(self, method: str, path: str, query: Mapping[str, Any] | None, body: Any) -> urllib.request.Request:
+        url = self.base_url + path
+        params = {k: str(v) for k, v in (query or {}).items() if v is not None}
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return urllib.request.Request(url, data=data, headers=headers, method=method)
+
+    def _open(self, req: urllib.request.Request, timeout: float | None) -> Any:
+        try:
+            return self._opener.open(req, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                payload: Any = json.loads(raw)
+            except ValueError:
+                payload = raw.decode(errors="replace")
+            if exc.code == 401:
+                hint = f" ({self.token_note})" if self.token_note else ""
+                detail = payload.get("message", "") if isinstance(payload, dict) else ""
+                raise CliError(
+                    f"admin token refused by {self.base_url}: {detail or 'unauthorized'}{hint}", exit_codes.AUTH_ERROR
+                ) from None
+            code = exit_codes.CONFIG_ERROR if exc.code == 400 else REFUSED
+            raise ApiError(exc.code, payload, code) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            text = getattr(reason, "strerror", None) or str(reason)
+            raise CliError(f"daemon not running? cannot reach {self.base_url}: {text}",
+                           exit_codes.NOT_RUNNING) from None
+
+    def call(self, method: str, path: str, query: Mapping[str, Any] | None = None, body: Any = None) -> Any:
+        """One request; the decoded JSON body of a 2xx answer."""
+        req = self._request(method, path, query, body)
+        with self._open(req, self.timeout) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def events(self, path: str, query: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+        """Server-Sent Events of a streaming GET as (event, data); comments are skipped."""
+        req = self._request("GET", path, query, None)
+        req.add_header("Accept", "text/event-stream")
+        with self._open(req, None) as resp:
+            event, data = "message", None
+            for raw in resp:
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if line.startswith(":"):
+                    continue
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data = line[5:].lstrip()
+                elif not line and data is not None:
+                    yield event, data
+                    event, data = "message", None
+
+
+# -- configuration --------------------------------------------------------------------------------
+def _load_config(path: str | None) -> LoadedConfig:
+    candidate = path or os.environ.get("AAITI_CONFIG")
+    if not candidate:
+        candidate = next((c for c in CONFIG_CANDIDATES if Path(c).is_file()), None)
+    try:
+        return load_config(Path(candidate) if candidate else None)
+    except ConfigError as exc:
+        lines = [f"invalid config ({len(exc.issues)} problem(s)):"] + [f"  {i.render(exc.source)}" for i in exc.issues]
+        raise CliError("\n".join(lines), exit_codes.CONFIG_ERROR) from None
+
+
+def _base_url(args: argparse.Namespace, loaded: LoadedConfig | None) -> str:
+    if args.url:
+        return str(args.url)
+    env = os.environ.get("AAITI_ADMIN_URL")
+    if env:
+        return env
+    assert loaded is not None
+    admin = loaded.config.admin
+    where = loaded.path or "the built-in defaults"
+    if not admin.enabled:
+        raise CliError(f"the admin API is disabled in {where} (admin.enabled = false)", exit_codes.NOT_RUNNING)
+    if admin.port == 0:
+        raise CliError(f"admin.port is 0 (a random port) in {where}: pass --url", exit_codes.CONFIG_ERROR)
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(admin.host, admin.host)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{admin.port}"
+
+
+def make_client(args: argparse.Namespace) -> AdminClient:
+    """The client for ``args`` (URL, token and timeout resolved as the module docstring says)."""
+    needs_config = not (args.url or os.environ.get("AAITI_ADMIN_URL")) or not (args.token or args.token_file)
+    loaded = _load_config(args.config) if needs_config else None
+    token: str | None = None
+    note = ""
+    if args.token:
+        token, note = args.token, "token from --token"
+    elif args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip() or None
+        except OSError as exc:
+            raise CliError(f"cannot read --token-file {args.token_file}: {exc.strerror}",
+                           exit_codes.CONFIG_ERROR) from None
+        note = f"token from {args.token_file}"
+    elif loaded is not None:
+        try:
+            resolved = resolve_token(loaded.config.admin, base_dir=loaded.base_dir)
+        except TokenError as exc:
+            print(f"aaiti: warning: {exc}; continuing without a token", file=sys.stderr)
+            resolved, note = None, str(exc)
+        if resolved is not None:
+            token, note = resolved.value, f"token from {resolved.source}"
+        elif not note:
+            note = "no token configured: pass --token or set $AAITI_ADMIN_TOKEN"
+    return AdminClient(_base_url(args, loaded), token, args.timeout, note)
+
+
+# -- rendering --------------------------------------------------------------------------------------
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".") if value == value else "nan"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _ms(value: Any) -> str:
+    if not isinstance(value, int) or value <= 0:
+        return "-"
+    return datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows as an aligned text table (numbers right-aligned)."""
+    if not rows:
+        return "(none)"
+    cols = list(columns) if columns else list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    numeric = [all(_is_number(row[i]) or row[i] == "-" for row in cells) for i in range(len(cols))]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+
+    def fmt(values: Sequence[str]) -> str:
+        padded = (v.rjust(widths[i]) if numeric[i] else v.ljust(widths[i]) for i, v in enumerate(values))
+        return "  ".join(padded).rstrip()
+
+    lines = [fmt([c.upper() for c in cols])] + [fmt(row) for row in cells]
+    return "\n".join(lines)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False))
+
+
+def render_status(status: Mapping[str, Any]) -> str:
+    """Key/value block of the scalars, then a table per list of objects."""
+    scalars: list[tuple[str, str]] = []
+    sections: list[str] = []
+    for key, value in status.items():
+        if key == "health" and isinstance(value, dict):
+            reasons = "; ".join(value.get("reasons") or [])
+            scalars.append((key, f"{value.get('status')}" + (f" ({reasons})" if reasons else "")))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            sections.append(f"\n{key}:\n" + table(value))
+        else:
+            scalars.append((key, _cell(value)))
+    width = max((len(k) for k, _ in scalars), default=0)
+    head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in scalars)
+    return head + "".join(sections)
+
+
+def render_trading(state: Mapping[str, Any]) -> str:
+    """One line for a trading-state result."""
+    kill = "ENGAGED" if state.get("kill_switch") else "off"
+    reason = f" (reason: {state['reason']})" if state.get("reason") else ""
+    return f"trading {state.get('state')}, kill switch {kill}{reason}"
+
+
+def render_log(rec: Mapping[str, Any]) -> str:
+    """A log record as a readable line: time level actor event key=value..."""
+    skip = {"timestamp", "level", "event", "actor", "logger"}
+    extras = " ".join(f"{k}={_cell(v)}" for k, v in rec.items() if k not in skip)
+    ts = str(rec.get("timestamp", ""))[:23]
+    who = rec.get("actor") or rec.get("logger") or "-"
+    return f"{ts} {str(rec.get('level', '')).upper():<8} {who:<14} {rec.get('event', '')} {extras}".rstrip()
+
+
+# -- commands -----------------------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace, client: AdminClient) -> int:
+    """Show the daemon overview."""
+    data = client.call("GET", "/status")
+    print(json.dumps(data, indent=2) if args.json else render_status(data))
+    return exit_codes.OK
+
+
+ORDER_COLUMNS = ("client_order_id", "strategy", "symbol", "side", "type", "size", "price", "filled", "status",
+                 "updated")
+
+
+def cmd_orders(args: argparse.Namespace, client: AdminClient) -> int:
+    """List orders (or show one)."""
+    if args.client_order_id:
+        order = client.call("GET", "/orders/" + urllib.parse.quote(args.client_order_id, safe=""))
+        if args.json:
+            _print_json(order)
+        else:
+            width = max(len(k) for k in order)
+            print("\n".join(f"{k.ljust(width)}  {_cell(v)}" for k, v in order.items()))
+        return exit_codes.OK
+    page = client.call("GET", "/orders", {"status": args.status, "symbol": args.symbol, "strategy": args.strategy,
+                                          "limit": args.limit, "offset": args.offset})
+    if args.json:
+        _print_json(page)
+        return exit_codes.OK
+    rows = [{**o, "updated": _ms(o.get("updated_ms"))} for o in page["orders"]]
+    print(table(rows, ORDER_COLUMNS))
+    return exit_codes.OK
+
+
+def cmd_positions(args: argparse.Namespace, client: AdminClient) -> int:
+    """Show positions per symbol."""
+    data = client.call("GET", "/positions")
+    if args.json:
+        _print_json(data)
+        return exit_codes.OK
+    cols = ["symbol", "size", "avg_price", "realized_pnl", "unrealized_pnl", "fees", "fills"]
+    rows = data["positions"]
+    present = [c for c in cols if any(c in r for r in rows)] or None
+    print(table(rows, present))
+    return exit_codes.OK
+
+
+def _trading_command(path: str, body: dict[str, Any]) -> Any:
+    def run(args: argparse.Namespace, client: AdminClient) -> int:
+        state = client.call("POST", path, body=body | ({"reason": args.reason} if args.reason else {}))
+        print(json.dumps(state, indent=2) if args.json else render_trading(state))
+        return exit_codes.OK
+
+    return run
+
+
+def cmd_resume(args: argparse.Namespace, client: AdminClient) -> int:
+    """Resume trading (``--confirm`` lifts an engaged kill switch)."""
+    body = {"confirm": RESUME_CONFIRMATION} if args.confirm else {}
+    return int(_trading_command("/resume", body)(args, client))
+
+
+def cmd_reload(args: argparse.Namespace, client: AdminClient) -> int:
+    """Ask the daemon to reload its config file."""
+    try:
+        result = client.call("POST", "/reload")
+    except ApiError as exc:
+        if exc.status != 409 or not isinstance(exc.body, dict):
+            raise
+        if args.json:
+            _print_json(exc.body)
+        else:
+            print(f"config reload refused: {exc.body.get('result')}; running config unchanged "
+                  f"(version {exc.body.get('version')})", file=sys.stderr)
+            for err in exc.body.get("errors", []):
+                print(f"  {err}", file=sys.stderr)
+        return exit_codes.CONFIG_ERROR
+    if args.json:
+        _print_json(result)
+    else:
+        changed = ", ".join(result.get("changed") or []) or "nothing"
+        print(f"config reload {result.get('result')}: version {result.get('version')}, changed: {changed}")
+    return exit_codes.OK
+
+
+def cmd_logs(args: argparse.Namespace, client: AdminClient) -> int:
+    """Show recent log records; ``-f`` follows new ones."""
+    query = {"n": args.n, "level": args.level, "logger": args.logger}
+    if not args.follow:
+        data = client.call("GET", "/logs", query)
+        for rec in data["records"]:
+            print(json.dumps(rec) if args.json else render_log(rec))
+        return exit_codes.OK
+    try:
+        for event, data in client.events("/logs", {**query, "follow": 1}):
+            if event == "end":
+                print("aaiti: the daemon closed the log stream (it is stopping)", file=sys.stderr)
+                break
+            if event == "log":
+                print(data if args.json else render_log(json.loads(data)), flush=True)
+    except KeyboardInterrupt:
+        pass
+    except (ConnectionError, OSError) as exc:
+        raise CliError(f"log stream interrupted: {exc}", exit_codes.NOT_RUNNING) from None
+    return exit_codes.OK
+
+
+def _run(handler: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            client = make_client(args)
+            return int(handler(args, client))
+        except CliError as exc:
+            print(f"aaiti: {exc}", file=sys.stderr)
+            return exc.code
+        except BrokenPipeError:  # e.g. `aaiti orders | head`
+            return exit_codes.OK
+
+    return run
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection")
+    g.add_argument("--config", "-c", default=None,
+                   help="config file giving admin.host/port and the token sources "
+                        "(default: $AAITI_CONFIG, ./aaiti.toml, /etc/aaiti/aaiti.toml)")
+    g.add_argument("--url", default=None, help="admin API base URL, e.g. http://127.0.0.1:8787 ($AAITI_ADMIN_URL)")
+    g.add_argument("--token", default=None, help="bearer token (default: $AAITI_ADMIN_TOKEN or the configured source)")
+    g.add_argument("--token-file", default=None, help="file holding the bearer token")
+    g.add_argument("--timeout", type=float, default=10.0, help="request timeout in seconds (default 10)")
+    p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
+    return p
+
+
+def add_admin_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the admin verbs on the ``aaiti`` sub-command parser (each sets ``func``)."""
+    common = _common()
+    epilog = ("exit codes: 0 ok, 6 daemon not reachable, 7 token refused, 2 invalid request or config, "
+              "1 refused (unknown order, kill switch engaged, ...)")
+
+    def add(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=epilog)
+        p.set_defaults(func=_run(handler))
+        return p
+
+    add("status", "show the running daemon's state", cmd_status)
+    p = add("orders", "list orders, newest first (or show one)", cmd_orders)
+    p.add_argument("client_order_id", nargs="?", help="show this order")
+    p.add_argument("--status", help="comma-separated statuses, or 'open' / 'terminal'")
+    p.add_argument("--symbol")
+    p.add_argument("--strategy")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--offset", type=int, default=0)
+    add("positions", "show positions per symbol", cmd_positions)
+    p = add("pause", "pause trading (only position-reducing orders)", _trading_command("/pause", {}))
+    p.add_argument("--reason", default="", help="recorded in the audit log")
+    p = add("resume", "resume trading", cmd_resume)
+    p.add_argument("--confirm", action="store_true", help="also lift an engaged kill switch")
+    p.add_argument("--reason", default="", help="recorded in the audit log")
+    p = add("kill", "engage the kill switch: halt trading (persists across restarts)", _trading_command("/kill", {}))
+    p.add_argument("--reason", default="", help="recorded in the audit log")
+    add("reload", "reload the config file (hot-reloadable fields only)", cmd_reload)
+    p = add("logs", "show recent log records", cmd_logs)
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new records (Ctrl-C to stop)")
+    p.add_argument("-n", type=int, default=50, help="number of recent records (default 50)")
+    p.add_argument("--level", choices=["debug", "info", "warning", "error", "critical"], help="minimum level")
+    p.add_argument("--logger", help="only records of this actor")
