@@ -43,6 +43,8 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/channels.py
 	$(BIN)/python bench/feed.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/admin_load.py
+	$(BIN)/python bench/venue.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache state
