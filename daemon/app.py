@@ -493,9 +493,14 @@ class App:
         """The one reload path for SIGHUP, POST /reload and ``aaiti reload``, with sd_notify around it."""
         self.notifier.reloading(f"reloading config ({source})")
         try:
-            return await self.reloader.reload(source)
+            result = await self.reloader.reload(source)
         finally:
             self.notifier.ready(f"config version {self.reloader.current.version}")
+        if self.store is not None:
+            # Every reload attempt is part of the audit trail: who changed what, and what was refused.
+            with contextlib.suppress(Exception):
+                self.store.append_audit_nowait("config.reload", result.as_dict())
+        return result
 
     # -- commands (admin) ----------------------------------------------------------------
     async def set_trading_state(self, cmd: SetTradingState, timeout_s: float = 2.0) -> TradingState:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from daemon.admin.backend import (
+    RESUME_CONFIRMATION,
     ConfigView,
     Conflict,
     KillSwitchEngaged,
@@ -186,8 +187,18 @@ class AppAdmin:
         return await self.app.reload_config(source)
 
     async def pause(self, reason: str) -> Record:
-        """REDUCING: only orders that shrink a position."""
-        await self.app.set_trading_state(SetTradingState(state=TradingState.REDUCING, reason=reason or "admin pause"))
+        """REDUCING: only orders that shrink a position. Refused (409) while the kill switch is engaged."""
+        gate = self.app.risk_gate
+        if gate is not None and gate.kill_switch:
+            # The gate would refuse it (leaving HALTED needs the kill switch lifted): say so at once.
+            raise KillSwitchEngaged(
+                "trading was killed and stays HALTED; pausing cannot lift the kill switch: resume with the body "
+                f'{{"confirm": "{RESUME_CONFIRMATION}"}} first (CLI: aaiti resume --confirm)'
+            )
+        if not self._already(TradingState.REDUCING, kill_switch=False):
+            await self.app.set_trading_state(
+                SetTradingState(state=TradingState.REDUCING, reason=reason or "admin pause")
+            )
         return self._state_record(reason)
 
     async def resume(self, reason: str, confirm: bool) -> Record:
@@ -197,20 +208,32 @@ class AppAdmin:
             raise Unavailable("risk gate not started")
         if gate.kill_switch and not confirm:
             raise KillSwitchEngaged()
-        cmd = SetTradingState(
-            state=TradingState.ACTIVE, reason=reason or "admin resume", kill_switch=False if confirm else None
-        )
-        await self.app.set_trading_state(cmd)
+        if not self._already(TradingState.ACTIVE, kill_switch=False):
+            cmd = SetTradingState(
+                state=TradingState.ACTIVE, reason=reason or "admin resume", kill_switch=False if confirm else None
+            )
+            await self.app.set_trading_state(cmd)
         return self._state_record(reason)
 
     async def kill(self, reason: str) -> Record:
         """HALTED + kill switch (persisted), then cancel every open order."""
-        await self.app.set_trading_state(
-            SetTradingState(state=TradingState.HALTED, reason=reason or "admin kill", kill_switch=True)
-        )
+        if not self._already(TradingState.HALTED, kill_switch=True):
+            await self.app.set_trading_state(
+                SetTradingState(state=TradingState.HALTED, reason=reason or "admin kill", kill_switch=True)
+            )
         if self.app.commands is not None:
             await self.app.commands.send(CancelAll(reason="kill switch"))
         return self._state_record(reason)
+
+    def _already(self, state: TradingState, *, kill_switch: bool) -> bool:
+        """True when the gate is in ``state`` with that kill switch already.
+
+        The gate publishes nothing for a command that changes nothing, so sending one would
+        make ``App.set_trading_state`` wait out its whole timeout (a 2 s stall on a repeated
+        pause/resume/kill).
+        """
+        gate = self.app.risk_gate
+        return gate is not None and gate.trading_state is state and gate.kill_switch == kill_switch
 
     async def cancel_order(self, client_order_id: str, reason: str) -> bool:
         """Ask the order manager to cancel; Conflict if the order is already finished."""

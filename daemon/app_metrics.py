@@ -60,7 +60,7 @@ def app_metrics_snapshot(app: App) -> MetricsSnapshot:
         risk_denials=denials,
         positions=positions,
         equity=equity,
-        equity_asset=app.config.risk.equity_asset or next(iter(app.config.instruments.values())).quote,
+        equity_asset=app.config.risk.equity_asset or next((i.quote for i in app.config.instruments.values()), ""),
         trading_state=trading_state,
         kill_switch=kill,
         health=app.watchdog.verdict.status,
