@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from adapters.storage.store import Store
 from config.loader import LoadedConfig
 from config.render import secret_field_names
 from config.schema.root import AaitiConfig
+from config.schema.trading import CcxtVenueSection
 from daemon import exit_codes
 from daemon.admin.auth import AdminConfigError, resolve_token
 from daemon.admin.server import AdminServer
@@ -95,6 +97,7 @@ class App:
         self.root = Supervisor("root", [ChildSpec("watchdog", lambda: self.watchdog)], self._policy())
         self.store: Store | None = None
         self.venue: Venue | None = None
+        self.simulator: Any = None
         self.source: MarketDataSource | None = None
         self.feed: FeedActor | None = None
         self.order_manager: OrderManager | None = None
@@ -141,6 +144,7 @@ class App:
 
     async def _open_venue(self) -> Venue:
         cfg = self.config
+        venue: Venue
         if cfg.venue.kind == "paper":
             from adapters.paper_venue import PaperVenue
 
@@ -151,20 +155,44 @@ class App:
                 venue_name=cfg.venue.name,
             )
         else:
-            raise StartupError(
-                "venue.kind = 'ccxt' is not available in this build yet", exit_codes.CONFIG_ERROR
-            )
+            from adapters.ccxt_venue.venue import CcxtVenue
+
+            venue = CcxtVenue(self._ccxt_section(), name=cfg.venue.name, symbols=cfg.feed.symbols)
         try:
             await venue.start()
         except Exception as exc:
             raise StartupError(f"venue {cfg.venue.name} could not start: {exc}") from None
         return venue
 
+    async def _start_simulator(self) -> None:
+        """Start the in-process Binance simulator when the config asks for it."""
+        section = self.config.venue.ccxt
+        if not section.start_simulator or (self.config.venue.kind != "ccxt" and self.config.feed.source != "ccxt"):
+            return
+        from adapters.ccxt_venue.client import start_simulator
+
+        try:
+            self.simulator = await start_simulator(section)
+        except OSError as exc:
+            raise StartupError(f"cannot start the simulator on port {section.simulator_port}: {exc.strerror}",
+                               exit_codes.CONFIG_ERROR) from None
+        self.log.info("simulator.started", base_url=self.simulator.base_url)
+
+    def _ccxt_section(self) -> CcxtVenueSection:
+        """The ccxt section, pointed at the in-process simulator's actual address if one runs."""
+        section = self.config.venue.ccxt
+        if self.simulator is not None:
+            return dataclasses.replace(section, base_url=self.simulator.base_url)
+        return section
+
     def _open_source(self) -> MarketDataSource:
         from adapters.market_data.errors import DataFileError
 
         try:
-            return build_source(self.config.feed, self.reloader.current.resolve)
+            exchange = getattr(self.venue, "exchange", None) if self.config.venue.kind == "ccxt" else None
+            return build_source(
+                self.config.feed, self.reloader.current.resolve, ccxt=self._ccxt_section(), exchange=exchange
+            )
         except DataFileError as exc:
             raise StartupError(f"market data file unusable: {exc}") from None
         except Exception as exc:
@@ -299,22 +327,30 @@ class App:
         if origin_ns:
             self.metrics.observe_tick_to_submit((time.perf_counter_ns() - origin_ns) / 1e9)
 
-    def breaker_snapshots(self) -> list[dict[str, Any]]:
-        """Circuit breakers of the venue adapter and market source (name, state, trips)."""
-        out: list[dict[str, Any]] = []
+    def _adapter_stats(self) -> list[Any]:
+        out = []
         for owner in (self.venue, self.source):
-            snaps = getattr(owner, "breaker_snapshots", None)
-            if callable(snaps):
-                out.extend(snaps())
+            stats = getattr(owner, "stats", None)
+            if callable(stats):
+                out.append(stats())
+        return out
+
+    def breaker_snapshots(self) -> list[dict[str, Any]]:
+        """Circuit breakers of the venue adapter (name, state, trips, latched, reason)."""
+        out: list[dict[str, Any]] = []
+        for stats in self._adapter_stats():
+            for b in getattr(stats, "breakers", ()):
+                out.append({"name": b.name, "state": str(b.state), "trips": b.trips_total, "latched": b.latched,
+                            "open_remaining_s": b.open_remaining_s, "reason": b.reason})
         return out
 
     def reconnect_counts(self) -> dict[str, int]:
-        """Reconnects per stream of the venue adapter and market source."""
+        """Reconnects per stream of the venue adapter (user data) and the market source."""
         out: dict[str, int] = {}
-        for owner in (self.venue, self.source):
-            counts = getattr(owner, "reconnect_counts", None)
-            if callable(counts):
-                out.update(counts())
+        for stats in self._adapter_stats():
+            reconnects = getattr(stats, "reconnects", None)
+            if isinstance(reconnects, dict):
+                out.update({str(k): int(v) for k, v in reconnects.items()})
         return out
 
     # -- health and readiness ------------------------------------------------------------
@@ -412,9 +448,10 @@ class App:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"cannot create state directory {self.state_dir}: {exc.strerror}") from None
-        self.source = self._open_source()
+        await self._start_simulator()
         self.store = await self._open_store()
         self.venue = await self._open_venue()
+        self.source = self._open_source()
         portfolios = await self._strategy_portfolios(self.store)
         try:
             self._build_tree(self.store, self.venue, self.source, portfolios)
@@ -483,6 +520,11 @@ class App:
                 await closer.close()
             except Exception as exc:
                 self.log.error("daemon.close_failed", resource=name, error=repr(exc))
+        if self.simulator is not None:
+            try:
+                await self.simulator.stop()
+            except Exception as exc:
+                self.log.error("daemon.close_failed", resource="simulator", error=repr(exc))
         self.notifier.close()
 
     async def reload(self, source: str) -> None:

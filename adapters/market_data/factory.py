@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from adapters.market_data.csv_reader import read_candles, read_trades
 from adapters.market_data.replay import ReplaySource
 from adapters.market_data.source import MarketDataSource
 from adapters.market_data.synthetic import SyntheticSource
 from config.schema.market import FeedSection, timeframe_ms
+from config.schema.trading import CcxtVenueSection
 
 Resolve = Callable[[str], Path]
 
@@ -18,12 +20,17 @@ class SourceUnavailable(Exception):
     """The configured source kind cannot be built here (e.g. not implemented)."""
 
 
-def build_source(feed: FeedSection, resolve: Resolve) -> MarketDataSource:
+def build_source(
+    feed: FeedSection, resolve: Resolve, *, ccxt: CcxtVenueSection | None = None, exchange: Any | None = None
+) -> MarketDataSource:
     """Create the source ``feed.source`` names.
 
     ``resolve`` turns a configured relative path into a path (``LoadedConfig.resolve``).
     A replay file is read and validated completely here, so a missing, malformed or
     truncated file raises ``DataFileError`` (file, line, problem) before trading starts.
+    ``source = "ccxt"`` streams ``feed.symbols`` live with the ``venue.ccxt`` settings
+    (``ccxt``; defaults when None); ``exchange`` optionally shares an already built ccxt.pro
+    instance (e.g. the live venue's). ccxt is imported only when the source starts.
     """
     if feed.source == "replay":
         rp = feed.replay
@@ -57,6 +64,10 @@ def build_source(feed: FeedSection, resolve: Resolve) -> MarketDataSource:
             speed=sp.speed,
             max_events=sp.max_events,
         )
+    if feed.source == "ccxt":
+        from adapters.ccxt_venue.market_source import CcxtMarketSource
+
+        return CcxtMarketSource(ccxt or CcxtVenueSection(), feed.symbols, exchange=exchange)
     raise SourceUnavailable(
         f"feed.source = {feed.source!r}: no market-data adapter for it is built yet (use 'replay' or 'synthetic')"
     )

@@ -123,6 +123,83 @@ class CcxtVenueSection:
     simulator_port: int = setting(8765, "Port of the in-process simulator.", ge=0, le=65535, restart=True)
     request_timeout_s: float = setting(10.0, "REST timeout.", gt=0, le=120)
     stream_idle_timeout_s: float = setting(30.0, "A market stream silent this long is re-dialled.", gt=0)
+    api_key_credential: str = setting(
+        "api_key", "File name of the API key in the credentials directory.", restart=True
+    )
+    secret_credential: str = setting(
+        "api_secret", "File name of the API secret in the credentials directory.", restart=True
+    )
+    ws_keepalive_s: float = setting(
+        10.0, "Websocket ping interval; a socket without pongs for 2-3 intervals is dropped (black hole).",
+        gt=0, le=600, restart=True,
+    )
+    user_stream_idle_timeout_s: float = setting(
+        60.0,
+        "A user-data stream silent this long is re-dialled and our orders and fills re-read over REST "
+        "(a zombie stream cannot be told from a quiet account).",
+        gt=0, restart=True,
+    )
+    dial_timeout_s: float = setting(15.0, "Deadline for a websocket dial plus subscription.", gt=0, restart=True)
+    reconnect_initial_s: float = setting(
+        0.5, "First delay before re-dialling a broken stream (doubles, with jitter).", gt=0, restart=True
+    )
+    reconnect_max_s: float = setting(30.0, "Longest delay between stream re-dials.", gt=0, restart=True)
+    reconnect_stable_s: float = setting(
+        60.0, "A stream up this long resets the re-dial backoff.", gt=0, restart=True
+    )
+    poll_interval_s: float = setting(
+        5.0, "Period of REST polling of open orders and fills while the user-data stream is down.", gt=0,
+        restart=True,
+    )
+    read_retry_attempts: int = setting(
+        3, "Attempts of a REST read on network errors (never for orders).", ge=1, le=10, restart=True
+    )
+    read_retry_initial_s: float = setting(
+        0.25, "First back-off of a retried REST read (exponential, with jitter).", gt=0, restart=True
+    )
+    read_retry_max_s: float = setting(2.0, "Longest back-off between REST read attempts.", gt=0, restart=True)
+    breaker_failure_threshold: int = setting(
+        5, "REST failures (timeouts, 5xx, 429) within breaker_window_s that open the REST circuit.", ge=1,
+        restart=True,
+    )
+    breaker_window_s: float = setting(
+        60.0, "Window for counting REST failures; 0 = count consecutive failures.", ge=0, restart=True
+    )
+    breaker_break_s: float = setting(
+        30.0, "How long an open circuit fails fast before half-open trial calls.", gt=0, restart=True
+    )
+    breaker_half_open_calls: int = setting(
+        1, "Concurrent trial calls admitted while half-open.", ge=1, le=100, restart=True
+    )
+    order_breaker_failure_threshold: int = setting(
+        3, "Consecutive ambiguous order submissions (timeout, 5xx, disconnect) that open the order circuit.",
+        ge=1, restart=True,
+    )
+    order_breaker_latching: bool = setting(
+        True,
+        "Keep the order circuit open after it tripped until the venue's open orders and fills were re-read "
+        "over REST (no trial orders); false: half-open trial orders after breaker_break_s.",
+        restart=True,
+    )
+    rate_limit_pause_s: float = setting(
+        10.0, "Pause after a rate limit (429: all REST calls; -1015: new orders) without a Retry-After.", gt=0,
+        restart=True,
+    )
+    update_buffer: int = setting(
+        100_000,
+        "Updates buffered per updates() subscriber; beyond that they are dropped and counted (reconcile).",
+        ge=1, le=10_000_000, restart=True,
+    )
+    quotes: Literal["bids_asks", "ticker", "none"] = setting(
+        "bids_asks", "Top-of-book source of the ccxt feed: bookTicker (bids_asks), the 24h ticker, or none.",
+        restart=True,
+    )
+    trades: bool = setting(True, "Stream public trades into the ccxt feed.", restart=True)
+    order_book: bool = setting(
+        False, "Also stream the order book (snapshots of the top order_book_depth levels).", restart=True
+    )
+    order_book_depth: int = setting(10, "Levels per side published from the order book.", ge=1, le=1000,
+                                    restart=True)
 
 
 @dataclasses.dataclass(frozen=True)

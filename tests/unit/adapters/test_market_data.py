@@ -11,7 +11,6 @@ import pytest
 from adapters.market_data import (
     DataFileError,
     ReplaySource,
-    SourceUnavailable,
     SyntheticSource,
     build_source,
     read_candles,
@@ -276,11 +275,6 @@ def test_build_source_synthetic_uses_feed_symbols() -> None:
     feed = FeedSection(source="synthetic", symbols=("A/B", "C/D"), synthetic=SyntheticSection(seed=3))
     src = build_source(feed, Path)
     assert isinstance(src, SyntheticSource) and src.symbols == ("A/B", "C/D")
-
-
-def test_build_source_ccxt_is_reported_unavailable() -> None:
-    with pytest.raises(SourceUnavailable, match="ccxt"):
-        build_source(FeedSection(source="ccxt"), Path)
 
 
 # -- end to end: replay -> feed -> strategy host -> intents ----------------------------------------
