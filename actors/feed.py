@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 import msgspec
@@ -51,6 +51,23 @@ MarketData = Trade | Quote
 def market_key(event: MarketData) -> Hashable:
     """Conflation key of the market channel: (symbol, event type)."""
     return (event.symbol, type(event))
+
+
+class _SymbolPath:
+    """Everything the per-event loop needs for one symbol, behind a single dict lookup.
+
+    Updated in place when subscriptions change, so the loop never re-reads the route maps.
+    """
+
+    __slots__ = ("quote_builders", "quote_routes", "state", "trade_builders", "trade_routes")
+
+    def __init__(self, state: SymbolState, trade_builders: tuple[BarBuilder, ...],
+                 quote_builders: tuple[BarBuilder, ...]) -> None:
+        self.state = state
+        self.trade_builders = trade_builders
+        self.quote_builders = quote_builders
+        self.trade_routes: tuple[Channel[MarketData], ...] = ()
+        self.quote_routes: tuple[Channel[MarketData], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,6 +120,9 @@ class FeedActor(Actor):
         self._trade_routes: dict[str, tuple[Channel[MarketData], ...]] = {}
         self._quote_routes: dict[str, tuple[Channel[MarketData], ...]] = {}
         self._bar_routes: dict[tuple[str, str], tuple[Channel[Bar], ...]] = {}
+        self._paths = {
+            s: _SymbolPath(self._states[s], self._trade_builders[s], self._quote_builders[s]) for s in self.symbols
+        }
         self._rebuild_routes()
         self._feed_ms = -1
         self._events = 0
@@ -118,6 +138,10 @@ class FeedActor(Actor):
         # Set by the composition root once start-up reconciliation is done: no market data
         # reaches strategies before our view of orders and balances matches the venue's.
         self.start_gate: asyncio.Event | None = None
+        # Awaited after bars were published, instead of a single yield to the loop. A
+        # composition root can hold the feed here until subscribers, and the orders they
+        # set off, have acted on the bars (a lockstep replay, like a backtest engine).
+        self.after_bars: Callable[[], Awaitable[None]] | None = None
 
     def add_tap(self, tap: Callable[[MarketEvent], None]) -> None:
         """Call ``tap(event)`` for every market event, before bars and subscribers."""
@@ -179,6 +203,9 @@ class FeedActor(Actor):
         subs = list(self._subs.values())
         self._trade_routes = {s: tuple(x.market for x in subs if x.trades and s in x.symbols) for s in self.symbols}
         self._quote_routes = {s: tuple(x.market for x in subs if x.quotes and s in x.symbols) for s in self.symbols}
+        for s, path in self._paths.items():
+            path.trade_routes = self._trade_routes[s]
+            path.quote_routes = self._quote_routes[s]
         self._bar_routes = {
             (s, tf): tuple(x.bars for x in subs if s in x.symbols and tf in x.timeframes)
             for s in self.symbols
@@ -249,7 +276,11 @@ class FeedActor(Actor):
                     self._drop_closed(ch)
         # Let subscribers act on the bar before more data is pumped (a fast replay would
         # otherwise run far ahead of the order path's answers). Bars are rare: cheap.
-        await asyncio.sleep(0)
+        after = self.after_bars
+        if after is None:
+            await asyncio.sleep(0)
+        else:
+            await after()
 
     def _send_market(self, routes: tuple[Channel[MarketData], ...], event: MarketData) -> None:
         for ch in routes:
@@ -305,10 +336,12 @@ class FeedActor(Actor):
 
     # -- main loop -----------------------------------------------------------------------
     async def run(self) -> None:
-        """Pump the source until it ends (then flush and idle or stop, per feed.on_end)."""
-        states = self._states
-        trade_builders = self._trade_builders
-        quote_builders = self._quote_builders
+        """Pump the source until it ends (then flush and idle or stop, per feed.on_end).
+
+        Progress (``beat``) is recorded once per 256 events, and at least once per
+        millisecond of event arrival time, rather than per event.
+        """
+        paths = self._paths
         perf = time.perf_counter_ns
         publish = self._publish_bars
         send = self._send_market
@@ -317,43 +350,60 @@ class FeedActor(Actor):
             self.log.info("feed.waiting_for_start_gate")
             await self.start_gate.wait()
         taps = self._taps
+        n = 0
+        beat_ns = 0
         async for ev in self.source.events():
-            if ev.recv_ns == 0:
-                ev = msgspec.structs.replace(ev, recv_ns=perf())
-            sym = ev.symbol
-            st = states.get(sym)
-            if st is None:
+            recv_ns = ev.recv_ns
+            if recv_ns == 0:
+                recv_ns = perf()
+                ev = msgspec.structs.replace(ev, recv_ns=recv_ns)
+            path = paths.get(ev.symbol)
+            if path is None:
                 self._unknown += 1
                 continue
+            st = path.state
             ts = ev.ts_ms
             if ts > st.last_ts_ms:
                 st.last_ts_ms = ts
                 if ts > self._feed_ms:
                     self._feed_ms = ts
-            st.last_recv_ns = ev.recv_ns
+            st.last_recv_ns = recv_ns
             self._events += 1
             for tap in taps:
                 tap(ev)
             cls = type(ev)
-            if cls is Trade:
-                st.trades += 1
-                for b in trade_builders[sym]:
-                    bars = b.update(ts, ev.price, ev.size, ev.recv_ns)  # type: ignore[attr-defined]
-                    if bars:
-                        await publish(bars)
-                send(self._trade_routes[sym], ev)  # type: ignore[arg-type]
-            elif cls is Quote:
+            if cls is Quote:
                 st.quotes += 1
-                for b in quote_builders[sym]:
-                    bars = b.on_quote(ev)  # type: ignore[arg-type]
+                builders = path.quote_builders
+                if builders:
+                    mid = (ev.bid + ev.ask) / 2.0  # type: ignore[attr-defined]
+                    for b in builders:
+                        bars = b.update(ts, mid, 0.0, recv_ns)
+                        if bars:
+                            await publish(bars)
+                routes = path.quote_routes
+                if routes:
+                    send(routes, ev)  # type: ignore[arg-type]
+            elif cls is Trade:
+                st.trades += 1
+                for b in path.trade_builders:
+                    bars = b.update(ts, ev.price, ev.size, recv_ns)  # type: ignore[attr-defined]
                     if bars:
                         await publish(bars)
-                send(self._quote_routes[sym], ev)  # type: ignore[arg-type]
+                routes = path.trade_routes
+                if routes:
+                    send(routes, ev)  # type: ignore[arg-type]
             elif cls is Bar:
                 await self._on_bar_in(ev)  # type: ignore[arg-type]
             elif cls is BookSnapshot or cls is BookDelta:
                 st.books += 1
-            self.beat()
+            n += 1
+            if n >= 256 or recv_ns - beat_ns > 1_000_000:
+                self.beat(n)
+                n = 0
+                beat_ns = recv_ns
+        if n:
+            self.beat(n)
         await self._flush_all()
         self._ended = True
         self.log.info("feed.source_ended", events=self._events, on_end=self.feed.on_end)

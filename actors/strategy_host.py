@@ -28,7 +28,7 @@ from actors.feed import FeedActor, MarketData
 from actors.strategy_api import PortfolioView, Strategy, StrategyContext
 from actors.strategy_portfolio import TrackingPortfolio
 from daemon.actor import Actor
-from daemon.channel import Channel, ChannelClosed
+from daemon.channel import Channel, wait_any
 from daemon.messages.market import Bar, Quote, Trade
 from daemon.messages.orders import OrderDenied, OrderEvent, OrderIntent
 
@@ -87,6 +87,7 @@ class StrategyHost(Actor):
         self.strategy: Strategy[Any] | None = None
         self._out: list[OrderIntent] = []
         self.intents_sent = 0
+        self._idle_waiters: list[asyncio.Future[None]] = []
 
     @classmethod
     def attach(
@@ -119,6 +120,24 @@ class StrategyHost(Actor):
         self.context = self.context.with_params(params)
         if self.strategy is not None:
             self.strategy.reconfigure(params)
+
+    async def wait_idle(self) -> None:
+        """Wait until the host next runs out of input: everything delivered so far was handled
+        and the intents it produced were sent (or the host stopped).
+
+        For lockstep replays and tests; costs nothing while nobody waits.
+        """
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._idle_waiters.append(fut)
+        await fut
+
+    def _notify_idle(self) -> None:
+        waiters = self._idle_waiters
+        if waiters:
+            self._idle_waiters = []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
 
     def pending_work(self) -> int:
         """Items waiting in the three input channels plus intents not yet sent."""
@@ -188,54 +207,41 @@ class StrategyHost(Actor):
         chans: tuple[Channel[Any], ...] = (self.order_events, self.bars, self.market)
         handlers = (self._dispatch_event, self._dispatch_bar, self._dispatch_market)
         open_ = [True, True, True]
-        tasks: list[asyncio.Task[Any] | None] = [None, None, None]
+        batch = self.batch_size
         try:
             while True:
                 n = 0
                 for i in range(3):
-                    task = tasks[i]
-                    if task is not None and task.done():
-                        # A finished receive holds the channel's oldest item: handle it first.
-                        tasks[i] = None
-                        exc = task.exception()
-                        if isinstance(exc, ChannelClosed):
-                            open_[i] = False
-                        elif exc is not None:
-                            raise exc
-                        else:
-                            handlers[i](task.result())
-                            n += 1
-                            if self._out:
-                                await self._flush_intents()
                     if open_[i]:
-                        # Intents go out right after the callback that emitted them, so a later
-                        # failing callback cannot take them down with it.
-                        for item in chans[i].drain(self.batch_size):
-                            handlers[i](item)
-                            n += 1
-                            if self._out:
-                                await self._flush_intents()
-                        if chans[i].closed and not len(chans[i]):
+                        ch = chans[i]
+                        handle = handlers[i]
+                        items = ch.drain(batch)
+                        k = 0
+                        try:
+                            # Intents go out right after the callback that emitted them, so a
+                            # later failing callback cannot take them down with it.
+                            for item in items:
+                                k += 1
+                                handle(item)
+                                n += 1
+                                if self._out:
+                                    await self._flush_intents()
+                        except BaseException:
+                            if i == 0 and self._tracking is not None:
+                                # Order events taken but not delivered (we are failing): keep
+                                # positions right.
+                                for ev in items[k:]:
+                                    self._tracking.apply(ev)
+                            raise
+                        if ch.closed and not len(ch):
                             open_[i] = False
                 if n:
                     self.beat(n)
                     continue
                 if not open_[1] and not open_[2]:
                     return
-                waiting = []
-                for i in range(3):
-                    if open_[i] and tasks[i] is None:
-                        tasks[i] = asyncio.ensure_future(chans[i].recv())
-                    t = tasks[i]
-                    if t is not None:
-                        waiting.append(t)
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if self._idle_waiters:
+                    self._notify_idle()
+                await wait_any([chans[i] for i in range(3) if open_[i]])
         finally:
-            for i, t in enumerate(tasks):
-                if t is None:
-                    continue
-                if not t.done():
-                    t.cancel()
-                elif not t.cancelled() and t.exception() is None and i == 0 and self._tracking is not None:
-                    # An order event received but not delivered (we are failing): keep positions right.
-                    self._tracking.apply(t.result())
+            self._notify_idle()

@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -220,11 +220,32 @@ class Channel(Generic[T]):
 
     def drain(self, limit: int) -> list[T]:
         """Dequeue up to ``limit`` items without waiting (batch processing)."""
-        out: list[T] = []
         buf = self._buf
-        while buf and len(out) < limit:
-            out.append(self._pop())
+        n = len(buf)
+        if not n:
+            return []
+        if n > limit:
+            n = limit
+        if self.policy is OverflowPolicy.CONFLATE:
+            latest = self._latest
+            popk = buf.popleft
+            out: list[T] = [latest.pop(popk()) for _ in range(n)]
+        else:
+            popi = buf.popleft
+            out = [popi() for _ in range(n)]  # type: ignore[misc]
+        self.received += n
+        if self._putters:
+            # Room for up to n producers: wake them in order.
+            for _ in range(n):
+                if not self._putters:
+                    break
+                self._wake(self._putters)
         return out
+
+    @property
+    def ready(self) -> bool:
+        """True when a receive would not wait: an item is queued or the channel is closed."""
+        return bool(self._buf) or self._closed
 
     async def __aiter__(self) -> AsyncIterator[T]:
         """Iterate until the channel is closed and drained."""
@@ -245,3 +266,34 @@ class Channel(Generic[T]):
                 fut = waiters.popleft()
                 if not fut.done():
                     fut.set_result(None)
+
+
+async def wait_any(channels: Sequence[Channel[Any]]) -> None:
+    """Wait until at least one of ``channels`` is ready (has an item, or is closed).
+
+    Receives nothing: the caller drains whichever channels are ready. Cheaper than a receive
+    task per channel plus ``asyncio.wait``: one future, registered as a waiting receiver on
+    every channel (a channel skips it once it is done). Single event loop only.
+    """
+    for ch in channels:
+        if ch._buf or ch._closed:
+            return
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    for ch in channels:
+        ch._getters.append(fut)
+    try:
+        await fut
+    except BaseException:
+        if fut.done() and not fut.cancelled():
+            # Woken, then cancelled: pass the wake-up on to the channels' other receivers.
+            for ch in channels:
+                if ch._buf:
+                    ch._wake(ch._getters)
+        else:
+            fut.cancel()
+        raise
+    finally:
+        for ch in channels:
+            getters = ch._getters
+            if getters and getters[-1] is fut:
+                getters.pop()

@@ -100,7 +100,9 @@ class OrderManagerSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """An immutable picture of the order manager for the admin and the risk gate.
 
     Built fresh on request (never shared with the live state); ``balances`` are derived
-    from fills (starting balances + fills - fees).
+    from fills (starting balances + fills - fees). ``last_intent_id`` is the intent of the
+    latest approved intent taken in (its order is open, final or was denied by now): the
+    risk gate stops counting that approval, and every earlier one, as pending.
     """
 
     ts_ms: int
@@ -110,6 +112,7 @@ class OrderManagerSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     positions: tuple[PositionView, ...]
     balances: dict[str, Decimal]
     counters: OrderCounters
+    last_intent_id: str = ""
 
 
 def _wall_ms() -> int:
@@ -171,6 +174,7 @@ class OrderManager(Actor):
         self._closed_window = closed_order_window
         self._clock_ms = clock_ms
         self.on_submit = on_submit
+        self.last_intent_id = ""
         self.loaded = asyncio.Event()
         self._ledger_totals = (0, 0, 0, 0)
         self._reset_state()
@@ -381,12 +385,14 @@ class OrderManager(Actor):
         try:
             await self._store.insert_orders(records)  # write-ahead: committed before any submit
         except Exception as exc:
+            self.last_intent_id = intents[-1].intent.intent_id
             self._store_errors += 1
             self.log.error("orders.write_ahead_failed", error=str(exc), orders=len(records))
             for rec in records:
                 self._count(_S.DENIED)
                 self._emit(self._event(rec, _S.DENIED, _S.INITIALIZED, STORE_UNAVAILABLE), persist=False)
             return
+        self.last_intent_id = intents[-1].intent.intent_id
         mono = time.monotonic()
         for rec, ap in zip(records, intents, strict=True):
             coid = rec.client_order_id
@@ -816,4 +822,5 @@ class OrderManager(Actor):
             positions=self._ledger.positions(),
             balances=self._ledger.balances(),
             counters=counters,
+            last_intent_id=self.last_intent_id,
         )

@@ -91,8 +91,10 @@ class PortfolioSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     unfilled base quantity of open orders per symbol; ``balances`` the venue balances (free
     is already net of what open orders lock); ``equity`` the account value in the equity
     asset when the publisher knows it (otherwise the gate marks balances to market);
-    ``intent_ids`` the intents behind the open orders (lets the gate stop counting its own
-    recent approvals as pending once the order manager has them).
+    ``intent_ids`` the intents behind the open orders and ``last_intent_id`` the latest
+    intent the order manager has taken in (both let the gate stop counting its own recent
+    approvals as pending once the order manager has them — the latter also when their
+    orders are already final, e.g. filled at once).
     """
 
     positions: Mapping[str, Decimal] = msgspec.field(default_factory=dict)
@@ -102,6 +104,7 @@ class PortfolioSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     balances: Mapping[str, Balance] = msgspec.field(default_factory=dict)
     equity: Decimal | None = None
     intent_ids: frozenset[str] = frozenset()
+    last_intent_id: str = ""
     ts_ms: int = 0
 
 

@@ -56,7 +56,8 @@ def portfolio_from_orders(
     """Positions, open quantities and free balances (totals minus what open orders commit).
 
     A buy commits its remaining size x limit price (the reference price for a market
-    order) plus ``fee_bps`` of quote; a sell commits its remaining size of base.
+    order) plus ``fee_bps`` of quote; a sell commits its remaining size of base. A
+    ``last_intent_id`` attribute of ``snap`` (``OrderManagerSnapshot`` has one) is passed on.
     """
     fee = 1 + Decimal(repr(fee_bps)) / _BPS
     open_buy: dict[str, Decimal] = {}
@@ -87,5 +88,6 @@ def portfolio_from_orders(
         open_sell=open_sell,
         balances=balances,
         intent_ids=frozenset(rec.intent_id for rec in snap.open_orders if rec.intent_id),
+        last_intent_id=getattr(snap, "last_intent_id", ""),
         ts_ms=snap.ts_ms,
     )

@@ -199,9 +199,11 @@ class RiskGate(Actor):
         self._pending_risk: RiskSection | None = None
         self._limits: dict[str, SymbolLimits] = {}
         self._rate = RateWindow(rate_window_s)
-        # market state: last price (float) and event time per symbol, feed clock
-        self._last_px: dict[str, float] = {}
-        self._last_ts: dict[str, int] = {}
+        # market state per symbol: the latest event that carries a price (the price itself is
+        # derived when needed: on_market runs for every event, decisions are rare), the time
+        # of an unpriced event that came after it (e.g. a one-sided quote); the feed clock
+        self._priced: dict[str, MarketEvent] = {}
+        self._unpriced_ts: dict[str, int] = {}
         self._feed_now_ms = 0
         # trading state
         self._state = TradingState.ACTIVE
@@ -240,27 +242,41 @@ class RiskGate(Actor):
 
     def on_market(self, event: MarketEvent) -> None:
         """Note a market event's price and time (cheap; called for every event)."""
-        if type(event) is Trade:
-            px = event.price
-        elif type(event) is Quote:
-            bid = event.bid
-            ask = event.ask
-            px = (bid + ask) / 2.0 if bid > 0.0 and ask > 0.0 else 0.0
+        cls = type(event)
+        if cls is Quote:
+            priced = event.bid > 0.0 and event.ask > 0.0  # type: ignore[attr-defined]
+        elif cls is Trade:
+            priced = event.price > 0.0  # type: ignore[attr-defined]
         elif type(event) is Bar:
-            px = event.close
+            priced = event.close > 0.0
         else:
-            px = 0.0
-        sym = event.symbol
+            priced = False
+        if priced:
+            self._priced[event.symbol] = event
+            if self._unpriced_ts:
+                self._unpriced_ts.pop(event.symbol, None)
+        else:
+            self._unpriced_ts[event.symbol] = event.ts_ms
         ts = event.ts_ms
-        if px > 0.0:
-            self._last_px[sym] = px
-        self._last_ts[sym] = ts
         if ts > self._feed_now_ms:
             self._feed_now_ms = ts
 
+    def _last_px(self, symbol: str) -> float | None:
+        """Trade price, quote mid or bar close of ``symbol``'s latest priced event."""
+        ev = self._priced.get(symbol)
+        if ev is None:
+            return None
+        if type(ev) is Quote:
+            return (ev.bid + ev.ask) / 2.0
+        if type(ev) is Trade:
+            return ev.price
+        if type(ev) is Bar:
+            return ev.close
+        return None
+
     def reference_price(self, symbol: str) -> Decimal | None:
         """Latest reference price of ``symbol`` (trade, quote mid or bar close), if any."""
-        px = self._last_px.get(symbol)
+        px = self._last_px(symbol)
         return to_decimal(px) if px is not None else None
 
     def symbol_limits(self, symbol: str) -> SymbolLimits:
@@ -546,6 +562,15 @@ class RiskGate(Actor):
         horizon = now - self._risk.pending_approval_ttl_s
         while pending and pending[0].t <= horizon:
             pending.popleft()
+        last = snap.last_intent_id
+        if last and pending:
+            # Approvals reach the order manager in order: the one it took in last and every
+            # earlier one are in its snapshot now (as open orders, or already in balances).
+            for i, p in enumerate(pending):
+                if p.intent_id == last:
+                    for _ in range(i + 1):
+                        pending.popleft()
+                    break
         if pending and snap.intent_ids:
             known = snap.intent_ids
             self._pending = deque(p for p in pending if not (p.intent_id and p.intent_id in known))
@@ -553,16 +578,19 @@ class RiskGate(Actor):
     def _age(self, symbol: str) -> float | None:
         if self._data_age is not None:
             return self._data_age(symbol)
-        ts = self._last_ts.get(symbol)
+        ts = self._unpriced_ts.get(symbol)
         if ts is None:
-            return None
+            ev = self._priced.get(symbol)
+            if ev is None:
+                return None
+            ts = ev.ts_ms
         return max(0, self._feed_now_ms - ts) / 1000.0
 
     def _prices_for(self, snap: PortfolioSnapshot) -> dict[str, Decimal]:
         out: dict[str, Decimal] = {}
         for symbol in (*snap.positions, *self._instruments):
             if symbol not in out:
-                px = self._last_px.get(symbol)
+                px = self._last_px(symbol)
                 if px is not None:
                     out[symbol] = to_decimal(px)
         return out

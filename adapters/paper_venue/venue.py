@@ -552,14 +552,15 @@ class PaperVenue:
         book = self._books.get(event.symbol)
         if book is None:
             return
-        if type(event) is Trade:
-            px = event.price
+        cls = type(event)
+        if cls is Quote:
+            book.bid = event.bid  # type: ignore[attr-defined]
+            book.ask = event.ask  # type: ignore[attr-defined]
+        elif cls is Trade:
+            px = event.price  # type: ignore[attr-defined]
             book.last = px
             if px <= book.best_buy or px >= book.best_sell:
-                self._match(book, px, px, event.size, event.ts_ms)
-        elif type(event) is Quote:
-            book.bid = event.bid
-            book.ask = event.ask
+                self._match(book, px, px, event.size, event.ts_ms)  # type: ignore[attr-defined]
         elif type(event) is Bar:
             book.bar_close = event.close
             if self._match_on_bars and (event.low <= book.best_buy or event.high >= book.best_sell):
