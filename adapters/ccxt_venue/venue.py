@@ -67,7 +67,7 @@ import contextlib
 import random
 import re
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -95,6 +95,7 @@ from adapters.circuit_breaker import (
     CircuitBreaker,
     CircuitOpenError,
 )
+from adapters.venue_updates import UpdateStream
 from config.schema.trading import CcxtVenueSection
 from daemon.messages.orders import Balance, Fill, OrderRequest, OrderStatus, OrderType, VenueOrder
 
@@ -170,55 +171,6 @@ class _StreamStalled(Exception):
     """No user-data message within the idle timeout."""
 
 
-class _UpdateStream(AsyncIterator[VenueUpdate]):
-    """One subscriber's bounded buffer of updates; ends when the venue closes."""
-
-    def __init__(self, venue: CcxtVenue, capacity: int) -> None:
-        self._venue = venue
-        self._buf: deque[VenueUpdate] = deque()
-        self._capacity = capacity
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-        self.dropped = 0
-
-    def push(self, item: VenueUpdate) -> None:
-        if self._closed:
-            return
-        if len(self._buf) >= self._capacity:
-            self._buf.popleft()
-            self.dropped += 1
-        self._buf.append(item)
-        self._wake()
-
-    def end(self) -> None:
-        self._closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def __aiter__(self) -> _UpdateStream:
-        return self
-
-    async def __anext__(self) -> VenueUpdate:
-        while not self._buf:
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._buf.popleft()
-
-    async def aclose(self) -> None:
-        """Stop receiving updates."""
-        self._closed = True
-        self._venue._unsubscribe(self)
-
-
 class CcxtVenue:
     """``actors.venue.Venue`` over ccxt (REST) and ccxt.pro (user-data streams).
 
@@ -283,7 +235,7 @@ class CcxtVenue:
         self._seen_fills: OrderedDict[str, None] = OrderedDict()
         self._malformed_seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         self._fill_cursor: dict[str, int] = {}
-        self._streams: list[_UpdateStream] = []
+        self._streams: list[UpdateStream] = []
         self._engine: asyncio.Task[None] | None = None
         self._resync_wanted = asyncio.Event()
         self._started_evt = asyncio.Event()
@@ -937,7 +889,7 @@ class CcxtVenue:
     # -- updates: the user-data engine ----------------------------------------------------------
     def updates(self) -> AsyncIterator[VenueUpdate]:
         """A new subscription to order updates and fills (see the module doc)."""
-        stream = _UpdateStream(self, self._cfg.update_buffer)
+        stream = UpdateStream(self._cfg.update_buffer, self._unsubscribe)
         if self._closing:
             stream.end()
             return stream
@@ -946,7 +898,7 @@ class CcxtVenue:
             self._engine = asyncio.get_running_loop().create_task(self._run_engine(), name=f"{self.name}.user-data")
         return stream
 
-    def _unsubscribe(self, stream: _UpdateStream) -> None:
+    def _unsubscribe(self, stream: UpdateStream) -> None:
         with contextlib.suppress(ValueError):
             self._streams.remove(stream)
 

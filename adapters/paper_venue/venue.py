@@ -33,7 +33,6 @@ import concurrent.futures
 import contextlib
 import sqlite3
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 import structlog
 
 from actors.venue import OrderNotFound, OrderRejected, VenueUnavailable, VenueUpdate
+from adapters.venue_updates import UpdateStream
 from config.schema.trading import InstrumentSection, PaperVenueSection
 from daemon.messages.market import Bar, MarketEvent, Quote, Trade
 from daemon.messages.orders import (
@@ -303,53 +303,6 @@ class _Batch:
         self.waiters.extend(newer.waiters)
 
 
-class _UpdateStream(AsyncIterator[VenueUpdate]):
-    """One subscriber's bounded buffer of venue updates; ends when the venue closes."""
-
-    def __init__(self, venue: PaperVenue, capacity: int) -> None:
-        self._venue = venue
-        self._buf: deque[VenueUpdate] = deque()
-        self._capacity = capacity
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-        self.dropped = 0
-
-    def push(self, item: VenueUpdate) -> None:
-        if len(self._buf) >= self._capacity:
-            self._buf.popleft()
-            self.dropped += 1
-        self._buf.append(item)
-        self._wake()
-
-    def end(self) -> None:
-        self._closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def __aiter__(self) -> _UpdateStream:
-        return self
-
-    async def __anext__(self) -> VenueUpdate:
-        while not self._buf:
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._buf.popleft()
-
-    async def aclose(self) -> None:
-        """Stop receiving updates."""
-        self._closed = True
-        self._venue._unsubscribe(self)
-
-
 class PaperVenue:
     """A simulated venue implementing ``actors.venue.Venue`` with a persistent paper account.
 
@@ -384,7 +337,7 @@ class PaperVenue:
         self._next_trade = 1
         self._next_order = 1
         self._batch = _Batch()
-        self._streams: list[_UpdateStream] = []
+        self._streams: list[UpdateStream] = []
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._con: sqlite3.Connection | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -539,7 +492,7 @@ class PaperVenue:
 
     def updates(self) -> AsyncIterator[VenueUpdate]:
         """A new subscription to order updates and fills, published after they are committed."""
-        stream = _UpdateStream(self, self._cfg.update_buffer)
+        stream = UpdateStream(self._cfg.update_buffer, self._unsubscribe)
         if not self._started and self._closing:
             stream.end()
         else:
@@ -819,7 +772,7 @@ class PaperVenue:
             raise VenueUnavailable("NOT_STARTED", f"paper venue {self.name} is not started")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    def _unsubscribe(self, stream: _UpdateStream) -> None:
+    def _unsubscribe(self, stream: UpdateStream) -> None:
         with contextlib.suppress(ValueError):
             self._streams.remove(stream)
 
