@@ -176,6 +176,11 @@ class AppAdmin:
         """Stored risk denials, newest first."""
         return await self._store().risk_events(reason=reason, limit=limit, offset=offset)
 
+    def _audit(self, kind: str, payload: dict[str, Any]) -> None:
+        # Operator commands belong in the tamper-evident trail next to the trading decisions.
+        if self.app.store is not None:
+            self.app.store.append_audit_nowait(kind, payload)
+
     def _store(self) -> Store:
         if self.app.store is None:
             raise Unavailable("state store not open yet")
@@ -245,6 +250,7 @@ class AppAdmin:
         if self.app.commands is None:
             raise Unavailable("order manager not started")
         await self.app.commands.send(CancelOrder(client_order_id=client_order_id, reason=reason or "admin cancel"))
+        self._audit("admin.cancel_order", {"client_order_id": client_order_id, "reason": reason})
         return True
 
     async def strategy_stop(self, name: str) -> bool:
@@ -253,6 +259,7 @@ class AppAdmin:
         if sup is None or name not in self.app.hosts:
             return False
         await sup.terminate_child(name)
+        self._audit("admin.strategy_stop", {"strategy": name})
         return True
 
     async def strategy_start(self, name: str) -> bool:
@@ -261,6 +268,7 @@ class AppAdmin:
         if sup is None or name not in self.app.hosts:
             return False
         sup.start_child(name)
+        self._audit("admin.strategy_start", {"strategy": name})
         return True
 
     def _state_record(self, reason: str) -> Record:

@@ -400,6 +400,11 @@ class OrderManager(Actor):
             self._inflight[coid] = mono
             self._submitting.add(coid)
             self._ledger.register_order(coid, symbol=rec.symbol, side=rec.side, size=rec.size)
+            # The decision trail: which approved intent became which order, tamper-evident.
+            self._store.append_audit_nowait("order.submitted", {
+                "client_order_id": coid, "strategy": rec.strategy, "symbol": rec.symbol, "side": rec.side.value,
+                "type": rec.type.value, "size": rec.size, "price": rec.price, "intent_id": rec.intent_id,
+                "reference_price": ap.reference_price})
             self._count(_S.SUBMITTED)
             self._submitted += 1
             self._emit(self._event(rec, _S.SUBMITTED, _S.INITIALIZED))
@@ -576,6 +581,10 @@ class OrderManager(Actor):
                     "size": fill.size, "filled": out.order_filled, "order_size": out.order_size})
             return out
         self._store.insert_fill_nowait(fill)
+        self._store.append_audit_nowait("order.fill", {
+            "client_order_id": fill.client_order_id, "venue": fill.venue, "trade_id": fill.trade_id,
+            "side": fill.side.value, "price": fill.price, "size": fill.size, "fee": fill.fee,
+            "fee_currency": fill.fee_currency})
         self._maybe_snapshot()
         coid = fill.client_order_id
         rec = self._orders.get(coid) or self._closed.get(coid)
