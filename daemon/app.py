@@ -104,6 +104,7 @@ class App:
         self.reconciler: ReconcilerActor | None = None
         self.risk_gate: RiskGate | None = None
         self.hosts: dict[str, StrategyHost] = {}
+        self._disabled_at_start: list[str] = []
         self.strategies_sup: Supervisor | None = None
         self.control: Channel[SetTradingState | ConfigChanged] | None = None
         self.commands: Channel[OrderCommand] | None = None
@@ -473,7 +474,7 @@ class App:
 
     async def after_start(self) -> None:
         """The tree is running: stop disabled strategies, release the feed once reconciled."""
-        for name in getattr(self, "_disabled_at_start", []):
+        for name in self._disabled_at_start:
             if self.strategies_sup is not None:
                 await self.strategies_sup.terminate_child(name)
         await self._gate_feed_on_reconcile()
