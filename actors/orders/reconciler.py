@@ -8,12 +8,13 @@ overfill checks, emits the events and writes the store. A full pass:
 1. venue open orders: ours → applied if the venue knows more; not ours → adopted or
    cancelled per ``unknown_orders``;
 2. our open orders the venue does not list → queried by client order id: finished →
-   closed; unknown to the venue and older than ``inflight_query_after_s`` → REJECTED
+   closed; unknown to the venue, older than ``inflight_query_after_s`` and than the time
+   the venue may still execute a request (its optional ``submit_expiry_s``) → REJECTED
    (never acknowledged) or CANCELED, reason ``lost``; never resubmitted;
 3. venue fills within the lookback we have not seen → applied (overfills refused);
-4. balances per asset beyond ``balance_tolerance`` (re-checked once after re-syncing
-   fills, since a fill may land between the two reads) → reported, then the ledger adopts
-   the venue's balances.
+4. balances per asset beyond ``balance_tolerance``, confirmed against a consistent picture
+   (fills re-synced between two venue balance reads that agree: a fill executed between
+   our reads is no mismatch) → reported, then the ledger adopts the venue's balances.
 
 An ``inflight`` pass does step 2 for in-flight orders only. Every discrepancy is a row
 in the audit log; those marked ``halting`` count towards ``halt_after_discrepancies``.
@@ -41,6 +42,8 @@ from daemon.messages.control import SetTradingState, TradingState
 from daemon.messages.orders import TERMINAL_STATUSES, Fill, OrderStatus, VenueOrder
 
 PassKind = Literal["startup", "periodic", "inflight"]
+#: Balance reads a pass makes at most to see the venue's balances hold still (see ``_check_balances``).
+_BALANCE_READS = 3
 
 
 class Discrepancy(msgspec.Struct, frozen=True, kw_only=True):
@@ -214,8 +217,20 @@ async def _check_venue_open(
             continue  # its submit/cancel answer is on its way; not a discrepancy
         rec = target.order(vo.client_order_id)
         if rec is not None and rec.status in TERMINAL_STATUSES and vo.status not in TERMINAL_STATUSES:
-            # We closed it (e.g. as lost) but the venue has it open: make the venue agree.
-            await _cancel_at_venue(p, venue, vo, "zombie_order")
+            # We closed it (e.g. as lost) but the venue listed it open. The list may just be
+            # older than what the update stream told us since (filled, cancelled): only an
+            # order the venue still has open *now* is a zombie to cancel.
+            try:
+                now_vo = await venue.query(vo.client_order_id, vo.symbol)
+            except Exception as exc:
+                p.errors.append(f"query {vo.client_order_id}: {exc}")
+                continue
+            if now_vo is not None and now_vo.status not in TERMINAL_STATUSES:
+                await _cancel_at_venue(p, venue, now_vo, "zombie_order")
+            elif now_vo is not None and now_vo.status is not rec.status:
+                p.add("zombie_order_canceled", vo.client_order_id,
+                      f"{vo.side.value} {vo.size} {vo.symbol}: closed before it could be cancelled "
+                      f"(ours {rec.status.value}, venue {now_vo.status.value})")
             continue
         if rec is not None:
             before = (rec.status, rec.filled)
@@ -250,8 +265,15 @@ async def _check_missing(
     ours: list[OrderRecord],
     ages: dict[str, float],
 ) -> None:
-    """Resolve our open orders the venue did not list, by client order id."""
+    """Resolve our open orders the venue did not list, by client order id.
+
+    An order the venue does not know is only lost once its request can no longer reach the
+    venue: a submit whose answer timed out may still be executed until the venue's
+    ``submit_expiry_s`` (Binance: recvWindow) has passed since it was sent. Until then it is
+    asked about again at the next pass.
+    """
     threshold = settings.inflight_query_after_s
+    lost_after = max(threshold, float(getattr(venue, "submit_expiry_s", 0.0) or 0.0))
     for rec in ours:
         coid = rec.client_order_id
         age = ages.get(coid)
@@ -267,6 +289,8 @@ async def _check_missing(
         if current is None or current.status in TERMINAL_STATUSES:
             continue  # resolved meanwhile by the update stream
         if vo is None:
+            if age is not None and age < lost_after:
+                continue  # its request may still arrive at the venue: not lost yet
             halting = current.status not in (OrderStatus.SUBMITTED, OrderStatus.PENDING_CANCEL)
             if target.mark_lost(coid, "lost"):
                 p.add("lost_order", coid, f"unknown to the venue, was {current.status.value}", halting=halting)
@@ -276,12 +300,13 @@ async def _check_missing(
             p.add(kind, coid, f"ours {current.status.value}, venue {vo.status.value} filled {vo.filled}")
 
 
-async def _sync_fills(p: _Pass, venue: Venue, target: ReconcileTarget, since_ms: int) -> None:
+async def _sync_fills(p: _Pass, venue: Venue, target: ReconcileTarget, since_ms: int) -> bool:
+    """Apply the venue's fills we have not seen; False when they could not be read."""
     try:
         fills = await venue.fills_since(since_ms)
     except Exception as exc:
         p.errors.append(f"fills_since: {exc}")
-        return
+        return False
     for f in fills:
         p.fills += 1
         if target.knows_fill(f.venue, f.trade_id):
@@ -291,32 +316,61 @@ async def _sync_fills(p: _Pass, venue: Venue, target: ReconcileTarget, since_ms:
             p.add("missing_fill", f.client_order_id, f"trade {f.trade_id}: {f.side.value} {f.size} @ {f.price}")
         elif out.reason != "duplicate":
             p.add("fill_refused", f.client_order_id, f"trade {f.trade_id}: {out.reason}", halting=True)
+    return True
 
 
 async def _check_balances(
     p: _Pass, venue: Venue, target: ReconcileTarget, settings: ReconcilerSection, since_ms: int
 ) -> None:
+    """Compare our balances with the venue's; report and adopt the venue's on a real mismatch.
+
+    Our balances come from the fills we applied, the venue's from a read at another moment:
+    a fill executed in between looks like a mismatch, and adopting the venue's balances then
+    would count that fill twice once it reaches us. So a difference is only believed when
+    it holds against a consistent picture: venue balances read, fills re-synced, ours taken,
+    venue balances read again and *unchanged* (nothing executed meanwhile). If they keep
+    changing, or the fills cannot be read, nothing is compared this pass (``errors``).
+    """
     tol = settings.balance_tolerance
-    diffs: dict[str, tuple[Decimal, Decimal]] = {}
-    venue_totals: dict[str, Decimal] = {}
-    for attempt in range(2):
+
+    async def read() -> dict[str, Decimal] | None:
         try:
-            venue_bal = await venue.balances()
+            return {a: b.total for a, b in (await venue.balances()).items()}
         except Exception as exc:
             p.errors.append(f"balances: {exc}")
-            return
-        venue_totals = {a: b.total for a, b in venue_bal.items()}
-        ours = target.balances()
-        diffs = {
-            a: (ours.get(a, Decimal(0)), venue_totals.get(a, Decimal(0)))
-            for a in set(ours) | set(venue_totals)
-            if abs(venue_totals.get(a, Decimal(0)) - ours.get(a, Decimal(0))) > tol
+            return None
+
+    def differences(ours: dict[str, Decimal], theirs: dict[str, Decimal]) -> dict[str, tuple[Decimal, Decimal]]:
+        return {
+            a: (ours.get(a, Decimal(0)), theirs.get(a, Decimal(0)))
+            for a in set(ours) | set(theirs)
+            if abs(theirs.get(a, Decimal(0)) - ours.get(a, Decimal(0))) > tol
         }
-        if not diffs or attempt:
+
+    venue_totals = await read()
+    if venue_totals is None:
+        return
+    diffs = differences(target.balances(), venue_totals)
+    for _ in range(_BALANCE_READS):
+        if not diffs:
             break
-        # A fill may have landed between our reads: let pending updates through, re-sync fills, look again.
+        # Let pending updates through, re-sync fills, and look again against a still venue.
         await asyncio.sleep(0)
-        await _sync_fills(p, venue, target, since_ms)
+        if not await _sync_fills(p, venue, target, since_ms):
+            return
+        ours = target.balances()
+        again = await read()
+        if again is None:
+            return
+        still = again == venue_totals
+        venue_totals = again
+        diffs = differences(ours, again)
+        if still:
+            break
+    else:
+        if diffs:
+            p.errors.append(f"balances: still changing after {_BALANCE_READS} reads; not compared")
+            return
     p.assets = len(venue_totals)
     p.store.save_ledger_snapshot_nowait(LedgerSnapshot(ts_ms=p.started_ms, balances=venue_totals, source="venue"))
     if not diffs:

@@ -183,6 +183,35 @@ class FaultPlan:
         """Shift the server clock by ``ms`` (positive: server ahead of the client)."""
         self.clock_skew_ms = int(ms)
 
+    def pending(self) -> dict[str, int | None]:
+        """Armed faults that have not fired yet, by kind (``None``: armed until cleared).
+
+        Kinds: ``rest:<kind>``, ``handshake``, ``subscribe:<kind>``, ``depth_gap``,
+        ``depth_duplicate``, ``stale_snapshot``, ``exec_duplicate``, ``exec_swap``. Lets a test
+        wait until what it armed has actually happened.
+        """
+        out: dict[str, int | None] = {}
+
+        def add(kind: str, remaining: int | None) -> None:
+            if remaining is not None and remaining <= 0:
+                return
+            prev = out.get(kind, 0)
+            out[kind] = None if remaining is None or prev is None else prev + remaining
+
+        armed = self._armed
+        for rest in armed.rest:
+            add(f"rest:{rest.kind}", rest.remaining)
+        for rej in armed.handshakes:
+            add("handshake", rej.remaining)
+        for sub in armed.subscribes:
+            add(f"subscribe:{sub.kind}", sub.remaining)
+        for kind, counters in (("depth_gap", armed.depth_gaps), ("depth_duplicate", armed.depth_duplicates),
+                               ("stale_snapshot", armed.stale_snapshots), ("exec_duplicate", armed.exec_duplicates),
+                               ("exec_swap", armed.exec_swaps)):
+            for counter in counters:
+                add(kind, counter.remaining)
+        return out
+
     def reset(self) -> None:
         """Disarm every counted fault, lift any ban and restore the configured rates."""
         self._armed = _Armed()

@@ -7,9 +7,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class LoggedRequest:
-    """One received request. For websocket messages ``method`` is ``"WS"`` and ``body`` the frame."""
+    """One received request. For websocket messages ``method`` is ``"WS"`` and ``body`` the frame.
+
+    REST entries get the answer filled in once it is known: ``status`` (None: no answer was
+    sent, e.g. a lost order response) and ``error_code`` (the Binance ``code`` of an error
+    answer, None otherwise), so tests can tell a definite refusal from an unknown outcome.
+    """
 
     method: str
     path: str
@@ -17,6 +22,8 @@ class LoggedRequest:
     body: str
     headers: dict[str, str] = field(default_factory=dict)
     time_ms: int = 0
+    status: int | None = None
+    error_code: int | None = None
 
 
 class RequestLog:

@@ -111,7 +111,8 @@ class RestApi:
         raw_query = request.rel_url.raw_query_string
         now = self._clock.now_ms()
         headers = {k: v for k, v in request.headers.items()}
-        self._log.append(LoggedRequest(request.method, request.path, raw_query, raw_body, headers, now))
+        entry = LoggedRequest(request.method, request.path, raw_query, raw_body, headers, now)
+        self._log.append(entry)
         if request.path.startswith(_WS_PREFIXES):
             return await handler(request)
         params: dict[str, str] = dict(parse_qsl(raw_query, keep_blank_values=True))
@@ -127,6 +128,7 @@ class RestApi:
                 if fault.kind == "delay" and fault.delay_s > 0:
                     await asyncio.sleep(fault.delay_s)
                 elif fault.kind in ("error", "rate_limit"):
+                    entry.status, entry.error_code = fault.status, fault.code
                     return self._fault_response(fault, now)
                 elif fault.kind == "lose_response":
                     request[_LOSE] = fault
@@ -136,6 +138,8 @@ class RestApi:
             response = await handler(request)
         except ApiError as err:
             response = _json(err.body(), status=err.status, headers=err.headers)
+            entry.error_code = err.code
+        entry.status = response.status
         response.headers["X-MBX-USED-WEIGHT-1M"] = str(self._limiter.used_weight(now))
         return response
 

@@ -24,6 +24,8 @@ from adapters.binance_sim.rest import RestApi
 from adapters.binance_sim.ws_api import UserStreamHub
 
 log = logging.getLogger(__name__)
+#: How often the periodic-drop task looks at its knob while drops are off.
+_CHAOS_IDLE_S = 0.1
 
 
 class BinanceSimulator:
@@ -84,9 +86,10 @@ class BinanceSimulator:
         await site.start()
         self._runner, self._site = runner, site
         self._port = int(runner.addresses[0][1])
-        self._tasks = [asyncio.create_task(self.market_streams.run(), name="binance-sim-market-streams")]
-        if self.faults.ws_drop_interval_s > 0:
-            self._tasks.append(asyncio.create_task(self._chaos_drops(), name="binance-sim-chaos"))
+        self._tasks = [
+            asyncio.create_task(self.market_streams.run(), name="binance-sim-market-streams"),
+            asyncio.create_task(self._chaos_drops(), name="binance-sim-chaos"),
+        ]
         self.driver.start()
         log.info("binance simulator listening on %s", self.base_url)
 
@@ -252,9 +255,24 @@ class BinanceSimulator:
         await self.user_streams.wait_for(lambda: self.user_streams.subscription_count() >= count, timeout_s)
 
     async def _chaos_drops(self) -> None:
-        """Periodic socket drops configured by ``FaultConfig.ws_drop_interval_s``."""
+        """Periodic socket drops every ``faults.ws_drop_interval_s`` (0: none).
+
+        The knob is read on every turn, so ``faults.set(ws_drop_interval_s=...)`` starts,
+        changes and stops the drops at run time.
+        """
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
-            await asyncio.sleep(max(0.05, self.faults.ws_drop_interval_s))
+            interval = self.faults.ws_drop_interval_s
+            if interval <= 0:
+                last = loop.time()
+                await asyncio.sleep(_CHAOS_IDLE_S)
+                continue
+            left = last + max(0.05, interval) - loop.time()
+            if left > 0:
+                await asyncio.sleep(min(left, _CHAOS_IDLE_S))
+                continue
+            last = loop.time()
             abort = self.faults.rng.random() < self.faults.ws_drop_abort_ratio
             code = None if abort else 1001
             await self.drop_market_connections(code=code)

@@ -5,10 +5,11 @@ REST (orders, queries, balances)
   ``newClientOrderId``); a cancel and a query go by that id too (``origClientOrderId``).
 - Every REST call runs under a circuit breaker (``adapters.circuit_breaker``): ``rest``
   for reads and cancels, ``orders`` — latching by default — for order submission. While a
-  breaker is open, calls fail fast with ``VenueUnavailable("CIRCUIT_OPEN")`` and nothing is
-  sent. The latched order breaker is reset by the adapter itself after a complete REST
-  re-read of open orders and fills (the user-stream engine does it; or call
-  :meth:`CcxtVenue.reset_order_breaker`): no trial *orders* are ever used to probe.
+  breaker is open, calls fail fast with ``VenueUnavailable("CIRCUIT_OPEN")`` (a submit:
+  ``OrderRejected("CIRCUIT_OPEN")``) and nothing is sent. The latched order breaker is
+  reset by the adapter itself after a complete REST re-read of open orders and fills (the
+  user-stream engine does it; or call :meth:`CcxtVenue.reset_order_breaker`): no trial
+  *orders* are ever used to probe.
 - 429 (``DDoSProtection``): every breaker is forced open for ``Retry-After`` (read from
   ``exchange.last_response_headers``; ``rate_limit_pause_s`` when absent) — no REST call goes
   out until it passes. 418 (IP ban): the same until the ban ends (``Retry-After`` or the
@@ -26,11 +27,13 @@ Submit outcomes (ARCHITECTURE.md §4)
 - definite refusal → ``OrderRejected(reason)``: INSUFFICIENT_FUNDS, WOULD_TAKE,
   INVALID_ORDER, UNKNOWN_SYMBOL, BAD_REQUEST, AUTHENTICATION, MARKET_CLOSED, REJECTED,
   CLOCK_SKEW (-1021 after a resync), PRECISION / INVALID_PRICE (checked before sending:
-  ccxt would silently round the size or price);
+  ccxt would silently round the size or price), CIRCUIT_OPEN (the order breaker refused
+  the call: nothing was sent);
 - anything else — timeout, disconnect, 5xx, ``OperationFailed``, unknown ``ExchangeError``,
-  rate limit, open circuit, a malformed reply, and Binance's "Duplicate order sent." (an
-  order with our id *exists*) — → ``VenueUnavailable(reason)``: the order stays in flight
-  and the caller resolves it with :meth:`CcxtVenue.query`; nothing is ever resent.
+  rate limit, a malformed reply, and Binance's "Duplicate order sent." (an order with our
+  id *exists*) — → ``VenueUnavailable(reason)``: the order stays in flight and the caller
+  resolves it with :meth:`CcxtVenue.query`; nothing is ever resent. Such a request may
+  still be executed until :attr:`CcxtVenue.submit_expiry_s` after it was sent.
 
 User data (:meth:`CcxtVenue.updates`)
 One engine task (started by the first ``updates()`` call, stopped by ``close()``) keeps
@@ -110,6 +113,8 @@ _LOG_FIRST = 10
 _LOG_EVERY = 1000
 _SETTLE_S = 0.25
 _DRAIN_TAIL = 50
+_BULK_RESOLVE_MIN = 5
+_RECV_WINDOW_MS = 10_000  # ccxt's default for Binance
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,})")
 
 _RANK: Mapping[OrderStatus, int] = MappingProxyType({
@@ -169,6 +174,10 @@ class _Tracked:
 
 class _StreamStalled(Exception):
     """No user-data message within the idle timeout."""
+
+
+class _StreamTerminated(Exception):
+    """The session's connection or subscription ended while no watch was pending to see it."""
 
 
 class CcxtVenue:
@@ -350,6 +359,22 @@ class CcxtVenue:
     def order_breaker(self) -> CircuitBreaker:
         """The (latching) breaker of order submission."""
         return self._order_breaker
+
+    @property
+    def submit_expiry_s(self) -> float:
+        """Seconds after an order request was sent beyond which the venue can no longer accept it.
+
+        Binance refuses a signed request once ``recvWindow`` has passed since its timestamp
+        (and tolerates a client clock up to 1 s ahead). Until then a request whose answer
+        was lost may still be executed, so an order the venue does not know yet is not
+        lost before this (the reconciler waits for it), plus a second of margin.
+        """
+        window_ms = _RECV_WINDOW_MS
+        options = getattr(self._ex, "options", None)
+        if isinstance(options, Mapping):
+            with contextlib.suppress(TypeError, ValueError):
+                window_ms = int(options.get("recvWindow") or window_ms)
+        return window_ms / 1000.0 + 2.0
 
     def reset_order_breaker(self, reason: str = "operator") -> None:
         """Close a latched order circuit (after the operator or the reconciler confirmed venue truth)."""
@@ -595,7 +620,10 @@ class CcxtVenue:
                     self._forget(coid)
                     raise refusal from None
                 if isinstance(exc, CircuitOpenError):
-                    self._forget(coid)  # nothing was sent
+                    # Nothing was sent: a definite (local) refusal, not an unknown outcome that
+                    # would keep the order in flight until its request could no longer arrive.
+                    self._forget(coid)
+                    raise OrderRejected("CIRCUIT_OPEN", f"submit {coid}: {exc}") from None
                 raise self._unavailable(exc, f"submit {coid}") from None
         try:
             vo = normalize.venue_order(self.name, raw, self._markets, client_order_id=coid)
@@ -741,6 +769,7 @@ class CcxtVenue:
                     raise self._unavailable(exc, "fills_since") from None
                 raise
             page = [t for t in (page or ()) if isinstance(t, Mapping)]
+            await self._learn_order_ids(symbol, page)
             newest = since
             fresh = 0
             for raw in page:
@@ -761,6 +790,30 @@ class CcxtVenue:
                 break
             since = newest
         return fills
+
+    async def _learn_order_ids(self, symbol: str, trades: Sequence[Mapping[str, Any]]) -> None:
+        """Map many unknown venue order ids to our client ids with one order-list read.
+
+        Binance REST trades carry no client order id: resolving each unknown order with its
+        own ``fetch_order`` costs one request per order (after a restart, every order in the
+        fills lookback), which grows start-up time and request weight with the account's
+        activity. From ``_BULK_RESOLVE_MIN`` unknown orders on, one ``fetch_orders`` (the
+        latest orders of the symbol) resolves them; what it misses falls back to single
+        queries. A failure here only means those single queries.
+        """
+        unknown = {normalize.trade_order_id(t) for t in trades if not self._coid_for_trade(t)}
+        unknown.discard("")
+        if len(unknown) < _BULK_RESOLVE_MIN or not (getattr(self._ex, "has", None) or {}).get("fetchOrders"):
+            return
+        ex = self._require_started()
+        try:
+            orders = await self._read(f"orders {symbol}", ex.fetch_orders, symbol, None, _MY_TRADES_LIMIT)
+        except Exception as exc:
+            self._log.info("ccxt_venue.order_ids_bulk_failed", symbol=symbol, error=repr(exc)[:300])
+            return
+        for raw in orders or ():
+            if isinstance(raw, Mapping):
+                self._remember_vid(str(raw.get("id") or ""), normalize.order_client_id(raw))
 
     async def balances(self) -> dict[str, Balance]:
         """Balances by asset (assets at zero left out)."""
@@ -926,6 +979,27 @@ class CcxtVenue:
 
         return ws_clients(ex, user_side)
 
+    def _session_lost(self, client: Any) -> str:
+        """Why the user-data session ended unseen ("" while it holds).
+
+        A socket that closes while no watch is pending (between one resolving and the next
+        being armed) fails nobody: ccxt just deregisters the client, and the next ``watch_*``
+        re-dials silently. Likewise ccxt drops its subscription record on Binance's
+        ``eventStreamTerminated`` and leaves pending watches hanging (spec §5.5); the next
+        ``watch_*`` subscribes again silently. Either way executions in between are never
+        sent, so the session must end and REST be polled. ``client`` is the session's ws
+        client (None: not identifiable; rely on errors and the idle timeout).
+        """
+        if client is None:
+            return ""
+        if client not in self._user_ws_clients():
+            return "the user-data socket closed between watches"
+        if getattr(self._ex, "ensure_user_data_stream_ws_subscribe_signature", None) is not None and (
+            "spot" not in (getattr(client, "subscriptions", None) or {})
+        ):
+            return "the venue ended the user-data subscription"
+        return ""
+
     async def _await_user_ready(self) -> None:
         """Wait until the user-data subscription is confirmed (Binance spot); else return at once."""
         ensure = getattr(self._ex, "ensure_user_data_stream_ws_subscribe_signature", None)
@@ -988,6 +1062,8 @@ class CcxtVenue:
         try:
             watches = {"trades": self._arm("trades"), "orders": self._arm("orders")}
             await asyncio.wait_for(self._await_user_ready(), cfg.dial_timeout_s)
+            clients = self._user_ws_clients()
+            session_client = clients[0] if len(clients) == 1 else None
             self._stream_up = True
             backoff.connected()
             self._last_msg = self._clock()
@@ -1019,8 +1095,15 @@ class CcxtVenue:
                             await self._on_trades(result)
                         else:
                             self._on_orders(result)
-                        watches[key] = self._arm(key)
                         settle_at = self._clock() + _SETTLE_S
+                lost = self._session_lost(session_client)
+                if lost:
+                    # Re-arming a watch now would quietly re-dial or subscribe again, and whatever
+                    # happened in between would never be polled: end the session like any drop.
+                    raise _StreamTerminated(lost)
+                for key in ("trades", "orders"):
+                    if watches[key] in done:
+                        watches[key] = self._arm(key)
                 if wake in done:
                     poll_pending = True
                     next_poll = self._clock()
@@ -1040,6 +1123,8 @@ class CcxtVenue:
         except _StreamStalled as exc:
             self._stalls += 1
             return f"stall: {exc}"
+        except _StreamTerminated as exc:
+            return f"terminated: {exc}"
         except TimeoutError:
             self._stalls += 1
             return f"subscription not confirmed within {cfg.dial_timeout_s}s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import ccxt
@@ -352,3 +353,22 @@ async def test_periodic_drops_from_config_break_watch_with_network_error(
     ex = await make_client(sim)
     with pytest.raises(ccxt.NetworkError):
         await asyncio.wait_for(ex.watch_orders(SYM), WAIT)
+
+
+async def test_periodic_drops_set_at_run_time_start_and_stop(sim: BinanceSimulator, make_client: ClientFactory) -> None:
+    """``faults.set(ws_drop_interval_s=...)`` starts periodic drops at run time; 0 stops them."""
+    ex = await make_client(sim)
+    await asyncio.wait_for(ex.watch_trades(SYM), WAIT)
+    sim.faults.set(ws_drop_interval_s=0.2)
+    with pytest.raises(ccxt.NetworkError):
+        for _ in range(100):
+            await asyncio.wait_for(ex.watch_trades(SYM), WAIT)
+    sim.faults.set(ws_drop_interval_s=0)
+    await asyncio.sleep(0.3)  # let a drop that was already due happen
+    for _ in range(3):  # re-dial until a connection made after the switch-off
+        with contextlib.suppress(ccxt.NetworkError):
+            await asyncio.wait_for(ex.watch_trades(SYM), WAIT)
+            break
+    deadline = asyncio.get_running_loop().time() + 0.8  # four former drop intervals: no drop
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.wait_for(ex.watch_trades(SYM), WAIT)

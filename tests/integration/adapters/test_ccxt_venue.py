@@ -211,6 +211,21 @@ async def test_venue_methods_against_simulator_return_venue_truth(
     assert await venue.fills_since(fills[-1].ts_ms + 1) == []
 
 
+async def test_fills_of_many_unknown_orders_resolved_by_one_order_list_read(
+    static_sim: BinanceSimulator, make_venue: VenueFactory
+) -> None:
+    """After a restart every fill's order is unknown: one allOrders read, not one query per order."""
+    first: CcxtVenue = await make_venue(static_sim)
+    for i in range(8):
+        await first.submit(market(f"bulk-{i}"))
+    restarted: CcxtVenue = await make_venue(static_sim)  # a fresh adapter: no order ids cached
+    static_sim.requests.clear()
+    fills = await restarted.fills_since(0)
+    assert sorted(f.client_order_id for f in fills) == sorted(f"bulk-{i}" for i in range(8))
+    assert requests_to(static_sim, "GET", "/api/v3/allOrders") == 1
+    assert requests_to(static_sim, "GET", "/api/v3/order") == 0
+
+
 async def test_size_off_step_is_rejected_before_sending(static_sim: BinanceSimulator, make_venue: VenueFactory) -> None:
     venue: CcxtVenue = await make_venue(static_sim)
     with pytest.raises(OrderRejected) as info:
@@ -343,9 +358,9 @@ async def test_order_breaker_latches_after_ambiguous_submits_until_rest_resync(
         with pytest.raises(VenueUnavailable):
             await venue.submit(limit(coid))
     assert venue.order_breaker.latched
-    with pytest.raises(VenueUnavailable) as info:
+    with pytest.raises(OrderRejected) as refused:  # nothing was sent: a definite refusal
         await venue.submit(limit("lb-3"))
-    assert info.value.reason == "CIRCUIT_OPEN"
+    assert refused.value.reason == "CIRCUIT_OPEN"
     assert requests_to(static_sim, "POST", "/api/v3/order") == 2
     # cancels and reads are not behind the order latch
     assert await venue.open_orders() == []
@@ -366,10 +381,13 @@ async def test_rate_limit_429_with_retry_after_blocks_calls_until_it_passes(
         await venue.balances()
     assert info.value.reason == "RATE_LIMITED"
     sent = len(static_sim.requests)
-    for call in (venue.balances(), venue.open_orders(), venue.submit(limit("rl-1")), venue.cancel("x", SYM)):
+    for call in (venue.balances(), venue.open_orders(), venue.cancel("x", SYM)):
         with pytest.raises(VenueUnavailable) as info:
             await call
         assert info.value.reason == "CIRCUIT_OPEN"
+    with pytest.raises(OrderRejected) as refused:
+        await venue.submit(limit("rl-1"))
+    assert refused.value.reason == "CIRCUIT_OPEN"
     clock.advance(6.9)
     with pytest.raises(VenueUnavailable):
         await venue.query("rl-1", SYM)
@@ -394,9 +412,9 @@ async def test_ip_ban_418_forces_breakers_open_until_ban_ends(
         assert snap.state is BreakerState.OPEN and snap.reason == "ip_banned"
         assert snap.open_remaining_s is not None and 115 <= snap.open_remaining_s <= 120
     sent = len(static_sim.requests)
-    with pytest.raises(VenueUnavailable) as info:
+    with pytest.raises(OrderRejected) as refused:
         await venue.submit(limit("ban-1"))
-    assert info.value.reason == "CIRCUIT_OPEN" and len(static_sim.requests) == sent
+    assert refused.value.reason == "CIRCUIT_OPEN" and len(static_sim.requests) == sent
     static_sim.faults.lift_ban()
     clock.advance(120)
     assert (await venue.submit(limit("ban-2"))).status is OrderStatus.ACCEPTED
@@ -500,12 +518,59 @@ async def test_user_stream_stall_detected_by_idle_timeout_and_redialled(
     venue: CcxtVenue = await make_venue(sim, user_stream_idle_timeout_s=0.3)
     updates = collectors(venue)
     await sim.wait_for_user_subscription(timeout_s=WAIT)
-    sim.terminate_user_streams()  # pending watches hang (spec §5.5)
+    sim.stall_user_connections()  # silent: pending watches hang (spec §6.4)
     await venue.submit(limit("term-1"))
     sim.inject_trade(SYM_ID, "40000", "0.01")
     await updates.wait_for(lambda: updates.last_status("term-1") is OrderStatus.FILLED and updates.fills("term-1"))
     await sim.wait_for_user_subscription(timeout_s=WAIT)
     assert venue.stats().stalls >= 1
+
+
+async def test_event_stream_terminated_behind_a_report_ends_session_and_polls_at_once(
+    static_sim: BinanceSimulator, make_venue: VenueFactory, collectors: Callable[[CcxtVenue], Collector]
+) -> None:
+    """A watch resolved just before ``eventStreamTerminated`` must not be re-armed into a silent
+    re-subscription: what executed in between is never sent, so the session ends and REST is polled."""
+    sim = static_sim
+    venue: CcxtVenue = await make_venue(sim)  # idle timeout 5 s: the fill must come well before it
+    updates = collectors(venue)
+    await sim.wait_for_user_subscription(timeout_s=WAIT)
+    assert (await venue.submit(limit("term-2", size="0.02"))).status is OrderStatus.ACCEPTED
+    sim.inject_trade(SYM_ID, "40000", "0.01")  # a report the client gets...
+    sim.terminate_user_streams()  # ...then the end of the subscription...
+    sim.inject_trade(SYM_ID, "40000", "0.01")  # ...and the fill of the rest, reported to nobody
+    await updates.wait_for(
+        lambda: updates.last_status("term-2") is OrderStatus.FILLED and len(updates.fills("term-2")) == 2, 2.5)
+    assert venue.stats().reconnects["user"] >= 1
+    await sim.wait_for_user_subscription(timeout_s=WAIT)
+
+
+async def test_user_socket_closed_while_no_watch_pending_ends_session_and_polls(
+    static_sim: BinanceSimulator, make_venue: VenueFactory, collectors: Callable[[CcxtVenue], Collector]
+) -> None:
+    """While the engine handles a report no watch is pending: a socket closed then fails nobody, and
+    re-arming would re-dial silently. The session must end and REST be polled for what was missed."""
+    sim = static_sim
+    venue: CcxtVenue = await make_venue(sim)  # idle timeout 5 s: the fill must come well before it
+    updates = collectors(venue)
+    await sim.wait_for_user_subscription(timeout_s=WAIT)
+    assert (await venue.submit(limit("gap-3", size="0.01"))).status is OrderStatus.ACCEPTED
+    handle_trades = venue._on_trades
+    dropped = False
+
+    async def on_trades(result: Any, *, where: str = "watch_my_trades") -> None:
+        nonlocal dropped
+        if not dropped and where == "watch_my_trades" and result:
+            dropped = True  # a TRADE report resolved both watches: the socket goes, a fill is missed
+            assert await sim.drop_user_connections(code=1001) == 1
+            sim.inject_trade(SYM_ID, "40000", "0.01")
+        await handle_trades(result, where=where)
+
+    venue._on_trades = on_trades  # type: ignore[method-assign]
+    await venue.submit(market("gap-4"))
+    await updates.wait_for(
+        lambda: updates.last_status("gap-3") is OrderStatus.FILLED and updates.fills("gap-3"), 2.5)
+    assert dropped and venue.stats().reconnects["user"] >= 1
 
 
 async def test_credentials_resolve_from_files_then_env_then_config(tmp_path: Path) -> None:

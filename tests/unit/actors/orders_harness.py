@@ -46,6 +46,10 @@ class ProxyVenue:
         self.before_submit: Callable[[OrderRequest], None] | None = None
         self.mute_updates = False  # the update stream goes silent (a dropped socket)
         self.fail_open_orders = 0  # this many open_orders() calls raise VenueUnavailable
+        self.stale_open_orders: list[VenueOrder] | None = None  # open_orders() answers this (an old read)
+        self.before_balances: Callable[[int], None] | None = None  # called with the call number (1, 2, ...)
+        self.balances_calls = 0
+        self.cancel_calls: list[str] = []
 
     async def start(self) -> None:
         await self.inner.start()
@@ -64,6 +68,7 @@ class ProxyVenue:
         return await self.inner.submit(request)
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
+        self.cancel_calls.append(client_order_id)
         return await self.inner.cancel(client_order_id, symbol)
 
     async def query(self, client_order_id: str, symbol: str) -> VenueOrder | None:
@@ -75,12 +80,17 @@ class ProxyVenue:
         if self.fail_open_orders > 0:
             self.fail_open_orders -= 1
             raise VenueUnavailable("DISCONNECTED", "venue down")
+        if self.stale_open_orders is not None:
+            return list(self.stale_open_orders)
         return await self.inner.open_orders(symbol)
 
     async def fills_since(self, since_ms: int, symbol: str | None = None) -> list[Fill]:
         return await self.inner.fills_since(since_ms, symbol)
 
     async def balances(self) -> dict[str, Balance]:
+        self.balances_calls += 1
+        if self.before_balances is not None:
+            self.before_balances(self.balances_calls)
         return await self.inner.balances()
 
     def updates(self) -> AsyncIterator[VenueUpdate]:

@@ -159,6 +159,36 @@ async def test_zombie_order_we_closed_is_cancelled_at_venue(h: Harness) -> None:
     assert await h.venue.open_orders() == []
 
 
+async def test_unknown_order_not_lost_while_its_request_may_still_arrive(h: Harness) -> None:
+    """A submit whose answer timed out may still be executed (until the venue's request expiry)."""
+    h.venue.mute_updates = True
+    h.venue.fail_submit = VenueUnavailable("TIMEOUT", "no answer")
+    om = await h.start()
+    await h.send(size="100")
+    coid = (await h.until_status(S.SUBMITTED)).client_order_id
+    await om.wait_requests(5)
+    h.venue.submit_expiry_s = 3600.0  # type: ignore[attr-defined]
+    assert h.store is not None
+    report = await reconcile(h.store, h.venue, om, NOW, kind="inflight")
+    assert report.discrepancies == ()
+    rec = om.order(coid)
+    assert rec is not None and rec.status is S.SUBMITTED
+    # The request does arrive, late: the venue executes it and the next pass finds it.
+    await h.paper.submit(OrderRequest(client_order_id=coid, symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
+                                      size=D("100")))
+    report = await reconcile(h.store, h.venue, om, NOW, kind="inflight")
+    assert [d.kind for d in report.discrepancies] == ["order_closed"]
+    rec = om.order(coid)
+    assert rec is not None and rec.status is S.FILLED
+    # Once the request has expired, an order the venue never saw is lost.
+    h.venue.submit_expiry_s = 0.0  # type: ignore[attr-defined]
+    await h.send(size="100")
+    lost = (await h.until_status(S.SUBMITTED)).client_order_id
+    await om.wait_requests(5)
+    report = await reconcile(h.store, h.venue, om, NOW, kind="inflight")
+    assert [(d.kind, d.client_order_id) for d in report.discrepancies] == [("lost_order", lost)]
+
+
 async def test_balance_mismatch_reported_rebased_and_halts(h: Harness) -> None:
     om = await h.start()
     h.paper._bal["ETH"].free += D("0.5")  # money appeared at the venue that no fill explains
@@ -177,6 +207,78 @@ async def test_balance_mismatch_reported_rebased_and_halts(h: Harness) -> None:
     assert await audit_kinds(h) == ["balance_mismatch"]
     venue_snap = await h.store.latest_ledger_snapshot("venue")
     assert venue_snap is not None and venue_snap.balances["ETH"] == D("10.5")
+
+
+async def test_fill_between_balance_reads_not_a_mismatch(h: Harness) -> None:
+    """A fill executed between our fill read and the venue's balance read is not a mismatch.
+
+    Adopting the venue's balances then would count the fill twice once it reached us.
+    """
+    h.venue.mute_updates = True  # fills reach the ledger only through reconciliation
+    om = await h.start()
+    for _ in range(2):
+        await h.send(size="100", type_=OrderType.LIMIT, price="0.00025")
+    await h.until_status(S.ACCEPTED)
+    await h.until_status(S.ACCEPTED)
+    await om.wait_requests(5)
+    # Balance read 1 sees fill 1 (executed after the pass read fills); read 2 sees fill 2 too.
+    h.venue.balances_calls = 0
+    h.venue.before_balances = lambda n: h.trade(0.00025, 100) if n <= 2 else None
+    assert h.store is not None
+    first = await reconcile(h.store, h.venue, om, NOW, fills_since_ms=0)
+    assert "balance_mismatch" not in first.counts, first.discrepancies
+    h.venue.before_balances = None
+    second = await reconcile(h.store, h.venue, om, NOW, fills_since_ms=0)
+    assert second.discrepancies == (), second.discrepancies
+    assert om.balances() == {a: b.total for a, b in (await h.venue.balances()).items()}
+    assert om.position(SYMBOL).size == D("200")
+
+
+async def test_balances_moving_every_read_not_compared(h: Harness) -> None:
+    h.venue.mute_updates = True
+    om = await h.start()
+    for _ in range(5):
+        await h.send(size="100", type_=OrderType.LIMIT, price="0.00025")
+    for _ in range(5):
+        await h.until_status(S.ACCEPTED)
+    await om.wait_requests(5)
+    h.venue.before_balances = lambda n: h.trade(0.00025, 100)  # a fill before every balance read
+    assert h.store is not None
+    report = await reconcile(h.store, h.venue, om, NOW, fills_since_ms=0)
+    assert "balance_mismatch" not in report.counts
+    assert not report.complete and "still changing" in report.errors[-1]
+    h.venue.before_balances = None
+    again = await reconcile(h.store, h.venue, om, NOW, fills_since_ms=0)
+    assert "balance_mismatch" not in again.counts and again.complete
+    assert om.balances() == {a: b.total for a, b in (await h.venue.balances()).items()}
+
+
+async def test_stale_open_order_list_does_not_cancel_a_closed_order(h: Harness) -> None:
+    om = await h.start()
+    await h.send(size="100", type_=OrderType.LIMIT, price="0.00025")
+    coid = (await h.until_status(S.ACCEPTED)).client_order_id
+    h.venue.stale_open_orders = await h.venue.open_orders()  # read just before the order filled
+    h.trade(0.00025, 100)
+    await h.until_status(S.FILLED, coid)
+    assert h.store is not None
+    report = await reconcile(h.store, h.venue, om, NOW)
+    assert report.discrepancies == () and report.complete, report.discrepancies
+    assert h.venue.cancel_calls == []
+
+
+async def test_order_closed_as_lost_but_executed_by_venue_is_reported_not_cancelled(h: Harness) -> None:
+    om = await h.start()
+    await h.send(size="100", type_=OrderType.LIMIT, price="0.00025")
+    coid = (await h.until_status(S.ACCEPTED)).client_order_id
+    h.venue.stale_open_orders = await h.venue.open_orders()
+    assert om.mark_lost(coid, "lost")  # we gave up on it...
+    h.trade(0.00025, 100)  # ...but the venue filled it
+    assert h.store is not None
+    report = await reconcile(h.store, h.venue, om, NOW)
+    assert [(d.kind, d.client_order_id) for d in report.discrepancies if d.kind.startswith("zombie")] == [
+        ("zombie_order_canceled", coid)]
+    assert "venue FILLED" in report.discrepancies[0].detail
+    assert h.venue.cancel_calls == []
 
 
 async def test_below_threshold_does_not_halt(h: Harness) -> None:
