@@ -77,6 +77,9 @@ class Watchdog(Actor):
         degraded: list[str] = []
         tree = self._tree()
         now = time.monotonic()
+        # While the loop itself was blocked no actor could run: that time is the loop's lag,
+        # reported below, not a stall of whichever actors happened to have work queued.
+        blocked_s = self.loop_lag_ms / 1000.0
         if tree is not None:
             for sup, child in tree.walk():
                 if not isinstance(child, Actor) or child is self:
@@ -87,7 +90,7 @@ class Watchdog(Actor):
                 if child.state is not ActorState.RUNNING:
                     continue
                 pending = child.pending_work()
-                age = now - child.last_progress
+                age = now - child.last_progress - blocked_s
                 if pending > 0 and age > cfg.stall_after_s:
                     unhealthy.append(f"actor {child.name} stalled: {pending} pending, no progress for {age:.1f}s")
                     self._restart_stalled(sup, child.name, f"stalled for {age:.1f}s with {pending} pending")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from actors.watchdog import DEGRADED, HEALTHY, UNHEALTHY, Watchdog
 from config.schema.kernel import WatchdogSection
@@ -86,3 +87,34 @@ def test_broken_health_check_degrades_instead_of_crashing() -> None:
     wd = Watchdog("wd", lambda: None, WatchdogSection, checks=[broken])
     v = wd.evaluate()
     assert v.status == DEGRADED and "boom" in v.reasons[0]
+
+
+async def test_actor_waiting_through_a_blocked_loop_is_not_called_stalled() -> None:
+    class Busy(Actor):
+        """Has work queued and waits (as every actor does while the loop is blocked)."""
+
+        def pending_work(self) -> int:
+            return 3
+
+        async def run(self) -> None:
+            await asyncio.Event().wait()
+
+    settings = WatchdogSection(stall_after_s=1.0)
+    busy = Busy("busy")
+    root = Supervisor("root", [ChildSpec("busy", lambda: busy)], SupervisorPolicy(restart_delay_s=0))
+    wd = Watchdog("wd", lambda: root, lambda: settings)
+    task = asyncio.create_task(root.main())
+    await wait_until(lambda: busy.state is ActorState.RUNNING)
+    # Heartbeat 2.2 s old, 2 s of which the whole loop was blocked: the loop lagged, the actor did not stall.
+    busy.last_progress = time.monotonic() - 2.2
+    wd.loop_lag_ms = 2000.0
+    v = wd.evaluate()
+    assert v.status == UNHEALTHY and v.reasons == ("event loop lag 2000ms",)
+    assert wd.stalls_detected == 0
+    # The same age without a blocked loop is a stall.
+    wd.loop_lag_ms = 0.0
+    v = wd.evaluate()
+    assert wd.stalls_detected == 1 and v.reasons[0].startswith("actor busy stalled")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
