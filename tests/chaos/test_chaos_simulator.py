@@ -82,8 +82,11 @@ def run_chaos(
                                                    if v or a in initial}, "fills do not explain the balances"
         counts = status_counts(ours)
         assert counts["FILLED"] > 10 and len(fills) > 10, counts
-        assert any(Decimal(str(o["filled"])) > 0 and o["status"] in ("PARTIALLY_FILLED", "CANCELED")
-                   for o in ours.orders.values()) or c.partial_fills > 0
+        size = {k: Decimal(str(o["size"])) for k, o in ours.orders.items()}
+        partial = [f for f in fills if Decimal(str(f["size"])) < size[f["client_order_id"]]]
+        assert c.partial_fills > 0 and partial, "no partial fill happened"
+        # A POST repeated under the same client id only after a definite refusal (-1021: resync, retry).
+        resent = {k: v for k, v in theirs.posts.items() if len(v) > 1}
 
         # Breakers opened and closed as specified: /metrics and /status.
         status = api.ok("GET", "/status")
@@ -107,7 +110,8 @@ def run_chaos(
         assert not daemon.events("reconcile.halt_requested")
         assert not daemon.problems(), daemon.problems()[:5]
         print(f"chaos: {len(ours.orders)} orders {dict(counts)}, {len(fills)} fills, "
-              f"{c.partial_fills} injected prints, {c.cancels} cancels; faults: {'; '.join(c.injected)}")
+              f"{c.partial_fills} injected prints, {len(partial)} partial fills, {c.cancels} cancels, "
+              f"{len(resent)} orders re-sent after a definite refusal; faults: {'; '.join(c.injected)}")
         code = daemon.stop(timeout=30)
         assert code == 0, daemon.raw[-20:]
         return c
