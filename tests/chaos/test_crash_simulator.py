@@ -54,11 +54,11 @@ def _resting(sim: BinanceSimulator) -> list[tuple[str, str, Decimal, Decimal]]:
             if o.client_order_id.startswith(PREFIX) and o.type == "LIMIT"]
 
 
-def fill_while_down(st: SimThread, rng: random.Random) -> int:
+def fill_while_down(st: SimThread, rng: random.Random, *, at_least_one: bool) -> int:
     """Print at the limit of some of our resting orders while the daemon is dead; returns how many."""
     n = 0
     for sym, side, price, remaining in st.call(_resting, st.sim):
-        if rng.random() < 0.5:
+        if rng.random() < 0.5 and not (at_least_one and n == 0):
             continue
         qty = remaining if rng.random() < 0.5 else (remaining / 2).quantize(STEPS[sym], ROUND_DOWN)
         if qty <= 0:
@@ -108,7 +108,7 @@ def run_crashes(tmp: Path, st: SimThread, kills: int, seed: int, *, rest_errors:
             st.call(st.sim.faults.reset)
             stats["kills"] += 1
             stats["submitted"] += len(daemon.events("order.submitted", since))
-            stats["filled_while_down"] += fill_while_down(st, rng)
+            stats["filled_while_down"] += fill_while_down(st, rng, at_least_one=not stats["filled_while_down"])
         finally:
             daemon.kill()
             with (tmp / "daemon.log").open("a") as f:
