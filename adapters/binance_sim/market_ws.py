@@ -24,7 +24,7 @@ from adapters.binance_sim.exchange import SimExchange, SymbolState, UserEvent
 from adapters.binance_sim.faults import FaultPlan
 from adapters.binance_sim.market_data import TIMEFRAMES_MS, PublicTrade
 from adapters.binance_sim.requestlog import LoggedRequest, RequestLog
-from adapters.binance_sim.ws_conn import WsConnection
+from adapters.binance_sim.ws_conn import ChangeSignal, WsConnection, accept
 
 _DEPTH_FAST_S = 0.1
 _SLOW_EVERY = 10  # the 1000 ms depth cadence, in fast ticks
@@ -98,7 +98,7 @@ class MarketStreamHub:
         self._last_top: dict[str, object] = {}
         self._kline_open: dict[str, int] = {}
         self._ids = itertools.count(1)
-        self._changed = asyncio.Event()
+        self._changed = ChangeSignal()
         exchange.add_listener(self)
 
     # ------------------------------------------------------------ introspection
@@ -113,37 +113,23 @@ class MarketStreamHub:
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> None:
         """Wait until ``predicate()`` holds; re-checked on every (un)subscribe and disconnect."""
-
-        async def _until() -> None:
-            while not predicate():
-                await self._changed.wait()
-
-        await asyncio.wait_for(_until(), timeout_s)
+        await self._changed.wait_for(predicate, timeout_s)
 
     def _notify(self) -> None:
-        # Wake every waiter, then re-arm with a fresh event for the next change.
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        self._changed.notify()
 
     # ------------------------------------------------------------ connection handling
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler for ``/stream/ws[/{label}]`` and ``/ws[/{label}]``."""
-        rejection = self._faults.take_handshake_rejection(request.path)
-        if rejection is not None:
-            status, retry_after = rejection
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            return web.Response(status=status, text="Too many requests", headers=headers)
-        ws = web.WebSocketResponse(autoping=False, compress=False, timeout=2.0, max_msg_size=1 << 20)
-        transport = request.transport
-        await ws.prepare(request)
-        conn = WsConnection(
-            ws,
-            transport,
+        conn = await accept(
+            request,
+            self._faults.take_handshake_rejection(request.path),
             conn_id=next(self._ids),
-            path=request.path,
             max_queue=self._config.ws_queue_max,
             opened_ms=self._clock.now_ms(),
         )
+        if not isinstance(conn, WsConnection):
+            return conn
         mconn = MarketConn(conn)
         self._conns[conn] = mconn
         label = request.match_info.get("label", "")
@@ -154,7 +140,7 @@ class MarketStreamHub:
             await conn.run(self._on_text)
         finally:
             self._remove(mconn)
-        return ws
+        return conn.ws
 
     def _remove(self, mconn: MarketConn) -> None:
         self._conns.pop(mconn.conn, None)

@@ -25,7 +25,7 @@ from adapters.binance_sim.faults import FaultPlan
 from adapters.binance_sim.market_data import PublicTrade
 from adapters.binance_sim.requestlog import LoggedRequest, RequestLog
 from adapters.binance_sim.signing import verify_ws_params
-from adapters.binance_sim.ws_conn import WsConnection
+from adapters.binance_sim.ws_conn import ChangeSignal, WsConnection, accept
 
 _AUTH_CODES = (-1022, -2014, -2015)
 
@@ -62,7 +62,7 @@ class UserStreamHub:
         self._conns: dict[WsConnection, ApiConn] = {}
         self._held: UserEvent | None = None
         self._ids = itertools.count(1)
-        self._changed = asyncio.Event()
+        self._changed = ChangeSignal()
         exchange.add_listener(self)
 
     # ------------------------------------------------------------ introspection
@@ -77,36 +77,23 @@ class UserStreamHub:
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> None:
         """Wait until ``predicate()`` holds; re-checked on every subscription change."""
-
-        async def _until() -> None:
-            while not predicate():
-                await self._changed.wait()
-
-        await asyncio.wait_for(_until(), timeout_s)
+        await self._changed.wait_for(predicate, timeout_s)
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        self._changed.notify()
 
     # ------------------------------------------------------------ connection handling
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler for ``/ws-api/v3``."""
-        rejection = self._faults.take_handshake_rejection(request.path)
-        if rejection is not None:
-            status, retry_after = rejection
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            return web.Response(status=status, text="Too many requests", headers=headers)
-        ws = web.WebSocketResponse(autoping=False, compress=False, timeout=2.0, max_msg_size=1 << 20)
-        transport = request.transport
-        await ws.prepare(request)
-        conn = WsConnection(
-            ws,
-            transport,
+        conn = await accept(
+            request,
+            self._faults.take_handshake_rejection(request.path),
             conn_id=next(self._ids),
-            path=request.path,
             max_queue=self._config.ws_queue_max,
             opened_ms=self._clock.now_ms(),
         )
+        if not isinstance(conn, WsConnection):
+            return conn
         self._conns[conn] = ApiConn(conn)
         self._notify()
         try:
@@ -114,7 +101,7 @@ class UserStreamHub:
         finally:
             self._conns.pop(conn, None)
             self._notify()
-        return ws
+        return conn.ws
 
     def _reply_error(self, conn: WsConnection, req_id: Any, err: ApiError) -> None:
         status = 401 if err.code in _AUTH_CODES else err.status

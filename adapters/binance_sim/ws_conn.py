@@ -111,3 +111,43 @@ class WsConnection:
         self._queue.clear()
         if self._transport is not None:
             self._transport.abort()
+
+
+class ChangeSignal:
+    """Lets waiters await a condition on connection state: every ``notify()`` wakes them all."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake every waiter, then re-arm with a fresh event for the next change."""
+        changed, self._event = self._event, asyncio.Event()
+        changed.set()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> None:
+        """Wait until ``predicate()`` holds, re-checking it after each change."""
+
+        async def until() -> None:
+            while not predicate():
+                await self._event.wait()
+
+        await asyncio.wait_for(until(), timeout_s)
+
+
+async def accept(
+    request: web.Request,
+    rejection: tuple[int, float | None] | None,
+    *,
+    conn_id: int,
+    max_queue: int,
+    opened_ms: int,
+) -> WsConnection | web.Response:
+    """Answer a websocket upgrade: the injected handshake rejection, or an accepted connection."""
+    if rejection is not None:
+        status, retry_after = rejection
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        return web.Response(status=status, text="Too many requests", headers=headers)
+    ws = web.WebSocketResponse(autoping=False, compress=False, timeout=2.0, max_msg_size=1 << 20)
+    transport = request.transport
+    await ws.prepare(request)
+    return WsConnection(ws, transport, conn_id=conn_id, path=request.path, max_queue=max_queue, opened_ms=opened_ms)
