@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from daemon.actor import MessageActor
-from daemon.channel import Channel
-from daemon.messages.market import Bar
+from actors.kernel.actor import MessageActor
+from actors.kernel.channel import Channel
+from actors.model.market import Bar
 
 
 class BarLog(MessageActor[Bar]):

@@ -34,8 +34,8 @@ import math
 import time
 from typing import Literal
 
+from actors.model.market import Bar, Quote, Trade
 from config.schema.market import timeframe_ms
-from daemon.messages.market import Bar, Quote, Trade
 
 __all__ = ["BarBuilder", "BarResampler", "exact_partials", "parse_timeframe"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.actor import MessageActor
-from daemon.channel import Channel
-from daemon.messages.orders import OrderDenied, OrderEvent
+from actors.kernel.actor import MessageActor
+from actors.kernel.channel import Channel
+from actors.model.orders import OrderDenied, OrderEvent
 
 RoutedEvent = OrderEvent | OrderDenied
 

@@ -39,11 +39,11 @@ import msgspec
 
 from actors.bars import BarBuilder, BarResampler, parse_timeframe
 from actors.feed_state import FeedSnapshot, SymbolState
-from adapters.market_data.source import MarketDataSource
+from actors.kernel.actor import Actor
+from actors.kernel.channel import Channel, ChannelClosed, OverflowPolicy
+from actors.model.market import Bar, BookDelta, BookSnapshot, MarketEvent, Quote, Trade
+from actors.ports.market_data import MarketDataSource
 from config.schema.market import FeedSection
-from daemon.actor import Actor
-from daemon.channel import Channel, ChannelClosed, OverflowPolicy
-from daemon.messages.market import Bar, BookDelta, BookSnapshot, MarketEvent, Quote, Trade
 
 MarketData = Trade | Quote
 

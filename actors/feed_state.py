@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from adapters.market_data.source import SourceStats
+from actors.ports.market_data import SourceStats
 
 
 class SymbolFeed(msgspec.Struct, frozen=True, kw_only=True):

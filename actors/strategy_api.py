@@ -30,9 +30,8 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 import msgspec
 import structlog
 
-from config.schema.market import StrategySection
-from daemon.messages.market import Bar, Quote, Trade
-from daemon.messages.orders import (
+from actors.model.market import Bar, Quote, Trade
+from actors.model.orders import (
     TERMINAL_STATUSES,
     OrderDenied,
     OrderEvent,
@@ -40,6 +39,7 @@ from daemon.messages.orders import (
     OrderType,
     Side,
 )
+from config.schema.market import StrategySection
 
 __all__ = [
     "IntentEmitter",

@@ -25,12 +25,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from actors.feed import FeedActor, MarketData
+from actors.kernel.actor import Actor
+from actors.kernel.channel import Channel, wait_any
+from actors.model.market import Bar, Quote, Trade
+from actors.model.orders import OrderDenied, OrderEvent, OrderIntent
 from actors.strategy_api import PortfolioView, Strategy, StrategyContext
 from actors.strategy_portfolio import TrackingPortfolio
-from daemon.actor import Actor
-from daemon.channel import Channel, wait_any
-from daemon.messages.market import Bar, Quote, Trade
-from daemon.messages.orders import OrderDenied, OrderEvent, OrderIntent
 
 OrderFeedback = OrderEvent | OrderDenied
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import deque
 from decimal import Decimal
 
+from actors.model.orders import OPEN_STATUSES, OrderDenied, OrderEvent
 from actors.strategy_api import OpenOrder
-from daemon.messages.orders import OPEN_STATUSES, OrderDenied, OrderEvent
 
 
 class TrackingPortfolio:

@@ -14,10 +14,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from actors.kernel.actor import Actor, ActorState
+from actors.kernel.supervisor import Supervisor
+from actors.model.control import HealthVerdict
 from config.schema.kernel import WatchdogSection
-from daemon.actor import Actor, ActorState
-from daemon.messages.control import HealthVerdict
-from daemon.supervisor import Supervisor
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 # A check returns (severity, reason) pairs; severity is "degraded" or "unhealthy".

@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
-from actors.venue import VenueUpdate
+from actors.ports.venue import VenueUpdate
 
 
 class UpdateStream(AsyncIterator[VenueUpdate]):

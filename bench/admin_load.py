@@ -32,14 +32,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from actors.kernel.actor import MessageActor
+from actors.kernel.channel import Channel, OverflowPolicy
+from actors.kernel.supervisor import ChildSpec, Supervisor, SupervisorPolicy
+from actors.model.market import Trade
 from config.schema.ops import AdminSection
-from daemon.actor import MessageActor
 from daemon.admin.server import AdminServer
-from daemon.channel import Channel, OverflowPolicy
 from daemon.logging_setup import LoggingSetup
-from daemon.messages.market import Trade
 from daemon.runtime import run_loop
-from daemon.supervisor import ChildSpec, Supervisor, SupervisorPolicy
 from tests.integration.ops.memory_backend import MemoryBackend
 
 TOKEN = "bench-token-0123456789abcdef"

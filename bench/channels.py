@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import msgspec
 
-from daemon.actor import MessageActor
-from daemon.channel import Channel
-from daemon.supervisor import ChildSpec, Supervisor, SupervisorPolicy
+from actors.kernel.actor import MessageActor
+from actors.kernel.channel import Channel
+from actors.kernel.supervisor import ChildSpec, Supervisor, SupervisorPolicy
 
 STAGES = 4
 

@@ -26,14 +26,14 @@ sys.path.insert(0, str(ROOT))
 from actors.bars import BarBuilder  # noqa: E402
 from actors.feed import FeedActor  # noqa: E402
 from actors.indicators import ATR, EMA, MACD, RSI, SMA, BollingerBands, StochRSI  # noqa: E402
+from actors.kernel.channel import Channel  # noqa: E402
+from actors.model.market import Bar, MarketEvent, Trade  # noqa: E402
+from actors.model.orders import OrderIntent  # noqa: E402
 from actors.strategy_api import Strategy, StrategyContext  # noqa: E402
 from actors.strategy_host import OrderFeedback, StrategyHost  # noqa: E402
 from actors.strategy_portfolio import TrackingPortfolio  # noqa: E402
 from adapters.market_data import ReplaySource, SourceStats, TradeTape, read_candles, read_trades  # noqa: E402
 from config.schema.market import FeedSection  # noqa: E402
-from daemon.channel import Channel  # noqa: E402
-from daemon.messages.market import Bar, MarketEvent, Trade  # noqa: E402
-from daemon.messages.orders import OrderIntent  # noqa: E402
 
 SYM = "XRP/ETH"
 DATA = ROOT / "data" / "market"

@@ -45,23 +45,23 @@ import structlog
 
 from actors.event_router import EventRouter, RoutedEvent
 from actors.feed import FeedActor
+from actors.kernel.actor import Actor, ActorState
+from actors.kernel.channel import Channel
+from actors.kernel.supervisor import ChildSpec, RestartStrategy, RestartType, Supervisor, SupervisorPolicy
+from actors.model.market import MarketEvent, Quote
+from actors.model.orders import OrderIntent
 from actors.orders.order_manager import OrderCommand, OrderManager
+from actors.ports.market_data import MarketDataSource, SourceStats
 from actors.risk.portfolio import portfolio_from_orders
 from actors.risk.risk_gate import RiskGate
 from actors.strategies.ema_cross import EmaCross
 from actors.strategy_api import StrategyContext
 from actors.strategy_host import OrderFeedback, StrategyHost
 from adapters.market_data.quotes import QuoteRow
-from adapters.market_data.source import MarketDataSource, SourceStats
 from adapters.paper_venue import PaperVenue
 from adapters.storage.store import Store
 from config.schema.market import FeedSection
 from config.schema.trading import InstrumentSection, PaperVenueSection, RiskSection
-from daemon.actor import Actor, ActorState
-from daemon.channel import Channel
-from daemon.messages.market import MarketEvent, Quote
-from daemon.messages.orders import OrderIntent
-from daemon.supervisor import ChildSpec, RestartStrategy, RestartType, Supervisor, SupervisorPolicy
 
 __all__ = [
     "LatencyHistogram",

@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from actors.ports.market_data import MarketDataSource  # noqa: E402
 from adapters.market_data.errors import DataFileError  # noqa: E402
 from adapters.market_data.quotes import QuoteReplaySource, read_quotes, write_quotes  # noqa: E402
-from adapters.market_data.source import MarketDataSource  # noqa: E402
 from bench.pipeline import (  # noqa: E402
     Pipeline,
     PipelineSettings,

@@ -28,17 +28,21 @@ import structlog
 from actors.bar_log import BarLog
 from actors.event_router import EventRouter, RoutedEvent
 from actors.feed import FeedActor
+from actors.kernel.channel import Channel
+from actors.kernel.supervisor import ChildSpec, RestartStrategy, Supervisor, SupervisorPolicy
+from actors.model.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
+from actors.model.orders import OrderIntent
 from actors.orders.order_manager import OrderCommand, OrderManager
 from actors.orders.reconciler import ReconcilerActor
+from actors.ports.market_data import MarketDataSource
+from actors.ports.venue import Venue
 from actors.risk.portfolio import portfolio_from_orders
 from actors.risk.risk_gate import RiskGate
 from actors.strategy_api import OpenOrder, StrategyContext, load_strategy_class
 from actors.strategy_host import OrderFeedback, StrategyHost
 from actors.strategy_portfolio import TrackingPortfolio
-from actors.venue import Venue
 from actors.watchdog import DEGRADED, Watchdog
 from adapters.market_data.factory import build_source
-from adapters.market_data.source import MarketDataSource
 from adapters.storage.paths import state_db_path
 from adapters.storage.store import Store
 from config.loader import LoadedConfig
@@ -50,14 +54,10 @@ from daemon.admin.auth import AdminConfigError, resolve_token
 from daemon.admin.server import AdminServer
 from daemon.app_admin import AppAdmin
 from daemon.app_metrics import app_metrics_snapshot
-from daemon.channel import Channel
 from daemon.logging_setup import LoggingSetup
-from daemon.messages.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
-from daemon.messages.orders import OrderIntent
 from daemon.metrics import Metrics
 from daemon.reloader import ConfigReloader, ReloadResult
 from daemon.sd_notify import SystemdNotifier
-from daemon.supervisor import ChildSpec, RestartStrategy, Supervisor, SupervisorPolicy
 
 
 class StartupError(Exception):

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from actors.model.control import HealthVerdict, SetTradingState, TradingState
+from actors.model.orders import TERMINAL_STATUSES, CancelAll, CancelOrder, OrderStatus
 from daemon.admin.backend import (
     RESUME_CONFIRMATION,
     ConfigView,
@@ -22,8 +24,6 @@ from daemon.admin.backend import (
     Unavailable,
 )
 from daemon.logging_setup import LogRing
-from daemon.messages.control import HealthVerdict, SetTradingState, TradingState
-from daemon.messages.orders import TERMINAL_STATUSES, CancelAll, CancelOrder, OrderStatus
 from daemon.reloader import ReloadResult
 
 if TYPE_CHECKING:

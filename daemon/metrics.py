@@ -40,8 +40,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from daemon.channel import ChannelStats
-from daemon.supervisor import ChildStatus
+from actors.kernel.channel import ChannelStats
+from actors.kernel.supervisor import ChildStatus
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 TRADING_STATES = ("ACTIVE", "REDUCING", "HALTED")

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from actors.kernel.supervisor import ChildIgnoredCancel, Supervisor, SupervisorGaveUp
 from daemon import exit_codes
-from daemon.supervisor import ChildIgnoredCancel, Supervisor, SupervisorGaveUp
 
 
 class Runnable(Protocol):

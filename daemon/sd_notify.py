@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from daemon.messages.control import HealthVerdict
+from actors.model.control import HealthVerdict
 
 _STATUS_RANK: Mapping[str, int] = MappingProxyType({"healthy": 0, "degraded": 1, "unhealthy": 2})
 

@@ -1,9 +1,9 @@
 """Order path: state machine, ledger/positions, the order manager and the reconciler."""
 
+from actors.model.records import LedgerSnapshot, OrderRecord
 from actors.orders.ledger import FillOutcome, Ledger
 from actors.orders.order_manager import InFlightOrder, OrderCommand, OrderCounters, OrderManager, OrderManagerSnapshot
-from actors.orders.ports import OrderStore
-from actors.orders.positions import PositionView
+from actors.model.positions import PositionView
 from actors.orders.reconciler import (
     Discrepancy,
     ReconcilerActor,
@@ -11,8 +11,8 @@ from actors.orders.reconciler import (
     ReconcileTarget,
     reconcile,
 )
-from actors.orders.records import LedgerSnapshot, OrderRecord
 from actors.orders.state_machine import IllegalTransition, transition
+from actors.ports.stores import OrderStore
 
 __all__ = [
     "Discrepancy",

@@ -22,8 +22,8 @@ from decimal import Decimal
 
 import msgspec
 
-from actors.orders.positions import ZERO, Position, PositionView, fee_in_quote, split_symbol
-from daemon.messages.orders import Fill, Side
+from actors.model.orders import Fill, Side
+from actors.model.positions import ZERO, Position, PositionView, fee_in_quote, split_symbol
 
 DUPLICATE = "duplicate"
 OVERFILL = "overfill"

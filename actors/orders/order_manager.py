@@ -38,15 +38,9 @@ from typing import Any
 
 import msgspec
 
-from actors.orders.ledger import OVERFILL, FillOutcome, Ledger
-from actors.orders.ports import OrderStore
-from actors.orders.positions import ZERO, PositionView, fee_in_quote, split_symbol
-from actors.orders.records import LedgerSnapshot, OrderRecord
-from actors.orders.state_machine import IllegalTransition, transition
-from actors.venue import OrderNotFound, OrderRejected, Venue, VenueUnavailable
-from daemon.actor import Actor
-from daemon.channel import Channel, ChannelClosed
-from daemon.messages.orders import (
+from actors.kernel.actor import Actor
+from actors.kernel.channel import Channel, ChannelClosed
+from actors.model.orders import (
     TERMINAL_STATUSES,
     ApprovedIntent,
     CancelAll,
@@ -58,6 +52,12 @@ from daemon.messages.orders import (
     OrderType,
     VenueOrder,
 )
+from actors.model.records import LedgerSnapshot, OrderRecord
+from actors.orders.ledger import OVERFILL, FillOutcome, Ledger
+from actors.model.positions import ZERO, PositionView, fee_in_quote, split_symbol
+from actors.orders.state_machine import IllegalTransition, transition
+from actors.ports.stores import OrderStore
+from actors.ports.venue import OrderNotFound, OrderRejected, Venue, VenueUnavailable
 
 OrderCommand = ApprovedIntent | CancelOrder | CancelAll
 

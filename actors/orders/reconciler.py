@@ -30,16 +30,16 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from actors.kernel.actor import Actor
+from actors.kernel.channel import Channel, ChannelClosed
+from actors.model.control import SetTradingState, TradingState
+from actors.model.orders import TERMINAL_STATUSES, Fill, OrderStatus, VenueOrder
+from actors.model.records import LedgerSnapshot, OrderRecord
 from actors.orders.ledger import FillOutcome
 from actors.orders.order_manager import InFlightOrder
-from actors.orders.ports import OrderStore
-from actors.orders.records import LedgerSnapshot, OrderRecord
-from actors.venue import OrderNotFound, Venue
+from actors.ports.stores import OrderStore
+from actors.ports.venue import OrderNotFound, Venue
 from config.schema.trading import ReconcilerSection
-from daemon.actor import Actor
-from daemon.channel import Channel, ChannelClosed
-from daemon.messages.control import SetTradingState, TradingState
-from daemon.messages.orders import TERMINAL_STATUSES, Fill, OrderStatus, VenueOrder
 
 PassKind = Literal["startup", "periodic", "inflight"]
 #: Balance reads a pass makes at most to see the venue's balances hold still (see ``_check_balances``).

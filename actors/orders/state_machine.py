@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from daemon.messages.orders import OrderStatus
+from actors.model.orders import OrderStatus
 
 _S = OrderStatus
 

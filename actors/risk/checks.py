@@ -20,9 +20,9 @@ from enum import StrEnum
 
 import msgspec
 
+from actors.model.control import TradingState
+from actors.model.orders import Balance, OrderIntent, OrderType, Side
 from config.schema.trading import InstrumentSection, RiskSection
-from daemon.messages.control import TradingState
-from daemon.messages.orders import Balance, OrderIntent, OrderType, Side
 
 _BPS = Decimal(10_000)
 _ZERO = Decimal(0)

@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
 
-from actors.orders.positions import PositionView
-from actors.orders.records import OrderRecord
+from actors.model.orders import Balance, Side
+from actors.model.records import OrderRecord
+from actors.model.positions import PositionView
 from actors.risk.checks import PortfolioSnapshot
 from config.schema.trading import InstrumentSection
-from daemon.messages.orders import Balance, Side
 
 _BPS = Decimal(10_000)
 

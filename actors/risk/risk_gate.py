@@ -37,6 +37,11 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from actors.kernel.actor import Actor
+from actors.kernel.channel import Channel, ChannelClosed
+from actors.model.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
+from actors.model.market import Bar, MarketEvent, Quote, Trade
+from actors.model.orders import ApprovedIntent, OrderDenied, OrderIntent, OrderType, Side
 from actors.risk.checks import (
     HALTING_REASONS,
     Approval,
@@ -56,11 +61,6 @@ from actors.risk.checks import (
     to_decimal,
 )
 from config.schema.trading import InstrumentSection, RiskSection
-from daemon.actor import Actor
-from daemon.channel import Channel, ChannelClosed
-from daemon.messages.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
-from daemon.messages.market import Bar, MarketEvent, Quote, Trade
-from daemon.messages.orders import ApprovedIntent, OrderDenied, OrderIntent, OrderType, Side
 
 T_contra = TypeVar("T_contra", contravariant=True)
 

@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 
 from actors.indicators import BollingerBands
+from actors.model.market import Bar
 from actors.strategies.signals import Period, check_size
 from actors.strategy_api import Strategy
-from daemon.messages.market import Bar
 
 
 class BollingerRevertParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

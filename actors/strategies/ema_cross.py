@@ -8,9 +8,9 @@ from typing import Literal
 import msgspec
 
 from actors.indicators import EMA, SMA
+from actors.model.market import Bar
 from actors.strategies.signals import Period, check_size, crossed_above, crossed_below
 from actors.strategy_api import Strategy
-from daemon.messages.market import Bar
 
 
 class EmaCrossParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

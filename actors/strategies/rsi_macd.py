@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 
 from actors.indicators import MACD, RSI
+from actors.model.market import Bar
 from actors.strategies.signals import Period, check_size
 from actors.strategy_api import Strategy
-from daemon.messages.market import Bar
 
 Level = Annotated[float, msgspec.Meta(ge=0, le=100)]
 

@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 
 from actors.indicators import EMA, StochRSI
+from actors.model.market import Bar
 from actors.strategies.signals import Period, check_size, crossed_above, crossed_below
 from actors.strategy_api import Strategy
-from daemon.messages.market import Bar
 
 Level = Annotated[float, msgspec.Meta(ge=0, le=100)]
 SmallPeriod = Annotated[int, msgspec.Meta(ge=1, le=100_000)]

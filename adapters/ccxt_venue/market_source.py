@@ -43,6 +43,8 @@ from typing import Any
 import msgspec
 import structlog
 
+from actors.model.market import BookSnapshot, MarketEvent, Quote, Trade
+from actors.ports.market_data import SourceStats
 from adapters.ccxt_venue.backoff import Backoff
 from adapters.ccxt_venue.client import (
     build_exchange,
@@ -51,9 +53,7 @@ from adapters.ccxt_venue.client import (
     subscribed_to,
     ws_clients,
 )
-from adapters.market_data.source import SourceStats
 from config.schema.trading import CcxtVenueSection
-from daemon.messages.market import BookSnapshot, MarketEvent, Quote, Trade
 
 _LOG_FIRST = 10
 _LOG_EVERY = 1000

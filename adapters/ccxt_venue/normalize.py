@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
 
-from daemon.messages.orders import Balance, Fill, OrderStatus, OrderType, Side, VenueOrder
+from actors.model.orders import Balance, Fill, OrderStatus, OrderType, Side, VenueOrder
 
 _ZERO = Decimal(0)
 

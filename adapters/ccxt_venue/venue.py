@@ -1,4 +1,4 @@
-"""A live venue through ccxt / ccxt.pro, implementing ``actors.venue.Venue``.
+"""A live venue through ccxt / ccxt.pro, implementing ``actors.ports.venue.Venue``.
 
 REST (orders, queries, balances)
 - Orders carry OUR client order id (``params={'clientOrderId': …}`` → Binance
@@ -81,7 +81,8 @@ import msgspec
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from actors.venue import OrderNotFound, OrderRejected, VenueUnavailable, VenueUpdate
+from actors.model.orders import Balance, Fill, OrderRequest, OrderStatus, OrderType, VenueOrder
+from actors.ports.venue import OrderNotFound, OrderRejected, VenueUnavailable, VenueUpdate
 from adapters.ccxt_venue import normalize
 from adapters.ccxt_venue.backoff import Backoff
 from adapters.ccxt_venue.client import (
@@ -100,7 +101,6 @@ from adapters.circuit_breaker import (
 )
 from adapters.venue_updates import UpdateStream
 from config.schema.trading import CcxtVenueSection
-from daemon.messages.orders import Balance, Fill, OrderRequest, OrderStatus, OrderType, VenueOrder
 
 _TRACK_MAX = 10_000
 _SEEN_FILLS_MAX = 50_000
@@ -181,7 +181,7 @@ class _StreamTerminated(Exception):
 
 
 class CcxtVenue:
-    """``actors.venue.Venue`` over ccxt (REST) and ccxt.pro (user-data streams).
+    """``actors.ports.venue.Venue`` over ccxt (REST) and ccxt.pro (user-data streams).
 
     ``config`` is the ``venue.ccxt`` section; ``name`` the venue name stored with orders and
     fills; ``symbols`` the unified symbols traded (open orders and fills are read per

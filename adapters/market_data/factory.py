@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from actors.ports.market_data import MarketDataSource
 from adapters.market_data.csv_reader import read_candles, read_trades
 from adapters.market_data.replay import ReplaySource
-from adapters.market_data.source import MarketDataSource
 from adapters.market_data.synthetic import SyntheticSource
 from config.schema.market import FeedSection, timeframe_ms
 from config.schema.trading import CcxtVenueSection

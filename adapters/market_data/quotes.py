@@ -34,11 +34,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
+from actors.model.market import MarketEvent, Quote
+from actors.ports.market_data import SourceStats
 from adapters.market_data.csv_reader import FileReport, _check_header, _int, _lines, _num, _split
 from adapters.market_data.errors import DataFileError
 from adapters.market_data.pacing import Pacer, Sleep
-from adapters.market_data.source import SourceStats
-from daemon.messages.market import MarketEvent, Quote
 
 __all__ = ["QUOTE_HEADER", "QuoteReplaySource", "QuoteRow", "QuoteTape", "read_quotes", "write_quotes"]
 

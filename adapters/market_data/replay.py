@@ -23,10 +23,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+from actors.model.market import Bar, MarketEvent, Quote, Trade
+from actors.ports.market_data import SourceStats
 from adapters.market_data.csv_reader import CandleSeries, TradeTape
 from adapters.market_data.pacing import Pacer, Sleep
-from adapters.market_data.source import SourceStats
-from daemon.messages.market import Bar, MarketEvent, Quote, Trade
 
 _LOOP_ALIGN_MS = 3_600_000
 

@@ -21,9 +21,9 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 
+from actors.model.market import MarketEvent, Quote, Trade
+from actors.ports.market_data import SourceStats
 from adapters.market_data.pacing import Pacer, Sleep
-from adapters.market_data.source import SourceStats
-from daemon.messages.market import MarketEvent, Quote, Trade
 
 # A generated event before it is handed out: (symbol, ts_ms, bid, ask) for a quote,
 # (symbol, ts_ms, price, size, side, trade_id) for a trade.

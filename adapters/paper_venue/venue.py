@@ -40,11 +40,8 @@ from typing import Any
 
 import structlog
 
-from actors.venue import OrderNotFound, OrderRejected, VenueUnavailable, VenueUpdate
-from adapters.venue_updates import UpdateStream
-from config.schema.trading import InstrumentSection, PaperVenueSection
-from daemon.messages.market import Bar, MarketEvent, Quote, Trade
-from daemon.messages.orders import (
+from actors.model.market import Bar, MarketEvent, Quote, Trade
+from actors.model.orders import (
     Balance,
     Fill,
     OrderRequest,
@@ -53,6 +50,9 @@ from daemon.messages.orders import (
     Side,
     VenueOrder,
 )
+from actors.ports.venue import OrderNotFound, OrderRejected, VenueUnavailable, VenueUpdate
+from adapters.venue_updates import UpdateStream
+from config.schema.trading import InstrumentSection, PaperVenueSection
 
 _ZERO = Decimal(0)
 _BPS = Decimal(10_000)
@@ -304,7 +304,7 @@ class _Batch:
 
 
 class PaperVenue:
-    """A simulated venue implementing ``actors.venue.Venue`` with a persistent paper account.
+    """A simulated venue implementing ``actors.ports.venue.Venue`` with a persistent paper account.
 
     ``path`` is the account's SQLite file; ``instruments`` maps symbols to their assets and
     filters; ``clock_ms`` stamps orders and fills (default: wall clock, as an exchange would).

@@ -25,8 +25,18 @@ import aiosqlite
 import msgspec
 import structlog
 
-from actors.orders.positions import PositionView
-from actors.orders.records import LedgerSnapshot, OrderRecord
+from actors.model.orders import (
+    OPEN_STATUSES,
+    Fill,
+    OrderDenied,
+    OrderEvent,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from actors.model.records import LedgerSnapshot, OrderRecord
+from actors.model.positions import PositionView
 from adapters.storage.audit import GENESIS_HASH, canonical_json
 from adapters.storage.database import (
     SyncMode,
@@ -39,16 +49,6 @@ from adapters.storage.database import (
 )
 from adapters.storage.errors import StoreError
 from adapters.storage.migrations import SCHEMA_VERSION
-from daemon.messages.orders import (
-    OPEN_STATUSES,
-    Fill,
-    OrderDenied,
-    OrderEvent,
-    OrderIntent,
-    OrderStatus,
-    OrderType,
-    Side,
-)
 
 COID_MAX_LEN = 36
 COID_PREFIX_MAX_LEN = 12

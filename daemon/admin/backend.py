@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 import msgspec
 
+from actors.model.control import HealthVerdict
+from actors.model.orders import OrderStatus
 from config.loader import LoadedConfig
 from config.render import config_to_plain
 from daemon.logging_setup import LogRing
-from daemon.messages.control import HealthVerdict
-from daemon.messages.orders import OrderStatus
 from daemon.reloader import ReloadResult
 
 # The value a client must send as {"confirm": ...} to lift an engaged kill switch.

@@ -17,12 +17,12 @@ from typing import Any
 
 import msgspec
 
+from actors.kernel.channel import ChannelStats
+from actors.kernel.supervisor import ChildStatus
+from actors.model.orders import OrderStatus
 from daemon.admin.backend import ConfigView
 from daemon.admin.routes import COMMON_RESPONSES, ROUTES, CommandBody, EmptyBody, Response, ResumeBody, Route
-from daemon.channel import ChannelStats
-from daemon.messages.orders import OrderStatus
 from daemon.reloader import ReloadResult
-from daemon.supervisor import ChildStatus
 
 REF = "#/components/schemas/{name}"
 

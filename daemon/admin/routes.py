@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from aiohttp import web
 
+from actors.model.orders import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus
 from config.schema.ops import AdminSection
 from daemon.admin.auth import BearerAuth
 from daemon.admin.backend import (
@@ -29,7 +30,6 @@ from daemon.admin.backend import (
 )
 from daemon.admin.sse import LogStreams, encode_records, tail
 from daemon.logging_setup import LEVELS
-from daemon.messages.orders import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus
 
 S = TypeVar("S", bound=msgspec.Struct)
 MAX_OFFSET = 1_000_000_000

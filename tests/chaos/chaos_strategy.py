@@ -15,9 +15,9 @@ from typing import Annotated
 
 import msgspec
 
+from actors.model.market import Quote, Trade
+from actors.model.orders import OrderType, Side
 from actors.strategy_api import Strategy
-from daemon.messages.market import Quote, Trade
-from daemon.messages.orders import OrderType, Side
 
 #: The action cycle: (side, kind) with kind "market", "near" (a few ticks inside) or "far".
 _CYCLE: tuple[tuple[Side, str], ...] = (

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from actors.model.market import BookSnapshot, MarketEvent, Quote, Trade
+from actors.ports.market_data import MarketDataSource
 from adapters.binance_sim import BinanceSimulator
 from adapters.ccxt_venue import CcxtMarketSource
 from adapters.market_data.factory import build_source
-from adapters.market_data.source import MarketDataSource
 from config.schema.market import FeedSection
 from config.schema.trading import CcxtVenueSection
-from daemon.messages.market import BookSnapshot, MarketEvent, Quote, Trade
 
 SYM = "BTC/USDT"
 WAIT = 10.0

@@ -14,12 +14,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from actors.venue import OrderNotFound, OrderRejected, Venue, VenueUnavailable, VenueUpdate
+from actors.model.orders import Fill, OrderRequest, OrderStatus, OrderType, Side, VenueOrder
+from actors.ports.venue import OrderNotFound, OrderRejected, Venue, VenueUnavailable, VenueUpdate
 from adapters.binance_sim import BinanceSimulator
 from adapters.ccxt_venue import CcxtVenue, resolve_credentials
 from adapters.circuit_breaker import BreakerState
 from config.schema.trading import CcxtVenueSection
-from daemon.messages.orders import Fill, OrderRequest, OrderStatus, OrderType, Side, VenueOrder
 from tests.integration.adapters.conftest import STATIC_CONFIG, SimFactory
 from tests.waiting import wait_until
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from actors.model.market import Bar
 from actors.strategy_api import NoParams, Strategy
-from daemon.messages.market import Bar
 
 
 class AlwaysCrash(Strategy[NoParams]):

@@ -15,17 +15,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from actors.orders.positions import PositionView
-from actors.orders.records import OrderRecord
+from actors.kernel.channel import Channel, OverflowPolicy
+from actors.kernel.supervisor import ChildStatus
+from actors.model.control import HealthVerdict, TradingState
+from actors.model.orders import OPEN_STATUSES, Fill, OrderStatus, OrderType, Side
+from actors.model.records import OrderRecord
+from actors.model.positions import PositionView
 from config.loader import load_config
 from daemon.admin.backend import ConfigView, Conflict, KillSwitchEngaged, Record
-from daemon.channel import Channel, OverflowPolicy
 from daemon.logging_setup import LogRing
-from daemon.messages.control import HealthVerdict, TradingState
-from daemon.messages.orders import OPEN_STATUSES, Fill, OrderStatus, OrderType, Side
 from daemon.metrics import Metrics, MetricsSnapshot, PositionMetrics
 from daemon.reloader import ConfigReloader, ReloadResult
-from daemon.supervisor import ChildStatus
 
 _CYCLE = (
     OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.ACCEPTED, OrderStatus.REJECTED,

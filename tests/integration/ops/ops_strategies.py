@@ -8,9 +8,9 @@ from typing import Annotated
 
 import msgspec
 
+from actors.model.market import Bar
+from actors.model.orders import OrderType
 from actors.strategy_api import Strategy
-from daemon.messages.market import Bar
-from daemon.messages.orders import OrderType
 
 
 class RestingParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

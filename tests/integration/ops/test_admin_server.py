@@ -14,12 +14,12 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from actors.model.control import HealthVerdict
 from config.schema.ops import AdminSection
 from daemon.admin.auth import InsecureBindError
 from daemon.admin.routes import ROUTES
 from daemon.admin.server import AdminBindError, AdminServer
 from daemon.logging_setup import LoggingSetup
-from daemon.messages.control import HealthVerdict
 from tests.integration.ops.conftest import CONFIG_TEXT, TOKEN, edit_file
 from tests.integration.ops.memory_backend import MemoryBackend
 from tests.waiting import wait_until

@@ -9,14 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from actors.orders.order_manager import OrderCommand, OrderManager
-from actors.venue import VenueError, VenueUnavailable, VenueUpdate
-from adapters.paper_venue import PaperVenue
-from adapters.storage import Store
-from config.schema.trading import InstrumentSection, PaperVenueSection
-from daemon.channel import Channel
-from daemon.messages.market import Quote, Trade
-from daemon.messages.orders import (
+from actors.kernel.channel import Channel
+from actors.model.market import Quote, Trade
+from actors.model.orders import (
     ApprovedIntent,
     Balance,
     Fill,
@@ -28,6 +23,11 @@ from daemon.messages.orders import (
     Side,
     VenueOrder,
 )
+from actors.orders.order_manager import OrderCommand, OrderManager
+from actors.ports.venue import VenueError, VenueUnavailable, VenueUpdate
+from adapters.paper_venue import PaperVenue
+from adapters.storage import Store
+from config.schema.trading import InstrumentSection, PaperVenueSection
 
 SYMBOL = "XRP/ETH"
 INSTRUMENTS = {SYMBOL: InstrumentSection(base="XRP", quote="ETH")}

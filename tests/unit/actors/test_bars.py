@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from actors.bars import BarBuilder, BarResampler, exact_partials, parse_timeframe
+from actors.model.market import Bar, Quote, Trade
 from adapters.market_data.csv_reader import CandleRow, read_candles, read_trades
-from daemon.messages.market import Bar, Quote, Trade
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "market"
 TAPE = DATA / "binance_XRP-ETH_trades_2019-10.csv.gz"

@@ -10,9 +10,9 @@ import pytest
 
 from actors.bars import BarBuilder
 from actors.feed import FeedActor
+from actors.model.market import Bar, MarketEvent, Quote, Trade
 from adapters.market_data import ReplaySource, SourceStats, SyntheticSource, read_candles, read_trades
 from config.schema.market import FeedSection
-from daemon.messages.market import Bar, MarketEvent, Quote, Trade
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "market"
 TAPE = DATA / "binance_XRP-ETH_trades_2019-10.csv.gz"

@@ -9,10 +9,7 @@ from typing import Any
 
 import pytest
 
-from actors.orders.order_manager import STORE_UNAVAILABLE
-from actors.venue import VenueUnavailable
-from adapters.storage import StoreError
-from daemon.messages.orders import (
+from actors.model.orders import (
     CancelAll,
     CancelOrder,
     Fill,
@@ -21,6 +18,9 @@ from daemon.messages.orders import (
     Side,
     VenueOrder,
 )
+from actors.orders.order_manager import STORE_UNAVAILABLE
+from actors.ports.venue import VenueUnavailable
+from adapters.storage import StoreError
 from tests.unit.actors.orders_harness import SYMBOL, Harness
 
 S = OrderStatus

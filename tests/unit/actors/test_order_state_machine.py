@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from actors.model.orders import TERMINAL_STATUSES, OrderStatus
 from actors.orders.state_machine import TRANSITIONS, IllegalTransition, can_transition, transition
-from daemon.messages.orders import TERMINAL_STATUSES, OrderStatus
 
 S = OrderStatus
 

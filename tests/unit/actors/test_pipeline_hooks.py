@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from actors.feed import FeedActor
+from actors.kernel.channel import Channel
+from actors.model.market import Bar, MarketEvent, Quote
+from actors.model.orders import Balance, OrderIntent, OrderStatus, Side
 from actors.risk.checks import PortfolioSnapshot
 from actors.strategies import EmaCross
 from actors.strategy_api import Strategy, StrategyContext
@@ -20,9 +23,6 @@ from actors.strategy_host import OrderFeedback, StrategyHost
 from adapters.storage.store import Store
 from config.schema.market import FeedSection
 from config.schema.trading import RiskSection
-from daemon.channel import Channel
-from daemon.messages.market import Bar, MarketEvent, Quote
-from daemon.messages.orders import Balance, OrderIntent, OrderStatus, Side
 from tests.unit.actors.orders_harness import Harness
 from tests.unit.actors.test_risk_gate import make_rig, size_of
 
@@ -111,7 +111,7 @@ async def test_on_submit_gets_the_origin_right_before_the_venue_call(h: Harness)
 
     h.venue.before_submit = lambda req: order.append("venue")
     om = await h.start(on_submit=on_submit)
-    from daemon.messages.orders import ApprovedIntent
+    from actors.model.orders import ApprovedIntent
 
     intent = OrderIntent(strategy="s1", symbol=SYM, side=Side.BUY, size=Decimal(100), intent_id="s1-7",
                          origin_ns=123_456)

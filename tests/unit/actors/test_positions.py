@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from actors.model.orders import Fill, Side
 from actors.orders.ledger import DUPLICATE, OVERFILL, Ledger
-from actors.orders.positions import PositionView, fee_in_quote, split_symbol
-from daemon.messages.orders import Fill, Side
+from actors.model.positions import PositionView, fee_in_quote, split_symbol
 
 D = Decimal
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from actors.kernel.channel import Channel
+from actors.model.control import SetTradingState, TradingState
+from actors.model.orders import OrderRequest, OrderStatus, OrderType, Side
 from actors.orders.reconciler import ReconcilerActor, reconcile
-from actors.venue import VenueUnavailable
+from actors.ports.venue import VenueUnavailable
 from config.schema.trading import ReconcilerSection
-from daemon.channel import Channel
-from daemon.messages.control import SetTradingState, TradingState
-from daemon.messages.orders import OrderRequest, OrderStatus, OrderType, Side
 from tests.unit.actors.orders_harness import SYMBOL, Harness
 
 S = OrderStatus

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from actors.model.control import TradingState
+from actors.model.orders import Balance, OrderIntent, OrderType, Side
 from actors.risk.checks import (
     Approval,
     Denial,
@@ -41,8 +43,6 @@ from actors.risk.checks import (
     round_down,
 )
 from config.schema.trading import InstrumentSection, RiskSection, SymbolRiskSection
-from daemon.messages.control import TradingState
-from daemon.messages.orders import Balance, OrderIntent, OrderType, Side
 
 D = Decimal
 INST = InstrumentSection(

@@ -11,14 +11,14 @@ from typing import Any, TypeVar
 
 import pytest
 
+from actors.kernel.channel import Channel
+from actors.model.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
+from actors.model.market import Quote, Trade
+from actors.model.orders import ApprovedIntent, Balance, OrderDenied, OrderIntent, OrderType, Side
 from actors.risk.checks import Approval, Denial, PortfolioSnapshot, Reason
 from actors.risk.risk_gate import RiskGate
 from adapters.storage.store import Store
 from config.schema.trading import InstrumentSection, RiskSection
-from daemon.channel import Channel
-from daemon.messages.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
-from daemon.messages.market import Quote, Trade
-from daemon.messages.orders import ApprovedIntent, Balance, OrderDenied, OrderIntent, OrderType, Side
 
 D = Decimal
 SYM = "XRP/ETH"
@@ -389,10 +389,10 @@ async def test_pending_approval_released_once_order_manager_shows_it(store: Stor
 
 
 def test_portfolio_from_order_manager_snapshot_commits_open_orders() -> None:
-    from actors.orders.positions import PositionView
-    from actors.orders.records import OrderRecord
+    from actors.model.orders import OrderStatus
+    from actors.model.records import OrderRecord
+    from actors.model.positions import PositionView
     from actors.risk.portfolio import portfolio_from_orders
-    from daemon.messages.orders import OrderStatus
 
     @dataclasses.dataclass(frozen=True)
     class OmSnap:

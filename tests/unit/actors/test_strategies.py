@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from actors.model.market import Bar
+from actors.model.orders import Fill, OrderDenied, OrderEvent, OrderIntent, OrderStatus, OrderType, Side
 from actors.strategies import BollingerRevert, EmaCross, RsiMacd, StochRsiTrend
 from actors.strategy_api import (
     Strategy,
@@ -20,8 +22,6 @@ from actors.strategy_api import (
 )
 from actors.strategy_portfolio import TrackingPortfolio
 from adapters.market_data.csv_reader import read_candles
-from daemon.messages.market import Bar
-from daemon.messages.orders import Fill, OrderDenied, OrderEvent, OrderIntent, OrderStatus, OrderType, Side
 
 SYM = "XRP/ETH"
 DATA = Path(__file__).resolve().parents[3] / "data" / "market"

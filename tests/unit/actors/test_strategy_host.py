@@ -10,12 +10,12 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
+from actors.kernel.channel import Channel
+from actors.model.market import Bar, Quote, Trade
+from actors.model.orders import Fill, OrderDenied, OrderEvent, OrderIntent, OrderStatus, Side
 from actors.strategies import EmaCross
 from actors.strategy_api import Strategy, StrategyContext
 from actors.strategy_host import StrategyCallbackError, StrategyHost
-from daemon.channel import Channel
-from daemon.messages.market import Bar, Quote, Trade
-from daemon.messages.orders import Fill, OrderDenied, OrderEvent, OrderIntent, OrderStatus, Side
 
 SYM = "XRP/ETH"
 

@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import time
 
+from actors.kernel.actor import Actor, ActorState
+from actors.kernel.channel import Channel
+from actors.kernel.supervisor import ChildSpec, Supervisor, SupervisorPolicy
 from actors.watchdog import DEGRADED, HEALTHY, UNHEALTHY, Watchdog
 from config.schema.kernel import WatchdogSection
-from daemon.actor import Actor, ActorState
-from daemon.channel import Channel
-from daemon.supervisor import ChildSpec, Supervisor, SupervisorPolicy
 from tests.waiting import wait_until
 
 

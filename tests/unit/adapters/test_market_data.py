@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from actors.model.market import Bar, MarketEvent, Quote, Trade
 from adapters.market_data import (
     DataFileError,
     ReplaySource,
@@ -17,7 +18,6 @@ from adapters.market_data import (
     read_trades,
 )
 from config.schema.market import FeedSection, ReplaySection, SyntheticSection
-from daemon.messages.market import Bar, MarketEvent, Quote, Trade
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "market"
 TAPE = DATA / "binance_XRP-ETH_trades_2019-10.csv.gz"
@@ -283,11 +283,11 @@ async def _replay_intents() -> list[tuple[str, str, str, str]]:
     from decimal import Decimal
 
     from actors.feed import FeedActor
+    from actors.kernel.channel import Channel
+    from actors.model.orders import Fill, OrderEvent, OrderIntent, OrderStatus
     from actors.strategies import EmaCross
     from actors.strategy_api import StrategyContext
     from actors.strategy_host import OrderFeedback, StrategyHost
-    from daemon.channel import Channel
-    from daemon.messages.orders import Fill, OrderEvent, OrderIntent, OrderStatus
 
     cfg = FeedSection(symbols=("XRP/ETH",), timeframes=("1m",), on_end="stop")
     feed = FeedActor(cfg, ReplaySource(read_trades(TAPE), "XRP/ETH"))

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from actors.venue import OrderNotFound, OrderRejected, Venue, VenueUpdate
+from actors.model.market import Bar, Quote, Trade
+from actors.model.orders import Fill, OrderRequest, OrderStatus, OrderType, Side, VenueOrder
+from actors.ports.venue import OrderNotFound, OrderRejected, Venue, VenueUpdate
 from adapters.paper_venue import PaperVenue
 from config.schema.trading import InstrumentSection, PaperVenueSection
-from daemon.messages.market import Bar, Quote, Trade
-from daemon.messages.orders import Fill, OrderRequest, OrderStatus, OrderType, Side, VenueOrder
 
 D = Decimal
 SYM = "XRP/ETH"

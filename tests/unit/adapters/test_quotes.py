@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from actors.model.market import MarketEvent, Quote
 from adapters.market_data.errors import DataFileError
 from adapters.market_data.quotes import QuoteReplaySource, read_quotes, write_quotes
-from daemon.messages.market import MarketEvent, Quote
 
 HEADER = "ts_ms,bid,ask,bid_size,ask_size\n"
 GOOD = ["1000,100.5,100.6,1,2\n", "2000,100.4,100.4,0,0.5\n", "3000,0.00031,0.00032,1e3,7\n"]

@@ -10,11 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.orders.positions import PositionView
-from actors.orders.records import LedgerSnapshot, OrderRecord
-from adapters.storage import Store, StoreError, state_db_path, verify_audit
-from adapters.storage.migrations import APPLICATION_ID, SCHEMA_VERSION
-from daemon.messages.orders import (
+from actors.model.orders import (
     Fill,
     OrderDenied,
     OrderEvent,
@@ -23,6 +19,10 @@ from daemon.messages.orders import (
     OrderType,
     Side,
 )
+from actors.model.records import LedgerSnapshot, OrderRecord
+from actors.model.positions import PositionView
+from adapters.storage import Store, StoreError, state_db_path, verify_audit
+from adapters.storage.migrations import APPLICATION_ID, SCHEMA_VERSION
 
 D = Decimal
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.channel import Channel, OverflowPolicy
+from actors.kernel.channel import Channel, OverflowPolicy
+from actors.kernel.supervisor import ChildStatus
 from daemon.metrics import BreakerMetrics, Metrics, MetricsSnapshot, PositionMetrics
-from daemon.supervisor import ChildStatus
 
 EXPECTED_FAMILIES = {
     # name as the parser reports it (counters without _total) -> type

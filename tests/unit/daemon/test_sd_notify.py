@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon.messages.control import HealthVerdict
+from actors.model.control import HealthVerdict
 from daemon.sd_notify import SdNotify, SystemdNotifier, monotonic_usec
 
 HEALTHY = HealthVerdict(status="healthy")

@@ -1,6 +1,6 @@
 """The market-data source interface the feed actor reads, and its counters.
 
-A source yields normalized market events (``daemon.messages.market``) in the order they
+A source yields normalized market events (``actors.model.market``) in the order they
 happened. Sources stamp ``recv_ns`` (``time.perf_counter_ns``) when they hand an event
 over; that moment is the event's entry into the daemon.
 
@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
-from daemon.messages.market import MarketEvent
+from actors.model.market import MarketEvent
 
 
 class SourceStats(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from daemon.channel import Channel, ChannelClosed
+from actors.kernel.channel import Channel, ChannelClosed
 
 M = TypeVar("M")
 

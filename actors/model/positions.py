@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import msgspec
 
-from daemon.messages.orders import Side
+from actors.model.orders import Side
 
 ZERO = Decimal(0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from daemon.messages.base import Message
+from actors.model.base import Message
 
 
 class TradingState(StrEnum):

@@ -4,6 +4,6 @@ Every message is a frozen ``msgspec.Struct`` whose ``tag`` is its stable name, u
 logs, the admin API and storage. ``message_name(msg)`` returns it.
 """
 
-from daemon.messages.base import Message, message_name, message_types
+from actors.model.base import Message, message_name, message_types
 
 __all__ = ["Message", "message_name", "message_types"]

@@ -7,8 +7,8 @@ import contextlib
 
 import pytest
 
-from daemon.actor import Actor, ActorState
-from daemon.supervisor import (
+from actors.kernel.actor import Actor, ActorState
+from actors.kernel.supervisor import (
     ChildIgnoredCancel,
     ChildSpec,
     RestartStrategy,

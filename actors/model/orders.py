@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import msgspec
 
-from daemon.messages.base import Message
+from actors.model.base import Message
 
 
 class Side(StrEnum):

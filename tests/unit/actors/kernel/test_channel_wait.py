@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from daemon.channel import Channel, OverflowPolicy, wait_any
+from actors.kernel.channel import Channel, OverflowPolicy, wait_any
 
 
 async def test_wait_any_returns_at_once_when_a_channel_is_ready() -> None:

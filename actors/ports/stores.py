@@ -1,6 +1,6 @@
 """What the order manager and the reconciler need from storage (``adapters.storage.Store`` fits).
 
-Actors see the store through this Protocol, as they see venues through ``actors.venue``.
+Actors see the store through this Protocol, as they see venues through ``actors.ports.venue``.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from actors.orders.records import LedgerSnapshot, OrderRecord
-from daemon.messages.orders import Fill, OrderEvent
+from actors.model.orders import Fill, OrderEvent
+from actors.model.records import LedgerSnapshot, OrderRecord
 
 
 class OrderStore(Protocol):

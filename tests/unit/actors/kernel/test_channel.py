@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from daemon.channel import Channel, ChannelClosed, OverflowPolicy
+from actors.kernel.channel import Channel, ChannelClosed, OverflowPolicy
 
 
 async def _fast_producer_slow_consumer(ch: Channel[tuple[str, int]], n: int) -> list[tuple[str, int]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-from daemon.messages.orders import Balance, Fill, OrderRequest, VenueOrder
+from actors.model.orders import Balance, Fill, OrderRequest, VenueOrder
 
 
 class VenueError(Exception):

@@ -4,7 +4,7 @@ Numbers here are ``float``. A float holds any exchange price or size of up to 15
 significant digits exactly as parsed from its decimal string, so equality with the
 exchange's own figures holds, and floats keep the feed -> indicator hot path fast.
 Money is computed elsewhere in ``Decimal``: order sizes, fills, fees, positions and
-balances (see ``daemon.messages.orders``); the conversion happens at the order boundary.
+balances (see ``actors.model.orders``); the conversion happens at the order boundary.
 
 ``recv_ns`` is the monotonic time (``time.perf_counter_ns``) at which the event entered
 the daemon; it is what tick-to-submit latency is measured from.
@@ -12,7 +12,7 @@ the daemon; it is what tick-to-submit latency is measured from.
 
 from __future__ import annotations
 
-from daemon.messages.base import Message
+from actors.model.base import Message
 
 
 class MarketEvent(Message, frozen=True, kw_only=True, gc=False):

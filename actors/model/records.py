@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import msgspec
 
-from actors.orders.positions import ZERO, PositionView
-from daemon.messages.orders import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus, OrderType, Side
+from actors.model.orders import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus, OrderType, Side
+from actors.model.positions import ZERO, PositionView
 
 
 class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):

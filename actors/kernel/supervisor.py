@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from daemon.actor import Actor, ActorState
+from actors.kernel.actor import Actor, ActorState
 
 
 class RestartType(StrEnum):

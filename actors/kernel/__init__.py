@@ -1,0 +1,1 @@
+"""The actor kernel: actor base, channels, supervisor, clock. Imports no trading code."""

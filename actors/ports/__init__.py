@@ -1,0 +1,1 @@
+"""Ports: the Protocols through which actors reach the outside (venues, market data, stores)."""
