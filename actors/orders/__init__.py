@@ -1,9 +1,9 @@
 """Order path: state machine, ledger/positions, the order manager and the reconciler."""
 
+from actors.model.positions import PositionView
 from actors.model.records import LedgerSnapshot, OrderRecord
 from actors.orders.ledger import FillOutcome, Ledger
 from actors.orders.order_manager import InFlightOrder, OrderCommand, OrderCounters, OrderManager, OrderManagerSnapshot
-from actors.model.positions import PositionView
 from actors.orders.reconciler import (
     Discrepancy,
     ReconcilerActor,

@@ -52,9 +52,9 @@ from actors.model.orders import (
     OrderType,
     VenueOrder,
 )
+from actors.model.positions import ZERO, PositionView, fee_in_quote, split_symbol
 from actors.model.records import LedgerSnapshot, OrderRecord
 from actors.orders.ledger import OVERFILL, FillOutcome, Ledger
-from actors.model.positions import ZERO, PositionView, fee_in_quote, split_symbol
 from actors.orders.state_machine import IllegalTransition, transition
 from actors.ports.stores import OrderStore
 from actors.ports.venue import OrderNotFound, OrderRejected, Venue, VenueUnavailable

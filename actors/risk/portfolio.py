@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Protocol
 
 from actors.model.orders import Balance, Side
-from actors.model.records import OrderRecord
 from actors.model.positions import PositionView
+from actors.model.records import OrderRecord
 from actors.risk.checks import PortfolioSnapshot
 from config.schema.trading import InstrumentSection
 

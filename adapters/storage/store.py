@@ -35,8 +35,8 @@ from actors.model.orders import (
     OrderType,
     Side,
 )
-from actors.model.records import LedgerSnapshot, OrderRecord
 from actors.model.positions import PositionView
+from actors.model.records import LedgerSnapshot, OrderRecord
 from adapters.storage.audit import GENESIS_HASH, canonical_json
 from adapters.storage.database import (
     SyncMode,

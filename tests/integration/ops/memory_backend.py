@@ -19,8 +19,8 @@ from actors.kernel.channel import Channel, OverflowPolicy
 from actors.kernel.supervisor import ChildStatus
 from actors.model.control import HealthVerdict, TradingState
 from actors.model.orders import OPEN_STATUSES, Fill, OrderStatus, OrderType, Side
-from actors.model.records import OrderRecord
 from actors.model.positions import PositionView
+from actors.model.records import OrderRecord
 from config.loader import load_config
 from daemon.admin.backend import ConfigView, Conflict, KillSwitchEngaged, Record
 from daemon.logging_setup import LogRing

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from actors.model.orders import Fill, Side
-from actors.orders.ledger import DUPLICATE, OVERFILL, Ledger
 from actors.model.positions import PositionView, fee_in_quote, split_symbol
+from actors.orders.ledger import DUPLICATE, OVERFILL, Ledger
 
 D = Decimal
 

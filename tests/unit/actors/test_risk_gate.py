@@ -390,8 +390,8 @@ async def test_pending_approval_released_once_order_manager_shows_it(store: Stor
 
 def test_portfolio_from_order_manager_snapshot_commits_open_orders() -> None:
     from actors.model.orders import OrderStatus
-    from actors.model.records import OrderRecord
     from actors.model.positions import PositionView
+    from actors.model.records import OrderRecord
     from actors.risk.portfolio import portfolio_from_orders
 
     @dataclasses.dataclass(frozen=True)

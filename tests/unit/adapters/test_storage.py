@@ -19,8 +19,8 @@ from actors.model.orders import (
     OrderType,
     Side,
 )
-from actors.model.records import LedgerSnapshot, OrderRecord
 from actors.model.positions import PositionView
+from actors.model.records import LedgerSnapshot, OrderRecord
 from adapters.storage import Store, StoreError, state_db_path, verify_audit
 from adapters.storage.migrations import APPLICATION_ID, SCHEMA_VERSION
 
