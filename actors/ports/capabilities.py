@@ -1,0 +1,73 @@
+"""Optional capabilities of adapters, as small Protocols.
+
+A venue or a market-data source may offer more than its port requires: a paper venue
+matches against the market, a replay source can change speed, a network adapter has
+circuit breakers and reconnect counters. The composition root asks with ``isinstance``
+against these runtime-checkable Protocols, never with ``getattr`` probes, so what an
+adapter offers is written down and type-checked.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from actors.model.market import MarketEvent
+
+__all__ = [
+    "AdjustableSpeed",
+    "BreakerView",
+    "ConnectionHealth",
+    "MarketTap",
+    "ReportsConnectionHealth",
+]
+
+
+class BreakerView(msgspec.Struct, frozen=True, kw_only=True):
+    """A circuit breaker as operators see it (admin API, metrics)."""
+
+    name: str
+    state: str
+    trips: int
+    latched: bool = False
+    open_remaining_s: float | None = None
+    reason: str = ""
+
+
+class ConnectionHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """An adapter's connection health: its breakers and reconnects per stream."""
+
+    breakers: tuple[BreakerView, ...] = ()
+    reconnects: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+@runtime_checkable
+class ReportsConnectionHealth(Protocol):
+    """An adapter with breakers and reconnecting streams (ccxt venue and market source)."""
+
+    def connection_health(self) -> ConnectionHealth:
+        """A point-in-time copy; cheap, called at scrape and status time."""
+        ...
+
+
+@runtime_checkable
+class MarketTap(Protocol):
+    """A venue that needs the market to work (the paper venue fills against it).
+
+    The feed calls ``on_market`` with every event, on the loop, before strategies see it;
+    it must not block.
+    """
+
+    def on_market(self, event: MarketEvent) -> None:
+        """Take one market event."""
+        ...
+
+
+@runtime_checkable
+class AdjustableSpeed(Protocol):
+    """A paced source (replay, synthetic) whose speed changes on config reload."""
+
+    def set_speed(self, speed: float) -> None:
+        """New speed factor (0 = as fast as possible)."""
+        ...
