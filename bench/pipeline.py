@@ -43,25 +43,26 @@ from typing import Any
 
 import structlog
 
-from actors.event_router import EventRouter, RoutedEvent
+from actors.event_router import EventRouter
 from actors.feed import FeedActor
 from actors.kernel.actor import Actor, ActorState
 from actors.kernel.channel import Channel
-from actors.kernel.supervisor import ChildSpec, RestartStrategy, RestartType, Supervisor, SupervisorPolicy
+from actors.kernel.clock import MarketClock
+from actors.kernel.supervisor import Supervisor
 from actors.model.market import MarketEvent, Quote
-from actors.model.orders import OrderIntent
-from actors.orders.order_manager import OrderCommand, OrderManager
+from actors.orders.order_manager import OrderManager
 from actors.ports.market_data import MarketDataSource, SourceStats
-from actors.risk.portfolio import portfolio_from_orders
 from actors.risk.risk_gate import RiskGate
-from actors.strategies.ema_cross import EmaCross
-from actors.strategy_api import StrategyContext
-from actors.strategy_host import OrderFeedback, StrategyHost
+from actors.strategy_host import StrategyHost
 from adapters.market_data.quotes import QuoteRow
 from adapters.paper_venue import PaperVenue
 from adapters.storage.store import Store
-from config.schema.market import FeedSection
-from config.schema.trading import InstrumentSection, PaperVenueSection, RiskSection
+from config.schema.kernel import ChannelsSection, DaemonSection, SupervisorSection
+from config.schema.market import FeedSection, StrategySection
+from config.schema.root import AaitiConfig
+from config.schema.trading import InstrumentSection, PaperVenueSection, RiskSection, VenueSection
+from daemon.pipeline import Pipeline as BuiltPipeline
+from daemon.pipeline import build_pipeline, supervisor_policy
 
 __all__ = [
     "LatencyHistogram",
@@ -306,6 +307,27 @@ class PipelineSettings:
             max_drawdown_pct=50.0,
         )
 
+    def config(self) -> AaitiConfig:
+        """The daemon config this bench runs: one EmaCross on quote-mid bars, paper venue."""
+        cap = self.channel_capacity
+        return AaitiConfig(
+            daemon=DaemonSection(order_drain_timeout_s=10.0),
+            supervisor=SupervisorSection(max_restarts=3, period_s=5.0),
+            channels=ChannelsSection(market_capacity=1024, intent_capacity=cap, order_capacity=cap,
+                                     event_capacity=cap),
+            feed=FeedSection(source="synthetic", symbols=(self.symbol,), timeframes=(self.timeframe,),
+                             bars_from="mid", on_end="stop"),
+            strategies=(StrategySection(
+                name="ema", strategy="actors.strategies.ema_cross:EmaCross", symbols=(self.symbol,),
+                timeframe=self.timeframe, params={"fast": self.fast, "slow": self.slow, "size": str(self.size)},
+            ),),
+            instruments={self.symbol: self.instrument()},
+            risk=self.risk(),
+            venue=VenueSection(kind="paper", name="paper", paper=PaperVenueSection(
+                fsync=self.venue_fsync, initial_balances={self.quote: self.initial_quote, self.base: Decimal(0)},
+            )),
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class PipelineResult:
@@ -350,6 +372,7 @@ class Pipeline:
         self.venue: PaperVenue | None = None
         self.store: Store | None = None
         self.root: Supervisor | None = None
+        self.built: BuiltPipeline | None = None
         self.channels: list[Channel[Any]] = []
         self.lockstep_timeouts = 0
 
@@ -380,53 +403,23 @@ class Pipeline:
             self.latency.record(time.perf_counter_ns() - origin_ns)
 
     def _build(self, store: Store, venue: PaperVenue) -> Supervisor:
+        """The daemon's own pipeline (``daemon.pipeline.build_pipeline``) plus the lockstep hook."""
         s = self.settings
-        instruments = {s.symbol: s.instrument()}
-        feed = FeedActor(FeedSection(source="synthetic", symbols=(s.symbol,), timeframes=(s.timeframe,),
-                                     bars_from="mid", on_end="stop"), self.source)
-        feed.start_gate = asyncio.Event()
-        if s.lockstep:
-            feed.after_bars = self._lockstep
-        cap = s.channel_capacity
-        intents: Channel[OrderIntent] = Channel("intents", cap)
-        commands: Channel[OrderCommand] = Channel("order_commands", cap)
-        events: Channel[RoutedEvent] = Channel("order_events", cap)
-        strat_events: Channel[OrderFeedback] = Channel("events.ema", cap)
-        self.channels = [intents, commands, events, strat_events]
         om_kw: dict[str, Any] = {}
         if s.dedup_window is not None:
             om_kw["dedup_window"] = s.dedup_window
         if s.closed_order_window is not None:
             om_kw["closed_order_window"] = s.closed_order_window
-        om = OrderManager("order_manager", venue=venue, store=store, commands=commands,
-                          events=events, on_submit=self._on_submit, **om_kw)  # type: ignore[arg-type]
-        risk = s.risk()
-        gate = RiskGate(
-            "risk_gate", intents=intents, orders=commands, strategy_events=events, risk=risk,
-            instruments=instruments,
-            portfolio=lambda: portfolio_from_orders(om.snapshot(), instruments, gate.reference_price,
-                                                    fee_bps=risk.assumed_fee_bps),
-            events=store, state_store=store, data_age=feed.data_age_s,
-        )
-        feed.add_tap(gate.on_market)
-        feed.add_tap(venue.on_market)
-        ctx = StrategyContext("ema", (s.symbol,), s.timeframe,
-                              params={"fast": s.fast, "slow": s.slow, "size": str(s.size)},
-                              strategy_path="actors.strategies.ema_cross:EmaCross")
-        host = StrategyHost.attach(feed, ctx, EmaCross, order_events=strat_events, intents=intents)
-        router = EventRouter("router", events, {"ema": strat_events})
-        self.feed, self.host, self.gate, self.om, self.router = feed, host, gate, om, router
-        policy = SupervisorPolicy(max_restarts=3, period_s=5.0)
-        order_path = Supervisor("order_path", [
-            ChildSpec("order_manager", lambda: om, shutdown_timeout_s=10.0),
-            ChildSpec("risk_gate", lambda: gate),
-            ChildSpec("router", lambda: router),
-        ], dataclasses.replace(policy, strategy=RestartStrategy.REST_FOR_ONE))
-        return Supervisor("root", [
-            ChildSpec("order_path", lambda: order_path),
-            ChildSpec("strategy.ema", lambda: host, restart=RestartType.TRANSIENT),
-            ChildSpec("feed", lambda: feed, restart=RestartType.TRANSIENT),
-        ], policy)
+        cfg = s.config()
+        built = build_pipeline(cfg, store=store, venue=venue, source=self.source, clock=MarketClock(),
+                               on_submit=self._on_submit, order_manager_options=om_kw)
+        if s.lockstep:
+            built.feed.after_bars = self._lockstep
+        self.built = built
+        self.feed, self.host, self.gate, self.om, self.router = (
+            built.feed, built.hosts["ema"], built.risk_gate, built.order_manager, built.router)
+        self.channels = [built.intents, built.commands, built.events, built.strategy_events["ema"]]
+        return Supervisor("root", built.children(), supervisor_policy(cfg.supervisor))
 
     async def run(self, *, progress: Progress | None = None, progress_every: int = 1_000_000,
                   settle_timeout_s: float = 5.0) -> PipelineResult:
@@ -458,7 +451,8 @@ class Pipeline:
         assert feed.start_gate is not None
         root_task = asyncio.create_task(root.main(), name="bench-root")
         try:
-            await asyncio.wait_for(om.loaded.wait(), 30)
+            assert self.built is not None
+            await asyncio.wait_for(self.built.reconciler.ready.wait(), 30)
             t0 = time.perf_counter()
             feed.start_gate.set()
             next_mark = progress_every

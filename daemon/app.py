@@ -1,4 +1,4 @@
-"""Composition root: builds resources, channels, actors and the supervision tree.
+"""Composition root: opens resources, builds the pipeline and the supervision tree.
 
 Tree (children start in order and stop in reverse)::
 
@@ -6,12 +6,18 @@ Tree (children start in order and stop in reverse)::
     ├── watchdog
     ├── order_path (rest_for_one): order_manager, reconciler, risk_gate, router
     ├── strategies (one_for_one): one StrategyHost per configured strategy
+    ├── bar_log
     └── feed
 
-So an orderly stop stops producers first — feed, strategies, then the risk gate — and
-the order manager last, with ``daemon.order_drain_timeout_s`` to finish in-flight work.
-A crash of the order manager restarts everything after it in the order path, and the
-reconciler re-establishes truth from the venue before the feed is let through.
+Everything below the watchdog is built by ``daemon.pipeline.build_pipeline``, the one
+wiring that backtests, benchmarks and tests use too. So an orderly stop stops producers
+first — feed, strategies, then the risk gate — and the order manager last, with
+``daemon.order_drain_timeout_s`` to finish in-flight work. A crash of the order manager
+restarts everything after it in the order path, and the reconciler re-establishes truth
+from the venue before the feed is let through.
+
+Admin and metrics see the daemon through ``DaemonView`` (``daemon.daemon_view``), which
+``App`` implements with snapshot reads and messages.
 """
 
 from __future__ import annotations
@@ -19,27 +25,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
+from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anyio
 import structlog
 
-from actors.bar_log import BarLog
-from actors.event_router import EventRouter, RoutedEvent
-from actors.feed import FeedActor
-from actors.kernel.channel import Channel
-from actors.kernel.supervisor import ChildSpec, RestartStrategy, Supervisor, SupervisorPolicy
-from actors.model.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
-from actors.model.orders import OrderIntent
-from actors.orders.order_manager import OrderCommand, OrderManager
-from actors.orders.reconciler import ReconcilerActor
+from actors.feed_state import FeedSnapshot
+from actors.kernel.channel import ChannelStats
+from actors.kernel.clock import Clock, MarketClock, WallClock, perf_ns, wall_ms
+from actors.kernel.supervisor import ChildSpec, ChildStatus, Supervisor
+from actors.model.control import ConfigChanged, HealthVerdict, SetTradingState, TradingState, TradingStateChanged
+from actors.model.orders import CancelAll, CancelOrder
+from actors.orders.order_manager import OrderManagerSnapshot
+from actors.ports.capabilities import AdjustableSpeed, ConnectionHealth, ReportsConnectionHealth
 from actors.ports.market_data import MarketDataSource
 from actors.ports.venue import Venue
-from actors.risk.portfolio import portfolio_from_orders
-from actors.risk.risk_gate import RiskGate
-from actors.strategy_api import OpenOrder, StrategyContext, load_strategy_class
-from actors.strategy_host import OrderFeedback, StrategyHost
+from actors.risk.risk_gate import RiskSnapshot
+from actors.strategy_api import OpenOrder
 from actors.strategy_portfolio import TrackingPortfolio
 from actors.watchdog import DEGRADED, Watchdog
 from adapters.market_data.factory import build_source
@@ -53,11 +58,14 @@ from daemon import exit_codes
 from daemon.admin.auth import AdminConfigError, resolve_token
 from daemon.admin.server import AdminServer
 from daemon.app_admin import AppAdmin
-from daemon.app_metrics import app_metrics_snapshot
-from daemon.logging_setup import LoggingSetup
+from daemon.app_metrics import metrics_snapshot
+from daemon.logging_setup import LoggingSetup, LogRing
 from daemon.metrics import Metrics
+from daemon.pipeline import Pipeline, build_pipeline, supervisor_policy
 from daemon.reloader import ConfigReloader, ReloadResult
 from daemon.sd_notify import SystemdNotifier
+
+VERSION = "0.1.0"
 
 
 class StartupError(Exception):
@@ -68,24 +76,34 @@ class StartupError(Exception):
         super().__init__(message)
 
 
+def clock_for(config: AaitiConfig) -> Clock:
+    """Market time when the data is replayed or simulated, the wall clock when it is live."""
+    return MarketClock() if config.feed.source in ("replay", "synthetic") else WallClock()
+
+
 class App:
-    """The running daemon's object graph. Owns no trading state itself; actors do."""
+    """The running daemon: resources, the pipeline, the root supervisor; implements DaemonView.
+
+    It owns no trading state: the order manager owns orders and positions, the risk gate
+    the trading state; ``App`` reads their published snapshots.
+    """
 
     def __init__(self, loaded: LoadedConfig, logging_setup: LoggingSetup) -> None:
         self.logging = logging_setup
         self.reloader = ConfigReloader(loaded)
-        self.started_at = time.time()
+        self._started_at_ms = wall_ms()
         self.log: Any = structlog.get_logger("aaiti").bind(actor="app")
         cfg = loaded.config
         self.logging.redactor.set_keys(set(cfg.log.redact_keys) | secret_field_names(cfg))
         self.stop_timeout_s = cfg.daemon.stop_timeout_s
         self.state_dir = loaded.resolve(cfg.daemon.state_dir)
+        self.clock = clock_for(cfg)
         self.notifier = SystemdNotifier(min_status=cfg.systemd.watchdog_min_status, enabled=cfg.systemd.notify)
         self.metrics = Metrics(
-            build_info={"mode": cfg.daemon.mode, "instance": cfg.daemon.name, "version": "0.1.0"},
+            build_info={"mode": cfg.daemon.mode, "instance": cfg.daemon.name, "version": VERSION},
             cache_s=cfg.admin.metrics_cache_s,
         )
-        self.metrics.set_source(lambda: app_metrics_snapshot(self))
+        self.metrics.set_source(lambda: metrics_snapshot(self))
         self.watchdog = Watchdog(
             "watchdog",
             lambda: self.root,
@@ -94,25 +112,17 @@ class App:
             on_verdict=self.notifier.on_verdict,
             on_lag=self.metrics.observe_loop_lag,
         )
-        self.root = Supervisor("root", [ChildSpec("watchdog", lambda: self.watchdog)], self._policy())
-        self.store: Store | None = None
+        self.root = Supervisor(
+            "root", [ChildSpec("watchdog", lambda: self.watchdog)], supervisor_policy(cfg.supervisor)
+        )
+        self._store: Store | None = None
         self.venue: Venue | None = None
         self.simulator: Any = None
         self.source: MarketDataSource | None = None
-        self.feed: FeedActor | None = None
-        self.order_manager: OrderManager | None = None
-        self.reconciler: ReconcilerActor | None = None
-        self.risk_gate: RiskGate | None = None
-        self.hosts: dict[str, StrategyHost] = {}
+        self.pipeline: Pipeline | None = None
         self._disabled_at_start: list[str] = []
-        self.strategies_sup: Supervisor | None = None
-        self.control: Channel[SetTradingState | ConfigChanged] | None = None
-        self.commands: Channel[OrderCommand] | None = None
-        self.channels: list[Channel[Any]] = []
         self.admin: AdminServer | None = None
-        self.trading_state = TradingState.ACTIVE
         self._state_changed = asyncio.Event()
-        self._ready_logged = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.reloader.subscribe(self._on_reload)
 
@@ -120,17 +130,6 @@ class App:
     def config(self) -> AaitiConfig:
         """The running config."""
         return self.reloader.current.config
-
-    def _policy(self, strategy: RestartStrategy = RestartStrategy.ONE_FOR_ONE) -> SupervisorPolicy:
-        s = self.config.supervisor
-        return SupervisorPolicy(
-            strategy=strategy,
-            max_restarts=s.max_restarts,
-            period_s=s.period_s,
-            restart_delay_s=s.restart_delay_s,
-            backoff_max_s=s.restart_backoff_max_s,
-            shutdown_timeout_s=s.shutdown_timeout_s,
-        )
 
     # -- building ----------------------------------------------------------------------
     async def _open_store(self) -> Store:
@@ -170,7 +169,7 @@ class App:
         section = self.config.venue.ccxt
         if not section.start_simulator or (self.config.venue.kind != "ccxt" and self.config.feed.source != "ccxt"):
             return
-        from adapters.ccxt_venue.client import start_simulator
+        from daemon.embedded_simulator import start_simulator
 
         try:
             self.simulator = await start_simulator(section)
@@ -189,8 +188,14 @@ class App:
     def _open_source(self) -> MarketDataSource:
         from adapters.market_data.errors import DataFileError
 
+        exchange: Any = None
+        if self.config.venue.kind == "ccxt" and self.venue is not None:
+            from adapters.ccxt_venue.venue import CcxtVenue
+
+            # One ccxt client for the venue and the market data (one rate-limit budget).
+            if isinstance(self.venue, CcxtVenue):
+                exchange = self.venue.exchange
         try:
-            exchange = getattr(self.venue, "exchange", None) if self.config.venue.kind == "ccxt" else None
             return build_source(
                 self.config.feed, self.reloader.current.resolve, ccxt=self._ccxt_section(), exchange=exchange
             )
@@ -213,192 +218,167 @@ class App:
                                               strategy=rec.strategy))
         return views
 
-    def _build_tree(
-        self, store: Store, venue: Venue, source: MarketDataSource, portfolios: dict[str, TrackingPortfolio]
-    ) -> None:
+    def _build_tree(self, store: Store, venue: Venue, source: MarketDataSource,
+                    portfolios: dict[str, TrackingPortfolio]) -> None:
         cfg = self.config
-        ch = cfg.channels
-        feed = FeedActor(cfg.feed, source, market_capacity=ch.market_capacity)
-        feed.start_gate = asyncio.Event()
-        self.feed = feed
-        intents: Channel[OrderIntent] = Channel("intents", ch.intent_capacity)
-        commands: Channel[OrderCommand] = Channel("order_commands", ch.order_capacity)
-        events: Channel[RoutedEvent] = Channel("order_events", ch.event_capacity)
-        control: Channel[SetTradingState | ConfigChanged] = Channel("risk_control", 64)
-        state_events: Channel[TradingStateChanged] = Channel("trading_state", 64)
-        self.commands, self.control = commands, control
-        self.channels = [intents, commands, events, control, state_events]
-
-        om = OrderManager(
-            "order_manager",
-            venue=venue,
-            store=store,
-            commands=commands,
-            events=events,  # type: ignore[arg-type]
-            drain_timeout_s=cfg.daemon.order_drain_timeout_s,
-            fills_lookback_s=cfg.reconciler.fills_lookback_s,
-            on_submit=self._on_submit,
+        pipeline = build_pipeline(
+            cfg, store=store, venue=venue, source=source, clock=self.clock,
+            current_config=lambda: self.config, portfolios=portfolios, on_submit=self._on_submit,
         )
-        self.order_manager = om
-        reconciler = ReconcilerActor(
-            "reconciler",
-            store=store,
-            venue=venue,
-            target=om,
-            settings=lambda: self.config.reconciler,
-            control=control,  # type: ignore[arg-type]
-        )
-        self.reconciler = reconciler
-        gate = RiskGate(
-            "risk_gate",
-            intents=intents,
-            orders=commands,
-            strategy_events=events,
-            risk=cfg.risk,
-            instruments=cfg.instruments,
-            portfolio=lambda: portfolio_from_orders(
-                om.snapshot(), self.config.instruments, gate.reference_price,
-                fee_bps=self.config.risk.assumed_fee_bps,
-            ),
-            events=store,
-            state_store=store,
-            control=control,
-            state_events=state_events,
-            data_age=feed.data_age_s,
-            risk_provider=lambda: self.config.risk,
-        )
-        self.risk_gate = gate
-        feed.add_tap(gate.on_market)
-        on_market = getattr(venue, "on_market", None)
-        if callable(on_market):
-            feed.add_tap(on_market)
-
-        targets: dict[str, Channel[Any]] = {}
-        host_specs: list[ChildSpec] = []
-        for section in cfg.strategies:
-            cls = load_strategy_class(section.strategy)
-            strat_events: Channel[OrderFeedback] = Channel(f"events.{section.name}", ch.event_capacity)
-            targets[section.name] = strat_events
-            host = StrategyHost.attach(
-                feed,
-                StrategyContext.from_section(section),
-                cls,
-                order_events=strat_events,
-                intents=intents,
-                portfolio=portfolios[section.name],
-            )
-            self.hosts[section.name] = host
-            self.channels.append(strat_events)
-            host_specs.append(ChildSpec(section.name, lambda h=host: h))  # type: ignore[misc]
-        router = EventRouter("router", events, targets)
-        self.router = router
-        bar_sub = feed.subscribe("bar_log", symbols=cfg.feed.symbols, timeframes=cfg.feed.timeframes)
-        bar_log = BarLog("bar_log", bar_sub.bars)
-
-        drain = cfg.daemon.order_drain_timeout_s + cfg.supervisor.shutdown_timeout_s
-        order_path = Supervisor(
-            "order_path",
-            [
-                ChildSpec("order_manager", lambda: om, shutdown_timeout_s=drain),
-                ChildSpec("reconciler", lambda: reconciler),
-                ChildSpec("risk_gate", lambda: gate),
-                ChildSpec("router", lambda: router),
-            ],
-            self._policy(RestartStrategy.REST_FOR_ONE),
-        )
-        strategies = Supervisor("strategies", host_specs, self._policy())
-        self.strategies_sup = strategies
-        enabled = {s.name for s in cfg.strategies if s.enabled}
+        self.pipeline = pipeline
         self.root = Supervisor(
-            "root",
-            [
-                ChildSpec("watchdog", lambda: self.watchdog),
-                ChildSpec("order_path", lambda: order_path),
-                ChildSpec("strategies", lambda: strategies),
-                ChildSpec("bar_log", lambda: bar_log),
-                ChildSpec("feed", lambda: feed),
-            ],
-            self._policy(),
+            "root", [ChildSpec("watchdog", lambda: self.watchdog), *pipeline.children()],
+            supervisor_policy(cfg.supervisor),
         )
-        self._disabled_at_start = [s.name for s in cfg.strategies if s.name not in enabled]
-        self._spawn(self._watch_trading_state(state_events))
+        self._disabled_at_start = [s.name for s in cfg.strategies if not s.enabled]
+        self._spawn(self._watch_trading_state(pipeline.state_events))
 
     def _on_submit(self, origin_ns: int) -> None:
         # End of tick-to-submit: from the market event that caused the intent to the venue call.
         if origin_ns:
-            self.metrics.observe_tick_to_submit((time.perf_counter_ns() - origin_ns) / 1e9)
+            self.metrics.observe_tick_to_submit((perf_ns() - origin_ns) / 1e9)
 
-    def _adapter_stats(self) -> list[Any]:
-        out = []
-        for owner in (self.venue, self.source):
-            stats = getattr(owner, "stats", None)
-            if callable(stats):
-                out.append(stats())
-        return out
+    # -- DaemonView: reads ---------------------------------------------------------------
+    @property
+    def loaded(self) -> LoadedConfig:
+        """The running config with its path, version and load time."""
+        return self.reloader.current
 
-    def breaker_snapshots(self) -> list[dict[str, Any]]:
-        """Circuit breakers of the venue adapter (name, state, trips, latched, reason)."""
-        out: list[dict[str, Any]] = []
-        for stats in self._adapter_stats():
-            for b in getattr(stats, "breakers", ()):
-                out.append({"name": b.name, "state": str(b.state), "trips": b.trips_total, "latched": b.latched,
-                            "open_remaining_s": b.open_remaining_s, "reason": b.reason})
-        return out
+    @property
+    def started_at_ms(self) -> int:
+        """Wall-clock start time of the process, epoch ms."""
+        return self._started_at_ms
 
-    def reconnect_counts(self) -> dict[str, int]:
-        """Reconnects per stream of the venue adapter (user data) and the market source."""
-        out: dict[str, int] = {}
-        for stats in self._adapter_stats():
-            reconnects = getattr(stats, "reconnects", None)
-            if isinstance(reconnects, dict):
-                out.update({str(k): int(v) for k, v in reconnects.items()})
-        return out
+    @property
+    def store(self) -> Store | None:
+        """The state store once open."""
+        return self._store
+
+    @property
+    def log_ring(self) -> LogRing:
+        """The in-memory log ring."""
+        return self.logging.ring
+
+    def health(self) -> HealthVerdict:
+        """The watchdog's latest verdict."""
+        return self.watchdog.verdict
+
+    def loop_lag_ms(self) -> float:
+        """The watchdog's latest event-loop lag sample."""
+        return self.watchdog.loop_lag_ms
+
+    def trading_state(self) -> tuple[TradingState, bool]:
+        """The risk gate's trading state and kill switch (ACTIVE before it exists)."""
+        gate = self.pipeline.risk_gate if self.pipeline is not None else None
+        if gate is None:
+            return TradingState.ACTIVE, False
+        return gate.trading_state, gate.kill_switch
+
+    def actor_statuses(self) -> list[ChildStatus]:
+        """Every supervised actor's status."""
+        return self.root.statuses()
+
+    def channel_stats(self) -> list[ChannelStats]:
+        """Counters of every channel of the pipeline."""
+        return [ch.stats for ch in self.pipeline.channels] if self.pipeline is not None else []
+
+    def connection_health(self) -> ConnectionHealth:
+        """Breakers and reconnects of the venue and the market-data source."""
+        breakers: list[Any] = []
+        reconnects: dict[str, int] = {}
+        owners: tuple[object, ...] = (self.venue, self.source)
+        for owner in owners:
+            if isinstance(owner, ReportsConnectionHealth):
+                h = owner.connection_health()
+                breakers.extend(h.breakers)
+                reconnects.update(h.reconnects)
+        return ConnectionHealth(breakers=tuple(breakers), reconnects=reconnects)
+
+    def feed_snapshot(self) -> FeedSnapshot | None:
+        """The feed's snapshot."""
+        return self.pipeline.feed.snapshot() if self.pipeline is not None else None
+
+    def order_snapshot(self) -> OrderManagerSnapshot | None:
+        """The order manager's snapshot."""
+        return self.pipeline.order_manager.snapshot() if self.pipeline is not None else None
+
+    def risk_snapshot(self) -> RiskSnapshot | None:
+        """The risk gate's snapshot."""
+        return self.pipeline.risk_gate.snapshot() if self.pipeline is not None else None
+
+    def reference_price(self, symbol: str) -> Decimal | None:
+        """The risk gate's reference price for ``symbol``."""
+        return self.pipeline.risk_gate.reference_price(symbol) if self.pipeline is not None else None
+
+    def reconcile_discrepancies(self) -> dict[str, int]:
+        """Discrepancies by kind since start."""
+        return dict(self.pipeline.reconciler.discrepancies_total) if self.pipeline is not None else {}
+
+    def reload_counts(self) -> dict[str, int]:
+        """Config reloads by result."""
+        return dict(self.reloader.counts)
+
+    def sd_notify_errors(self) -> int:
+        """Failed sd_notify sends."""
+        return self.notifier.errors
+
+    def strategy_names(self) -> Sequence[str]:
+        """Configured strategy instances."""
+        return sorted(self.pipeline.hosts) if self.pipeline is not None else []
+
+    async def metrics_exposition(self) -> bytes:
+        """Prometheus text."""
+        return await self.metrics.render()
 
     # -- health and readiness ------------------------------------------------------------
     def _health_checks(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        if self.reconciler is not None and not self.reconciler.ready.is_set():
+        p = self.pipeline
+        if p is not None and not p.reconciler.ready.is_set():
             out.append((DEGRADED, "start-up reconciliation not complete"))
-        if self.feed is not None:
-            snap = self.feed.snapshot()
+        if p is not None:
+            snap = p.feed.snapshot()
             if snap.live and not snap.ended:
                 for sym in snap.symbols:
                     if sym.stale:
                         out.append((DEGRADED, f"market data for {sym.symbol} is stale"))
-        if self.trading_state is TradingState.HALTED:
+        if self.trading_state()[0] is TradingState.HALTED:
             out.append((DEGRADED, "trading HALTED"))
         return out
 
     def readiness(self) -> tuple[bool, list[str]]:
         """Ready once reconciled, the feed is live and trading is not halted."""
         reasons: list[str] = []
-        if self.reconciler is None or not self.reconciler.ready.is_set():
+        p = self.pipeline
+        if p is None or not p.reconciler.ready.is_set():
             reasons.append("start-up reconciliation not complete")
-        if self.feed is None or not self.feed.snapshot().live:
+        if p is None or not p.feed.snapshot().live:
             reasons.append("market data feed not live")
-        if self.trading_state is TradingState.HALTED:
+        if self.trading_state()[0] is TradingState.HALTED:
             reasons.append("trading is HALTED")
         return (not reasons, reasons)
 
-    async def _watch_trading_state(self, ch: Channel[TradingStateChanged]) -> None:
+    async def _watch_trading_state(self, ch: Any) -> None:
+        # The gate owns the state; this only wakes whoever waits for a change.
+        ev: TradingStateChanged
         async for ev in ch:
-            self.trading_state = ev.state
+            self.log.debug("daemon.trading_state_seen", state=ev.state.value)
             self._state_changed.set()
             self._state_changed = asyncio.Event()
 
     async def _gate_feed_on_reconcile(self) -> None:
-        assert self.reconciler is not None and self.feed is not None and self.feed.start_gate is not None
-        await self.reconciler.ready.wait()
-        report = self.reconciler.last_report
+        p = self.pipeline
+        assert p is not None and p.feed.start_gate is not None
+        await p.reconciler.ready.wait()
+        report = p.reconciler.last_report
         self.log.info(
             "reconcile.startup_done",
             discrepancies=len(report.discrepancies) if report is not None else 0,
         )
-        if self.risk_gate is not None:
-            self.trading_state = self.risk_gate.trading_state
-        self.feed.start_gate.set()
-        self.log.info("daemon.ready", strategies=sorted(self.hosts), trading_state=self.trading_state.value)
-        self.notifier.ready(f"trading {self.trading_state.value}; strategies: {', '.join(sorted(self.hosts))}")
+        p.feed.start_gate.set()
+        state = self.trading_state()[0].value
+        self.log.info("daemon.ready", strategies=sorted(p.hosts), trading_state=state)
+        self.notifier.ready(f"trading {state}; strategies: {', '.join(sorted(p.hosts))}")
 
     # -- reload ----------------------------------------------------------------------------
     def _on_reload(self, new: LoadedConfig, changed: tuple[str, ...]) -> None:
@@ -409,30 +389,27 @@ class App:
             self.logging.ring.resize(cfg.log.ring_size)
         if "admin.metrics_cache_s" in changed:
             self.metrics.cache_s = cfg.admin.metrics_cache_s
-        if any(p.startswith("risk.") for p in changed) and self.control is not None:
+        p = self.pipeline
+        if p is None:
+            return
+        if any(path.startswith("risk.") for path in changed):
             # The gate re-reads its limits at its next message boundary.
-            self.control.try_send(ConfigChanged(version=new.version))
-        if any(p.startswith("feed.replay.speed") or p.startswith("feed.synthetic.speed") for p in changed):
-            set_speed = getattr(self.source, "set_speed", None)
-            if callable(set_speed):
+            p.control.try_send(ConfigChanged(version=new.version))
+        if any(path.startswith(("feed.replay.speed", "feed.synthetic.speed")) for path in changed):
+            source: object = self.source
+            if isinstance(source, AdjustableSpeed):
                 kind = cfg.feed.source
-                set_speed(cfg.feed.replay.speed if kind == "replay" else cfg.feed.synthetic.speed)
+                source.set_speed(cfg.feed.replay.speed if kind == "replay" else cfg.feed.synthetic.speed)
         for section in cfg.strategies:
-            host = self.hosts.get(section.name)
+            host = p.hosts.get(section.name)
             if host is None:
                 continue
             if dict(host.context.params) != dict(section.params):
                 host.reconfigure(section.params)
-            sup = self.strategies_sup
-            if sup is not None:
-                if section.enabled and not sup.is_running(section.name):
-                    sup.start_child(section.name)
-                elif not section.enabled and sup.is_running(section.name):
-                    self._spawn(self._terminate_strategy(section.name))
-
-    async def _terminate_strategy(self, name: str) -> None:
-        if self.strategies_sup is not None:
-            await self.strategies_sup.terminate_child(name)
+            if section.enabled and not p.strategies.is_running(section.name):
+                p.strategies.start_child(section.name)
+            elif not section.enabled and p.strategies.is_running(section.name):
+                self._spawn(p.strategies.terminate_child(section.name))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -450,12 +427,12 @@ class App:
         except OSError as exc:
             raise StartupError(f"cannot create state directory {self.state_dir}: {exc.strerror}") from None
         await self._start_simulator()
-        self.store = await self._open_store()
+        self._store = await self._open_store()
         self.venue = await self._open_venue()
         self.source = self._open_source()
-        portfolios = await self._strategy_portfolios(self.store)
+        portfolios = await self._strategy_portfolios(self._store)
         try:
-            self._build_tree(self.store, self.venue, self.source, portfolios)
+            self._build_tree(self._store, self.venue, self.source, portfolios)
         except Exception as exc:
             raise StartupError(f"cannot build the daemon: {exc}", exit_codes.CONFIG_ERROR) from None
         if cfg.admin.enabled:
@@ -474,25 +451,25 @@ class App:
 
     async def after_start(self) -> None:
         """The tree is running: stop disabled strategies, release the feed once reconciled."""
-        for name in self._disabled_at_start:
-            if self.strategies_sup is not None:
-                await self.strategies_sup.terminate_child(name)
+        if self.pipeline is not None:
+            for name in self._disabled_at_start:
+                await self.pipeline.strategies.terminate_child(name)
         await self._gate_feed_on_reconcile()
 
     async def on_give_up(self, reason: str) -> None:
         """Root supervisor gave up: trading is over; apply the open-order policy, audit."""
         self.log.error("daemon.give_up_policy", reason=reason,
                        cancel_open_orders=self.config.daemon.cancel_open_orders_on_exit)
-        if self.store is not None:
+        if self._store is not None:
             with contextlib.suppress(Exception):
-                await self.store.append_audit("daemon.gave_up", {"reason": reason})
+                await self._store.append_audit("daemon.gave_up", {"reason": reason})
         if self.config.daemon.cancel_open_orders_on_exit:
             await self._cancel_open_orders_directly("root supervisor gave up")
 
     async def _cancel_open_orders_directly(self, reason: str) -> None:
-        if self.store is None or self.venue is None:
+        if self._store is None or self.venue is None:
             return
-        for rec in await self.store.open_orders():
+        for rec in await self._store.open_orders():
             try:
                 await self.venue.cancel(rec.client_order_id, rec.symbol)
                 self.log.info("order.cancel_on_exit", client_order_id=rec.client_order_id, reason=reason)
@@ -512,9 +489,9 @@ class App:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.admin is not None:
             await self.admin.stop()
-        if self.config.daemon.cancel_open_orders_on_exit and self.order_manager is not None:
+        if self.config.daemon.cancel_open_orders_on_exit and self.pipeline is not None:
             await self._cancel_open_orders_directly("orderly stop")
-        for name, closer in (("source", self.source), ("venue", self.venue), ("store", self.store)):
+        for name, closer in (("source", self.source), ("venue", self.venue), ("store", self._store)):
             if closer is None:
                 continue
             try:
@@ -539,24 +516,42 @@ class App:
             result = await self.reloader.reload(source)
         finally:
             self.notifier.ready(f"config version {self.reloader.current.version}")
-        if self.store is not None:
+        if self._store is not None:
             # Every reload attempt is part of the audit trail: who changed what, and what was refused.
             with contextlib.suppress(Exception):
-                self.store.append_audit_nowait("config.reload", result.as_dict())
+                self._store.append_audit_nowait("config.reload", result.as_dict())
         return result
 
-    # -- commands (admin) ----------------------------------------------------------------
+    # -- DaemonView: commands (messages) ---------------------------------------------------
     async def set_trading_state(self, cmd: SetTradingState, timeout_s: float = 2.0) -> TradingState:
         """Send a trading-state command to the risk gate and wait for the resulting state."""
-        if self.control is None:
+        if self.pipeline is None:
             raise RuntimeError("daemon not started")
         waiter = self._state_changed
-        await self.control.send(cmd)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter.wait(), timeout_s)
-        if self.risk_gate is not None:
-            self.trading_state = self.risk_gate.trading_state
-        return self.trading_state
+        await self.pipeline.control.send(cmd)
+        with anyio.move_on_after(timeout_s):
+            await waiter.wait()
+        return self.trading_state()[0]
+
+    async def send_order_command(self, cmd: CancelOrder | CancelAll) -> None:
+        """Send a command to the order manager."""
+        if self.pipeline is None:
+            raise RuntimeError("daemon not started")
+        await self.pipeline.commands.send(cmd)
+
+    async def stop_strategy(self, name: str) -> bool:
+        """Stop one strategy instance (it stays stopped until started or reloaded)."""
+        if self.pipeline is None or name not in self.pipeline.hosts:
+            return False
+        await self.pipeline.strategies.terminate_child(name)
+        return True
+
+    def start_strategy(self, name: str) -> bool:
+        """Start a stopped strategy instance."""
+        if self.pipeline is None or name not in self.pipeline.hosts:
+            return False
+        self.pipeline.strategies.start_child(name)
+        return True
 
     @property
     def data_dir(self) -> Path:

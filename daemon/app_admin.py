@@ -1,4 +1,4 @@
-"""The running daemon as the admin API sees it: ``AdminBackend`` over the App's snapshots.
+"""The running daemon as the admin API sees it: ``AdminBackend`` over a ``DaemonView``.
 
 Reads come from snapshots the actors publish (order manager, risk gate, feed, supervisor
 tree) or from the store; commands are messages: trading-state changes go to the risk
@@ -8,11 +8,11 @@ gate's control channel, cancels to the order manager's command channel.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from actors.kernel.clock import wall_ms
 from actors.model.control import HealthVerdict, SetTradingState, TradingState
 from actors.model.orders import TERMINAL_STATUSES, CancelAll, CancelOrder, OrderStatus
 from daemon.admin.backend import (
@@ -23,55 +23,60 @@ from daemon.admin.backend import (
     Record,
     Unavailable,
 )
+from daemon.daemon_view import DaemonView
 from daemon.logging_setup import LogRing
 from daemon.reloader import ReloadResult
 
 if TYPE_CHECKING:
     from adapters.storage.store import Store
-    from daemon.app import App
 
 VERSION = "0.1.0"
 
 
 class AppAdmin:
-    """Implements ``daemon.admin.backend.AdminBackend`` for the App."""
+    """Implements ``daemon.admin.backend.AdminBackend`` over the daemon's narrow view."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: DaemonView) -> None:
         self.app = app
 
     # -- reads -------------------------------------------------------------------------
     @property
     def log_ring(self) -> LogRing:
         """The in-memory log ring."""
-        return self.app.logging.ring
+        return self.app.log_ring
 
     def status(self) -> Mapping[str, Any]:
         """Overview: process, trading state, health, config, actors, channels, breakers."""
         app = self.app
         cfg = app.config
-        verdict = app.watchdog.verdict
-        gate = app.risk_gate
-        loaded = app.reloader.current
+        verdict = app.health()
+        state, kill = app.trading_state()
+        loaded = app.loaded
         ready, reasons = app.readiness()
+        conn = app.connection_health()
         return {
             "name": cfg.daemon.name,
             "mode": cfg.daemon.mode,
             "version": VERSION,
             "pid": os.getpid(),
-            "uptime_s": round(time.time() - app.started_at, 3),
+            "uptime_s": round((wall_ms() - app.started_at_ms) / 1000, 3),
             "ready": ready,
             "not_ready_reasons": reasons,
-            "trading_state": gate.trading_state.value if gate is not None else app.trading_state.value,
-            "kill_switch": gate.kill_switch if gate is not None else False,
+            "trading_state": state.value,
+            "kill_switch": kill,
             "health": {"status": verdict.status, "reasons": list(verdict.reasons)},
-            "loop_lag_ms": round(app.watchdog.loop_lag_ms, 3),
+            "loop_lag_ms": round(app.loop_lag_ms(), 3),
             "config_version": loaded.version,
             "config_loaded_at": loaded.loaded_at,
             "config_path": str(loaded.path) if loaded.path else None,
-            "actors": app.root.statuses(),
-            "channels": [ch.stats for ch in app.channels],
-            "circuit_breakers": app.breaker_snapshots(),
-            "feed": app.feed.snapshot() if app.feed is not None else None,
+            "actors": app.actor_statuses(),
+            "channels": app.channel_stats(),
+            "circuit_breakers": [
+                {"name": b.name, "state": b.state, "trips": b.trips, "latched": b.latched,
+                 "open_remaining_s": b.open_remaining_s, "reason": b.reason}
+                for b in conn.breakers
+            ],
+            "feed": app.feed_snapshot(),
             "venue": {"kind": cfg.venue.kind, "name": cfg.venue.name},
         }
 
@@ -81,16 +86,16 @@ class AppAdmin:
 
     def health(self) -> HealthVerdict:
         """The watchdog's latest verdict."""
-        return self.app.watchdog.verdict
+        return self.app.health()
 
     def positions(self) -> Sequence[Record]:
         """Per symbol: size, average price, realized PnL, fees, mark and unrealized PnL."""
-        om, gate = self.app.order_manager, self.app.risk_gate
-        if om is None:
+        snap = self.app.order_snapshot()
+        if snap is None:
             return []
         out: list[Record] = []
-        for pos in om.snapshot().positions:
-            mark = gate.reference_price(pos.symbol) if gate is not None else None
+        for pos in snap.positions:
+            mark = self.app.reference_price(pos.symbol)
             out.append(
                 {
                     "symbol": pos.symbol,
@@ -107,10 +112,9 @@ class AppAdmin:
 
     def balances(self) -> Sequence[Record]:
         """Per asset: total (from fills), locked by open orders, free."""
-        om = self.app.order_manager
-        if om is None:
+        snap = self.app.order_snapshot()
+        if snap is None:
             return []
-        snap = om.snapshot()
         locked: dict[str, Decimal] = {}
         instruments = self.app.config.instruments
         for o in snap.open_orders:
@@ -131,18 +135,18 @@ class AppAdmin:
 
     def risk(self) -> Record:
         """The risk gate's snapshot: state, kill switch, limits and usage."""
-        gate = self.app.risk_gate
-        if gate is None:
+        snap = self.app.risk_snapshot()
+        if snap is None:
             raise Unavailable("risk gate not started")
-        return gate.snapshot()
+        return snap
 
     def config_view(self) -> ConfigView:
         """The running config, secrets redacted."""
-        return ConfigView.from_loaded(self.app.reloader.current)
+        return ConfigView.from_loaded(self.app.loaded)
 
     async def metrics_exposition(self) -> bytes:
         """Prometheus text (cached and sliced rendering)."""
-        return await self.app.metrics.render()
+        return await self.app.metrics_exposition()
 
     async def orders(
         self,
@@ -193,52 +197,63 @@ class AppAdmin:
 
     async def pause(self, reason: str) -> Record:
         """REDUCING: only orders that shrink a position. Refused (409) while the kill switch is engaged."""
-        gate = self.app.risk_gate
-        if gate is not None and gate.kill_switch:
+        _, kill = self.app.trading_state()
+        if kill:
             # The gate would refuse it (leaving HALTED needs the kill switch lifted): say so at once.
             raise KillSwitchEngaged(
                 "trading was killed and stays HALTED; pausing cannot lift the kill switch: resume with the body "
                 f'{{"confirm": "{RESUME_CONFIRMATION}"}} first (CLI: aaiti resume --confirm)'
             )
         if not self._already(TradingState.REDUCING, kill_switch=False):
-            await self.app.set_trading_state(
-                SetTradingState(state=TradingState.REDUCING, reason=reason or "admin pause")
-            )
+            await self._set_state(SetTradingState(state=TradingState.REDUCING, reason=reason or "admin pause"))
         return self._state_record(reason)
 
     async def resume(self, reason: str, confirm: bool) -> Record:
         """ACTIVE; lifting a kill switch needs ``confirm``."""
-        gate = self.app.risk_gate
-        if gate is None:
+        if self.app.risk_snapshot() is None:
             raise Unavailable("risk gate not started")
-        if gate.kill_switch and not confirm:
+        _, kill = self.app.trading_state()
+        if kill and not confirm:
             raise KillSwitchEngaged()
         if not self._already(TradingState.ACTIVE, kill_switch=False):
             cmd = SetTradingState(
                 state=TradingState.ACTIVE, reason=reason or "admin resume", kill_switch=False if confirm else None
             )
-            await self.app.set_trading_state(cmd)
+            await self._set_state(cmd)
         return self._state_record(reason)
 
     async def kill(self, reason: str) -> Record:
         """HALTED + kill switch (persisted), then cancel every open order."""
         if not self._already(TradingState.HALTED, kill_switch=True):
-            await self.app.set_trading_state(
+            await self._set_state(
                 SetTradingState(state=TradingState.HALTED, reason=reason or "admin kill", kill_switch=True)
             )
-        if self.app.commands is not None:
-            await self.app.commands.send(CancelAll(reason="kill switch"))
+        await self._send(CancelAll(reason="kill switch"))
         return self._state_record(reason)
+
+    async def _set_state(self, cmd: SetTradingState) -> None:
+        try:
+            await self.app.set_trading_state(cmd)
+        except RuntimeError:
+            raise Unavailable("risk gate not started") from None
+
+    async def _send(self, cmd: CancelOrder | CancelAll) -> None:
+        try:
+            await self.app.send_order_command(cmd)
+        except RuntimeError:
+            raise Unavailable("order manager not started") from None
 
     def _already(self, state: TradingState, *, kill_switch: bool) -> bool:
         """True when the gate is in ``state`` with that kill switch already.
 
         The gate publishes nothing for a command that changes nothing, so sending one would
-        make ``App.set_trading_state`` wait out its whole timeout (a 2 s stall on a repeated
+        make ``set_trading_state`` wait out its whole timeout (a 2 s stall on a repeated
         pause/resume/kill).
         """
-        gate = self.app.risk_gate
-        return gate is not None and gate.trading_state is state and gate.kill_switch == kill_switch
+        if self.app.risk_snapshot() is None:
+            return False
+        current, kill = self.app.trading_state()
+        return current is state and kill == kill_switch
 
     async def cancel_order(self, client_order_id: str, reason: str) -> bool:
         """Ask the order manager to cancel; Conflict if the order is already finished."""
@@ -247,32 +262,24 @@ class AppAdmin:
             return False
         if rec.status in TERMINAL_STATUSES:
             raise Conflict(f"order {client_order_id} is already {rec.status.value}", status=rec.status.value)
-        if self.app.commands is None:
-            raise Unavailable("order manager not started")
-        await self.app.commands.send(CancelOrder(client_order_id=client_order_id, reason=reason or "admin cancel"))
+        await self._send(CancelOrder(client_order_id=client_order_id, reason=reason or "admin cancel"))
         self._audit("admin.cancel_order", {"client_order_id": client_order_id, "reason": reason})
         return True
 
     async def strategy_stop(self, name: str) -> bool:
         """Stop one strategy instance (it stays stopped until started or reloaded)."""
-        sup = self.app.strategies_sup
-        if sup is None or name not in self.app.hosts:
+        if not await self.app.stop_strategy(name):
             return False
-        await sup.terminate_child(name)
         self._audit("admin.strategy_stop", {"strategy": name})
         return True
 
     async def strategy_start(self, name: str) -> bool:
         """Start a stopped strategy instance."""
-        sup = self.app.strategies_sup
-        if sup is None or name not in self.app.hosts:
+        if not self.app.start_strategy(name):
             return False
-        sup.start_child(name)
         self._audit("admin.strategy_start", {"strategy": name})
         return True
 
     def _state_record(self, reason: str) -> Record:
-        gate = self.app.risk_gate
-        state = gate.trading_state if gate is not None else self.app.trading_state
-        return {"state": state.value, "kill_switch": gate.kill_switch if gate is not None else False,
-                "reason": reason}
+        state, kill = self.app.trading_state()
+        return {"state": state.value, "kill_switch": kill, "reason": reason}

@@ -1,0 +1,242 @@
+"""The one place that wires the trading pipeline.
+
+``build_pipeline`` turns a config plus opened resources (store, venue, market-data source,
+clock) into the actors, the channels between them and their supervisors::
+
+    order_path (rest_for_one): order_manager, reconciler, risk_gate, router
+    strategies (one_for_one):  one StrategyHost per configured strategy
+    bar_log
+    feed
+
+The daemon (``daemon.app``), the benchmarks (``bench/``) and the integration tests all
+build through it, so what is measured and tested is what runs. The caller owns the
+resources and decides what sits beside the pipeline (the daemon adds the watchdog in
+front of it) and when the feed may start (``feed.start_gate``).
+
+Market time: when the clock is a ``MarketClock`` (replay, synthetic), the first feed tap
+advances it to each event's timestamp, so every actor downstream reads the same market
+"now" and per-minute and per-day limits count the data's own minutes and days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from actors.bar_log import BarLog
+from actors.event_router import EventRouter, RoutedEvent
+from actors.feed import FeedActor
+from actors.kernel.channel import Channel
+from actors.kernel.clock import Clock, MarketClock
+from actors.kernel.supervisor import ChildSpec, RestartStrategy, RestartType, Supervisor, SupervisorPolicy
+from actors.model.control import ConfigChanged, SetTradingState, TradingStateChanged
+from actors.model.market import MarketEvent
+from actors.model.orders import OrderIntent
+from actors.orders.order_manager import OrderCommand, OrderManager
+from actors.orders.reconciler import ReconcilerActor
+from actors.ports.capabilities import MarketTap
+from actors.ports.market_data import MarketDataSource
+from actors.ports.venue import Venue
+from actors.risk.portfolio import portfolio_from_orders
+from actors.risk.risk_gate import RiskGate
+from actors.strategy_api import StrategyContext, load_strategy_class
+from actors.strategy_host import OrderFeedback, StrategyHost
+from actors.strategy_portfolio import TrackingPortfolio
+from adapters.storage.store import Store
+from config.schema.kernel import SupervisorSection
+from config.schema.root import AaitiConfig
+
+__all__ = ["ControlMessage", "Pipeline", "build_pipeline", "supervisor_policy"]
+
+ControlMessage = SetTradingState | ConfigChanged
+
+
+def supervisor_policy(
+    section: SupervisorSection, strategy: RestartStrategy = RestartStrategy.ONE_FOR_ONE
+) -> SupervisorPolicy:
+    """A supervisor policy from the config's ``[supervisor]`` section."""
+    return SupervisorPolicy(
+        strategy=strategy,
+        max_restarts=section.max_restarts,
+        period_s=section.period_s,
+        restart_delay_s=section.restart_delay_s,
+        backoff_max_s=section.restart_backoff_max_s,
+        shutdown_timeout_s=section.shutdown_timeout_s,
+    )
+
+
+@dataclasses.dataclass(eq=False)
+class Pipeline:
+    """The wired pipeline: its actors, channels and supervisors (not yet running)."""
+
+    feed: FeedActor
+    order_manager: OrderManager
+    reconciler: ReconcilerActor
+    risk_gate: RiskGate
+    router: EventRouter
+    hosts: dict[str, StrategyHost]
+    bar_log: BarLog
+    order_path: Supervisor
+    strategies: Supervisor
+    intents: Channel[OrderIntent]
+    commands: Channel[OrderCommand]
+    events: Channel[RoutedEvent]
+    control: Channel[ControlMessage]
+    state_events: Channel[TradingStateChanged]
+    strategy_events: dict[str, Channel[OrderFeedback]]
+
+    @property
+    def channels(self) -> list[Channel[Any]]:
+        """Every channel between the pipeline's actors (for status and metrics)."""
+        core: list[Channel[Any]] = [self.intents, self.commands, self.events, self.control, self.state_events]
+        return core + list(self.strategy_events.values())
+
+    def children(self) -> list[ChildSpec]:
+        """The pipeline's subtrees in start order (stopped in reverse: producers first)."""
+        # The feed ends normally only when a finite source ran out (``feed.on_end = "stop"``),
+        # and the bar log and strategy hosts when the feed closed their channels: transient,
+        # so that end is not "restarted" into a loop.
+        return [
+            ChildSpec("order_path", lambda: self.order_path),
+            ChildSpec("strategies", lambda: self.strategies),
+            ChildSpec("bar_log", lambda: self.bar_log, restart=RestartType.TRANSIENT),
+            ChildSpec("feed", lambda: self.feed, restart=RestartType.TRANSIENT),
+        ]
+
+
+def _clock_tap(clock: MarketClock) -> Callable[[MarketEvent], None]:
+    advance = clock.advance
+
+    def tap(event: MarketEvent) -> None:
+        advance(event.ts_ms)
+
+    return tap
+
+
+def build_pipeline(
+    config: AaitiConfig,
+    *,
+    store: Store,
+    venue: Venue,
+    source: MarketDataSource,
+    clock: Clock,
+    current_config: Callable[[], AaitiConfig] | None = None,
+    portfolios: Mapping[str, TrackingPortfolio] | None = None,
+    on_submit: Callable[[int], None] | None = None,
+    order_manager_options: Mapping[str, Any] | None = None,
+) -> Pipeline:
+    """Wire feed → strategies → risk gate → order manager → venue → router under supervisors.
+
+    ``current_config`` returns the running config after a reload (the risk gate and the
+    reconciler re-read their sections through it); by default the config never changes.
+    ``portfolios`` are the strategies' stored positions and open orders, so a restart
+    resumes them. ``on_submit(origin_ns)`` is called when an order is handed to the venue.
+    Raises ``StrategyLoadError``/``StrategyParamsError`` for a strategy that cannot load.
+    """
+    cfg = config
+    running = current_config or (lambda: cfg)
+    ch = cfg.channels
+    feed = FeedActor(cfg.feed, source, market_capacity=ch.market_capacity)
+    feed.start_gate = asyncio.Event()
+    if isinstance(clock, MarketClock):
+        feed.add_tap(_clock_tap(clock))
+    intents: Channel[OrderIntent] = Channel("intents", ch.intent_capacity)
+    commands: Channel[OrderCommand] = Channel("order_commands", ch.order_capacity)
+    events: Channel[RoutedEvent] = Channel("order_events", ch.event_capacity)
+    control: Channel[ControlMessage] = Channel("risk_control", 64)
+    state_events: Channel[TradingStateChanged] = Channel("trading_state", 64)
+
+    om = OrderManager(
+        "order_manager",
+        venue=venue,
+        store=store,
+        commands=commands,
+        events=events,  # type: ignore[arg-type]
+        drain_timeout_s=cfg.daemon.order_drain_timeout_s,
+        fills_lookback_s=cfg.reconciler.fills_lookback_s,
+        on_submit=on_submit,
+        **dict(order_manager_options or {}),
+    )
+    reconciler = ReconcilerActor(
+        "reconciler",
+        store=store,
+        venue=venue,
+        target=om,
+        settings=lambda: running().reconciler,
+        control=control,  # type: ignore[arg-type]
+    )
+    gate = RiskGate(
+        "risk_gate",
+        intents=intents,
+        orders=commands,
+        strategy_events=events,
+        risk=cfg.risk,
+        instruments=cfg.instruments,
+        portfolio=lambda: portfolio_from_orders(
+            om.snapshot(), running().instruments, gate.reference_price, fee_bps=running().risk.assumed_fee_bps,
+        ),
+        events=store,
+        state_store=store,
+        control=control,
+        state_events=state_events,
+        data_age=feed.data_age_s,
+        risk_provider=lambda: running().risk,
+    )
+    feed.add_tap(gate.on_market)
+    if isinstance(venue, MarketTap):
+        feed.add_tap(venue.on_market)
+
+    strategy_events: dict[str, Channel[OrderFeedback]] = {}
+    hosts: dict[str, StrategyHost] = {}
+    host_specs: list[ChildSpec] = []
+    for section in cfg.strategies:
+        cls = load_strategy_class(section.strategy)
+        strat_events: Channel[OrderFeedback] = Channel(f"events.{section.name}", ch.event_capacity)
+        strategy_events[section.name] = strat_events
+        portfolio = portfolios.get(section.name) if portfolios is not None else None
+        host = StrategyHost.attach(
+            feed,
+            StrategyContext.from_section(section),
+            cls,
+            order_events=strat_events,
+            intents=intents,
+            portfolio=portfolio,
+        )
+        hosts[section.name] = host
+        host_specs.append(ChildSpec(section.name, lambda h=host: h, restart=RestartType.TRANSIENT))  # type: ignore[misc]
+    router = EventRouter("router", events, dict(strategy_events))
+    bar_sub = feed.subscribe("bar_log", symbols=cfg.feed.symbols, timeframes=cfg.feed.timeframes)
+    bar_log = BarLog("bar_log", bar_sub.bars)
+
+    sup = cfg.supervisor
+    drain = cfg.daemon.order_drain_timeout_s + sup.shutdown_timeout_s
+    order_path = Supervisor(
+        "order_path",
+        [
+            ChildSpec("order_manager", lambda: om, shutdown_timeout_s=drain),
+            ChildSpec("reconciler", lambda: reconciler),
+            ChildSpec("risk_gate", lambda: gate),
+            ChildSpec("router", lambda: router),
+        ],
+        supervisor_policy(sup, RestartStrategy.REST_FOR_ONE),
+    )
+    strategies = Supervisor("strategies", host_specs, supervisor_policy(sup))
+    return Pipeline(
+        feed=feed,
+        order_manager=om,
+        reconciler=reconciler,
+        risk_gate=gate,
+        router=router,
+        hosts=hosts,
+        bar_log=bar_log,
+        order_path=order_path,
+        strategies=strategies,
+        intents=intents,
+        commands=commands,
+        events=events,
+        control=control,
+        state_events=state_events,
+        strategy_events=strategy_events,
+    )
