@@ -31,9 +31,9 @@ correctly rounded sum matches them. Decimal would also be exact but is ~10x slow
 from __future__ import annotations
 
 import math
-import time
 from typing import Literal
 
+from actors.kernel.clock import perf_ns
 from actors.model.market import Bar, Quote, Trade
 from config.schema.market import timeframe_ms
 
@@ -233,11 +233,11 @@ class BarBuilder:
         """Advance the watermark to ``now_ms`` (feed time) and emit the bars that closed."""
         if now_ms > self._wm:
             self._wm = now_ms
-        return self._close_due(recv_ns or time.perf_counter_ns())
+        return self._close_due(recv_ns or perf_ns())
 
     def flush_all(self, recv_ns: int = 0) -> tuple[Bar, ...]:
         """Emit every open bar now (end of data); later prints for them count as late."""
-        ns = recv_ns or time.perf_counter_ns()
+        ns = recv_ns or perf_ns()
         accs = [self._older[b] for b in sorted(self._older)]
         if self._cur is not None:
             accs.append(self._cur)
@@ -314,4 +314,4 @@ class BarResampler:
         if cur is None:
             return _NO_BARS
         self._cur = None
-        return (self._bar(cur, recv_ns or time.perf_counter_ns()),)
+        return (self._bar(cur, recv_ns or perf_ns()),)

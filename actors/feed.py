@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
@@ -41,6 +40,7 @@ from actors.bars import BarBuilder, BarResampler, parse_timeframe
 from actors.feed_state import FeedSnapshot, SymbolState
 from actors.kernel.actor import Actor
 from actors.kernel.channel import Channel, ChannelClosed, OverflowPolicy
+from actors.kernel.clock import perf_ns
 from actors.model.market import Bar, BookDelta, BookSnapshot, MarketEvent, Quote, Trade
 from actors.ports.market_data import MarketDataSource
 from config.schema.market import FeedSection
@@ -194,11 +194,6 @@ class FeedActor(Actor):
         sub.market.close()
         sub.bars.close()
 
-    @property
-    def subscriptions(self) -> tuple[FeedSubscription, ...]:
-        """Current subscriptions."""
-        return tuple(self._subs.values())
-
     def _rebuild_routes(self) -> None:
         subs = list(self._subs.values())
         self._trade_routes = {s: tuple(x.market for x in subs if x.trades and s in x.symbols) for s in self.symbols}
@@ -232,13 +227,13 @@ class FeedActor(Actor):
         st = self._states.get(symbol)
         if st is None or st.last_recv_ns == 0:
             return None
-        wall = (time.perf_counter_ns() - st.last_recv_ns) / 1e9
+        wall = (perf_ns() - st.last_recv_ns) / 1e9
         feed = (self._feed_ms - st.last_ts_ms) / 1000.0 if st.last_ts_ms >= 0 else 0.0
         return max(wall, feed)
 
     def snapshot(self) -> FeedSnapshot:
         """Immutable freshness and counters (cheap; for the risk gate, watchdog and admin)."""
-        now = time.perf_counter_ns()
+        now = perf_ns()
         late: dict[str, int] = {s: sum(b.late_dropped for b in bs) for s, bs in self._builders.items()}
         limit = self.feed.stale_after_s
         return FeedSnapshot(
@@ -310,19 +305,8 @@ class FeedActor(Actor):
             if out:
                 await self._publish_bars(out)
 
-    async def flush_bars(self, now_ms: int) -> int:
-        """Close bars whose period (plus grace) ended by feed time ``now_ms``; return how many."""
-        n = 0
-        for builders in self._builders.values():
-            for b in builders:
-                out = b.flush(now_ms)
-                if out:
-                    n += len(out)
-                    await self._publish_bars(out)
-        return n
-
     async def _flush_all(self) -> None:
-        ns = time.perf_counter_ns()
+        ns = perf_ns()
         for builders in self._builders.values():
             for b in builders:
                 out = b.flush_all(ns)
@@ -342,7 +326,7 @@ class FeedActor(Actor):
         millisecond of event arrival time, rather than per event.
         """
         paths = self._paths
-        perf = time.perf_counter_ns
+        perf = perf_ns
         publish = self._publish_bars
         send = self._send_market
         ev: MarketEvent

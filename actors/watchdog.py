@@ -10,11 +10,11 @@ the status page read; systemd's WATCHDOG=1 is only sent while it is healthy.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 
 from actors.kernel.actor import Actor, ActorState
+from actors.kernel.clock import monotonic, wall_ms
 from actors.kernel.supervisor import Supervisor
 from actors.model.control import HealthVerdict
 from config.schema.kernel import WatchdogSection
@@ -44,7 +44,7 @@ class Watchdog(Actor):
         self._checks = list(checks or [])
         self._on_verdict = on_verdict
         self._on_lag = on_lag
-        self.verdict = HealthVerdict(status=HEALTHY, reasons=(), ts_ms=int(time.time() * 1000))
+        self.verdict = HealthVerdict(status=HEALTHY, reasons=(), ts_ms=wall_ms())
         self.loop_lag_ms = 0.0
         self.lag_window: deque[float] = deque(maxlen=1200)
         self.stalls_detected = 0
@@ -57,12 +57,11 @@ class Watchdog(Actor):
 
     async def run(self) -> None:
         """Sample forever."""
-        loop = asyncio.get_running_loop()
         while True:
             interval = self._settings().interval_s
-            t0 = loop.time()
+            t0 = monotonic()
             await asyncio.sleep(interval)
-            lag_ms = max(0.0, (loop.time() - t0 - interval) * 1000.0)
+            lag_ms = max(0.0, (monotonic() - t0 - interval) * 1000.0)
             self.loop_lag_ms = lag_ms
             self.lag_window.append(lag_ms)
             if self._on_lag is not None:
@@ -76,7 +75,7 @@ class Watchdog(Actor):
         unhealthy: list[str] = []
         degraded: list[str] = []
         tree = self._tree()
-        now = time.monotonic()
+        now = monotonic()
         # While the loop itself was blocked no actor could run: that time is the loop's lag,
         # reported below, not a stall of whichever actors happened to have work queued.
         blocked_s = self.loop_lag_ms / 1000.0
@@ -107,7 +106,7 @@ class Watchdog(Actor):
             for severity, reason in results:
                 (unhealthy if severity == UNHEALTHY else degraded).append(reason)
         status = UNHEALTHY if unhealthy else DEGRADED if degraded else HEALTHY
-        verdict = HealthVerdict(status=status, reasons=tuple(unhealthy + degraded), ts_ms=int(time.time() * 1000))
+        verdict = HealthVerdict(status=status, reasons=tuple(unhealthy + degraded), ts_ms=wall_ms())
         if verdict.status != self.verdict.status or verdict.reasons != self.verdict.reasons:
             log = self.log.warning if status != HEALTHY else self.log.info
             log("health.verdict", status=status, reasons=list(verdict.reasons))

@@ -13,7 +13,7 @@ quotes, generated on the fly, so 10M events cost no memory) or a recorded quote 
 (``adapters.market_data.quotes``). ``QuoteWalk.rows`` produces exactly the rows the source
 replays, so ``write_quotes`` can hand the same input to another engine.
 
-Lockstep (default): after publishing bars the feed awaits ``Pipeline._lockstep`` (the
+Lockstep (default): after publishing bars the feed awaits ``daemon.lockstep.Lockstep`` (the
 feed's ``after_bars`` hook), which returns once the strategy host has handled them and the
 strategy has no intent in flight — its order was written ahead, submitted, filled, and the
 fill reported back — and the store's write-behind queue is committed. Like a backtest
@@ -61,6 +61,7 @@ from config.schema.kernel import ChannelsSection, DaemonSection, SupervisorSecti
 from config.schema.market import FeedSection, StrategySection
 from config.schema.root import AaitiConfig
 from config.schema.trading import InstrumentSection, PaperVenueSection, RiskSection, VenueSection
+from daemon.lockstep import Lockstep
 from daemon.pipeline import Pipeline as BuiltPipeline
 from daemon.pipeline import build_pipeline, supervisor_policy
 
@@ -374,29 +375,7 @@ class Pipeline:
         self.root: Supervisor | None = None
         self.built: BuiltPipeline | None = None
         self.channels: list[Channel[Any]] = []
-        self.lockstep_timeouts = 0
-
-    async def _lockstep(self) -> None:
-        """Hold the feed until the strategy handled the bars and has nothing in flight.
-
-        Event-driven (the host wakes us when it runs out of input), so while an order is on
-        its way through the SQLite threads the loop is idle, as it would be live.
-        """
-        host = self.host
-        assert host is not None
-        symbol = self.settings.symbol
-        if host.state is not ActorState.RUNNING or not (len(host.bars) or len(host.order_events)):
-            return  # nothing for the host (the feed has not yielded since it published)
-        await host.wait_idle()  # the bars just published were handled
-        strategy = host.strategy
-        while strategy is not None and strategy.in_flight(symbol) and host.state is ActorState.RUNNING:
-            try:
-                await asyncio.wait_for(host.wait_idle(), self.settings.lockstep_timeout_s)
-            except TimeoutError:
-                self.lockstep_timeouts += 1
-                return
-        if self.settings.lockstep_flush and self.store is not None and self.store.backlog:
-            await self.store.flush()
+        self.lockstep: Lockstep | None = None
 
     def _on_submit(self, origin_ns: int) -> None:
         if origin_ns:
@@ -414,7 +393,8 @@ class Pipeline:
         built = build_pipeline(cfg, store=store, venue=venue, source=self.source, clock=MarketClock(),
                                on_submit=self._on_submit, order_manager_options=om_kw)
         if s.lockstep:
-            built.feed.after_bars = self._lockstep
+            self.lockstep = Lockstep(built.hosts, store, timeout_s=s.lockstep_timeout_s, flush=s.lockstep_flush)
+            built.feed.after_bars = self.lockstep
         self.built = built
         self.feed, self.host, self.gate, self.om, self.router = (
             built.feed, built.hosts["ema"], built.risk_gate, built.order_manager, built.router)
@@ -490,7 +470,7 @@ class Pipeline:
         gsnap = gate.snapshot()
         return PipelineResult(
             events=fsnap.events, seconds=seconds, bars=fsnap.bars_published,
-            lockstep_timeouts=self.lockstep_timeouts, intents=host.intents_sent,
+            lockstep_timeouts=self.lockstep.timeouts if self.lockstep is not None else 0, intents=host.intents_sent,
             orders=c.submitted, fills=c.fills_applied, denied=gsnap.denied, rejected=c.rejected,
             restarts=root.total_restarts, latency=self.latency, order_counts=dict(c.transitions),
         )

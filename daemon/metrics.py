@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import platform
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from importlib import metadata
@@ -41,6 +40,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from actors.kernel.channel import ChannelStats
+from actors.kernel.clock import boot_time_s, monotonic, perf_s
 from actors.kernel.supervisor import ChildStatus
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -285,7 +285,7 @@ class _ProcessCollector(ProcessCollector):
         except OSError:
             btime = None
         if not btime:
-            btime = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+            btime = boot_time_s()
         return float(btime)
 
 
@@ -333,7 +333,7 @@ class Metrics:
         slice_s: float = 0.001,
         process_metrics: bool = True,
         proc_path: str = "/proc",
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.cache_s = cache_s
@@ -399,7 +399,7 @@ class Metrics:
             self._cached_at = self._clock()
 
     async def _render_sliced(self) -> bytes:
-        t0 = last_yield = time.perf_counter()
+        t0 = last_yield = perf_s()
         chunk, budget = self.chunk_samples, self.slice_s
         parts: list[bytes] = []
         samples = 0
@@ -417,14 +417,14 @@ class Metrics:
                     text = generate_latest(_Families([part]))
                     # Continuation slices drop their "# HELP" / "# TYPE" header lines.
                     parts.append(text if i == 0 else text.split(b"\n", 2)[2])
-                    if time.perf_counter() - last_yield >= budget:
+                    if perf_s() - last_yield >= budget:
                         await asyncio.sleep(0)
-                        last_yield = time.perf_counter()
-            if time.perf_counter() - last_yield >= budget:
+                        last_yield = perf_s()
+            if perf_s() - last_yield >= budget:
                 await asyncio.sleep(0)
-                last_yield = time.perf_counter()
+                last_yield = perf_s()
         self.renders += 1
-        self.last_render_s = time.perf_counter() - t0
+        self.last_render_s = perf_s() - t0
         self.last_samples = samples
         return b"".join(parts)
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from actors.kernel.clock import wall_s
 from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
 from config.reload_diff import diff_configs
@@ -88,7 +88,7 @@ class ConfigReloader:
             )
         if not diff.hot:
             return ReloadResult(True, "unchanged", cur.version)
-        return dataclasses.replace(new, loaded_at=time.time()), diff.hot
+        return dataclasses.replace(new, loaded_at=wall_s()), diff.hot
 
     def _finish(self, result: ReloadResult) -> ReloadResult:
         self.counts[result.result] = self.counts.get(result.result, 0) + 1

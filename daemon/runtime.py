@@ -16,6 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
+import anyio
 import structlog
 
 from actors.kernel.supervisor import ChildIgnoredCancel, Supervisor, SupervisorGaveUp
@@ -128,12 +129,15 @@ async def serve(app: Runnable) -> int:
 
 
 async def _bounded(aw: Awaitable[None], timeout: float, log: Any, what: str) -> None:
-    try:
-        await asyncio.wait_for(aw, timeout)
-    except TimeoutError:
+    # anyio's cancel scope bounds the step and cancels it cleanly at the deadline.
+    with anyio.move_on_after(timeout) as scope:
+        try:
+            await aw
+        except Exception as exc:
+            log.error("shutdown.step_failed", step=what, error=repr(exc))
+            return
+    if scope.cancelled_caught:
         log.error("shutdown.step_timeout", step=what, timeout_s=timeout)
-    except Exception as exc:
-        log.error("shutdown.step_failed", step=what, error=repr(exc))
 
 
 def run_loop(main: Callable[[], Coroutine[Any, Any, int]], use_uvloop: bool = True) -> int:

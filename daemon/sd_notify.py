@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import structlog
 
+from actors.kernel.clock import monotonic
+from actors.kernel.clock import monotonic_usec as clock_monotonic_usec
 from actors.model.control import HealthVerdict
 
 _STATUS_RANK: Mapping[str, int] = MappingProxyType({"healthy": 0, "degraded": 1, "unhealthy": 2})
@@ -31,7 +32,7 @@ _STATUS_RANK: Mapping[str, int] = MappingProxyType({"healthy": 0, "degraded": 1,
 
 def monotonic_usec() -> int:
     """CLOCK_MONOTONIC in microseconds (the clock systemd expects in MONOTONIC_USEC)."""
-    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    return clock_monotonic_usec()
 
 
 class SdNotify:
@@ -98,7 +99,7 @@ class SystemdNotifier:
         *,
         min_status: str = "degraded",
         enabled: bool = True,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
     ) -> None:
         env = os.environ if environ is None else environ
         if min_status not in ("healthy", "degraded"):

@@ -9,13 +9,13 @@ watchdog reads to tell a busy actor from a stalled one.
 from __future__ import annotations
 
 import asyncio
-import time
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import structlog
 
 from actors.kernel.channel import Channel, ChannelClosed
+from actors.kernel.clock import monotonic
 
 M = TypeVar("M")
 
@@ -44,14 +44,14 @@ class Actor:
         self.inbox = inbox
         self.state = ActorState.STOPPED
         self.log: Any = structlog.get_logger("aaiti").bind(actor=name)
-        self.last_progress = time.monotonic()
+        self.last_progress = monotonic()
         self.processed = 0
         self.error: BaseException | None = None
 
     # -- progress ----------------------------------------------------------------------
     def beat(self, n: int = 1) -> None:
         """Record progress: ``n`` units of work done just now."""
-        self.last_progress = time.monotonic()
+        self.last_progress = monotonic()
         self.processed += n
 
     def pending_work(self) -> int:
@@ -60,7 +60,7 @@ class Actor:
 
     def heartbeat_age(self, now: float | None = None) -> float:
         """Seconds since the last beat()."""
-        return (time.monotonic() if now is None else now) - self.last_progress
+        return (monotonic() if now is None else now) - self.last_progress
 
     # -- lifecycle hooks ---------------------------------------------------------------
     async def on_start(self) -> None:
@@ -91,7 +91,7 @@ class Actor:
         """Run the whole lifecycle. Exceptions propagate to the supervisor."""
         self.state = ActorState.STARTING
         self.error = None
-        self.last_progress = time.monotonic()
+        self.last_progress = monotonic()
         try:
             await self.on_start()
             self.state = ActorState.RUNNING

@@ -19,17 +19,45 @@ from __future__ import annotations
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "MarketClock", "WallClock", "monotonic", "perf_ns", "wall_ms"]
+__all__ = [
+    "Clock",
+    "MarketClock",
+    "WallClock",
+    "boot_time_s",
+    "monotonic",
+    "monotonic_usec",
+    "perf_ns",
+    "perf_s",
+    "wall_ms",
+    "wall_s",
+]
 
 #: Real monotonic seconds (process time: intervals, heartbeats, deadlines).
 monotonic = time.monotonic
 #: Real monotonic nanoseconds with the best resolution (latency measurement).
 perf_ns = time.perf_counter_ns
+#: Real monotonic seconds with the best resolution (durations of work).
+perf_s = time.perf_counter
 
 
 def wall_ms() -> int:
     """Wall-clock epoch milliseconds (only for process facts: start time, file stamps)."""
     return time.time_ns() // 1_000_000
+
+
+def wall_s() -> float:
+    """Wall-clock epoch seconds (only for process facts: when a file was loaded)."""
+    return time.time()
+
+
+def monotonic_usec() -> int:
+    """CLOCK_MONOTONIC in microseconds (what systemd expects in ``MONOTONIC_USEC``)."""
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+def boot_time_s() -> float:
+    """Epoch seconds at which the machine booted (wall clock minus CLOCK_BOOTTIME)."""
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 @runtime_checkable

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 import structlog
 
 from actors.kernel.actor import Actor, ActorState
+from actors.kernel.clock import monotonic
 
 
 class RestartType(StrEnum):
@@ -156,7 +156,7 @@ class Supervisor:
     def statuses(self, prefix: str = "") -> list[ChildStatus]:
         """Status of every child in this subtree."""
         out: list[ChildStatus] = []
-        now = time.monotonic()
+        now = monotonic()
         path = f"{prefix}/{self.name}" if prefix else self.name
         for spec in self.specs:
             entry = self._entries.get(spec.name)
@@ -246,7 +246,7 @@ class Supervisor:
             await self._restart(name, delay)
 
     def _record_restart(self, name: str) -> float:
-        now = time.monotonic()
+        now = monotonic()
         times = self._restart_times
         times.append(now)
         while times and now - times[0] > self.policy.period_s:

@@ -1,9 +1,9 @@
 """Typed immutable messages exchanged between actors.
 
 Every message is a frozen ``msgspec.Struct`` whose ``tag`` is its stable name, used in
-logs, the admin API and storage. ``message_name(msg)`` returns it.
+logs, the admin API and storage.
 """
 
-from actors.model.base import Message, message_name, message_types
+from actors.model.base import Message
 
-__all__ = ["Message", "message_name", "message_types"]
+__all__ = ["Message"]
