@@ -161,7 +161,13 @@ class App:
         try:
             await venue.start()
         except Exception as exc:
-            raise StartupError(f"venue {cfg.venue.name} could not start: {exc}") from None
+            # Release whatever the half-started venue opened (client sessions, files).
+            with contextlib.suppress(Exception):
+                await venue.close()
+            # A paper venue fails on its account file (state); a network venue on the network or
+            # the credentials, which the operator fixes elsewhere: its own exit code.
+            code = exit_codes.STATE_ERROR if cfg.venue.kind == "paper" else exit_codes.VENUE_ERROR
+            raise StartupError(f"venue {cfg.venue.name} could not start: {exc}", code) from None
         return venue
 
     async def _start_simulator(self) -> None:
