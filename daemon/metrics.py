@@ -1,6 +1,6 @@
 """Prometheus metrics: one private registry, snapshot-based families, two latency histograms.
 
-Design (ARCHITECTURE.md §8, §10):
+Design:
 
 - Nothing here touches a module-level registry: ``Metrics`` owns a ``CollectorRegistry``
   with the process/platform/GC collectors and its own collector.

@@ -1,4 +1,4 @@
-"""The one serialized validate-then-swap path for config reloads (ARCHITECTURE.md §8).
+"""The one serialized validate-then-swap path for config reloads (docs/architecture.md, "Config reload").
 
 SIGHUP, ``POST /reload`` and ``aaiti reload`` all call ``ConfigReloader.reload``:
 parse → validate → diff against the running config → refuse if a restart-required

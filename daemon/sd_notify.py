@@ -1,6 +1,6 @@
 """sd_notify: tell systemd about readiness, reloads, stops, status and liveness.
 
-The protocol (ARCHITECTURE.md §8, sd_notify(3)): one datagram per message to the
+The protocol (sd_notify(3)): one datagram per message to the
 AF_UNIX socket named by ``$NOTIFY_SOCKET`` (a path, or ``@name`` for the abstract
 namespace), newline-separated ``KEY=VALUE`` assignments. The sender here never blocks
 (non-blocking socket) and never raises into its caller: a failure is logged once and

@@ -31,7 +31,7 @@ class OrderType(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    """Order states (ARCHITECTURE.md §4)."""
+    """Order states (transitions: ``actors.orders.state_machine``; docs/architecture.md)."""
 
     INITIALIZED = "INITIALIZED"
     DENIED = "DENIED"

@@ -1,6 +1,6 @@
 """A Binance SPOT protocol simulator on 127.0.0.1 that the unchanged ccxt client works against.
 
-Wire behaviour follows ``venue-binance-spot.md``: REST ``/api/v3``, market streams at
+Wire behaviour follows Binance spot as the unchanged ccxt client speaks it: REST ``/api/v3``, market streams at
 ``/stream/ws/{n}``, the WebSocket API at ``/ws-api/v3``, Binance error codes, and the
 fault-injection checklist of its §7 (see :class:`FaultPlan`).
 """

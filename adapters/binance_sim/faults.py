@@ -1,7 +1,7 @@
 """Fault-injection plan: what the simulator should do wrong, and when.
 
 The plan is plain state. The REST layer, the market-stream hub and the WS-API hub consult it
-at the points where a real exchange misbehaves (see §7 of venue-binance-spot.md). Faults come
+at the points where a real exchange misbehaves. Faults come
 in two flavours:
 
 - armed faults, counted (``count=N`` fires on the next N matching occasions, ``None`` = until

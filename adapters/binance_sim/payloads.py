@@ -1,6 +1,6 @@
 """Binance SPOT wire payloads (REST bodies, stream events, user-data events).
 
-Shapes follow §2.4, §4.4 and §5 of venue-binance-spot.md: decimals are strings, ids and
+Shapes follow Binance spot's REST and stream payloads: decimals are strings, ids and
 times are integers, market ids are upper case inside payloads.
 """
 

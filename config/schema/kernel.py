@@ -49,7 +49,7 @@ class LogSection:
 
 @dataclasses.dataclass(frozen=True)
 class SupervisorSection:
-    """OTP-style supervision defaults (ARCHITECTURE.md §3)."""
+    """OTP-style supervision defaults (one_for_one / rest_for_one, restart intensity, backoff)."""
 
     max_restarts: int = setting(3, "Restarts allowed within period_s before the supervisor gives up.", ge=0, le=1000)
     period_s: float = setting(5.0, "Window for counting restarts.", gt=0, le=3600)

@@ -1,6 +1,6 @@
 """The fault steps of the chaos run, each injected through the simulator and confirmed by evidence.
 
-A step injects one fault (venue-binance-spot.md §7) and waits, with a deadline, for what
+A step injects one fault (``adapters.binance_sim.faults``) and waits, with a deadline, for what
 shows that the daemon met it (a log line of the adapter, an armed fault consumed, new
 orders flowing again). Between steps :meth:`Chaos.poke` drives fills of resting orders
 (partial prints injected at their limit price) and cancels some over the admin API.

@@ -1,4 +1,4 @@
-"""Fault injection (§7 of venue-binance-spot.md): what the simulator does → what ccxt raises."""
+"""Fault injection (``adapters.binance_sim.faults``): what the simulator does → what ccxt raises."""
 
 from __future__ import annotations
 
