@@ -2,8 +2,8 @@
 
 The order manager and the risk gate publish into one block-policy channel; this actor
 fans each event out to its strategy's own channel (block policy: never dropped). Events
-of strategies that are not configured (adopted venue orders, a removed strategy) go to
-no strategy and are only counted.
+of strategies that are not configured (adopted venue orders, a removed strategy) are
+only logged.
 """
 
 from __future__ import annotations
@@ -24,21 +24,17 @@ class EventRouter(MessageActor[RoutedEvent]):
 
     def __init__(self, name: str, inbox: Channel[RoutedEvent], targets: dict[str, Channel[Any]]) -> None:
         super().__init__(name, inbox)
-        self.targets = targets
-        self.routed = 0
-        self.unrouted = 0
+        self._targets = targets
 
     async def handle(self, msg: RoutedEvent) -> None:
         """Log the event, then send it to the strategy that placed the order (or intent)."""
         self._log_event(msg)
         strategy = msg.intent.strategy if isinstance(msg, OrderDenied) else msg.strategy
-        ch = self.targets.get(strategy)
+        ch = self._targets.get(strategy)
         if ch is None:
-            self.unrouted += 1
             return
         if not ch.try_send(msg):
             await ch.send(msg)
-        self.routed += 1
 
     def _log_event(self, msg: RoutedEvent) -> None:
         # One line per order-state change, fill and denial: far fewer than market events.

@@ -41,20 +41,10 @@ def structure_sizes(p: Pipeline) -> dict[str, int]:
     """Sizes of the structures that could grow with uptime (for the report and the test)."""
     om, gate, host, venue = p.om, p.gate, p.host, p.venue
     assert om is not None and gate is not None and host is not None and venue is not None
-    ledger = om._ledger
     tracking = host._tracking
     return {
-        "om_open": len(om._orders),
-        "om_closed": len(om._closed),
-        "om_closed_order": len(om._closed_order),
-        "om_inflight": len(om._inflight),
-        "om_tasks": len(om._tasks),
-        "om_outbox": len(om._outbox),
-        "ledger_seen": len(ledger._seen),
-        "ledger_closed": len(ledger._closed),
-        "ledger_orders": len(ledger._orders),
-        "gate_pending": len(gate._pending),
-        "gate_rate_window": gate._rate.count(time.monotonic()),
+        **om.sizes(),
+        **gate.sizes(),
         "strategy_fill_keys": len(tracking._fills) if tracking is not None else 0,
         "strategy_open": len(tracking._open) if tracking is not None else 0,
         "venue_open": len(venue._open),

@@ -39,7 +39,6 @@ from actors.orders.reconciler import ReconcilerActor
 from actors.ports.capabilities import MarketTap
 from actors.ports.market_data import MarketDataSource
 from actors.ports.venue import Venue
-from actors.risk.portfolio import portfolio_from_orders
 from actors.risk.risk_gate import RiskGate
 from actors.strategy_api import StrategyContext, load_strategy_class
 from actors.strategy_host import OrderFeedback, StrategyHost
@@ -154,6 +153,7 @@ def build_pipeline(
         store=store,
         commands=commands,
         events=events,  # type: ignore[arg-type]
+        clock=clock,
         drain_timeout_s=cfg.daemon.order_drain_timeout_s,
         fills_lookback_s=cfg.reconciler.fills_lookback_s,
         on_submit=on_submit,
@@ -166,6 +166,7 @@ def build_pipeline(
         target=om,
         settings=lambda: running().reconciler,
         control=control,  # type: ignore[arg-type]
+        clock=clock,
     )
     gate = RiskGate(
         "risk_gate",
@@ -174,15 +175,14 @@ def build_pipeline(
         strategy_events=events,
         risk=cfg.risk,
         instruments=cfg.instruments,
-        portfolio=lambda: portfolio_from_orders(
-            om.snapshot(), running().instruments, gate.reference_price, fee_bps=running().risk.assumed_fee_bps,
-        ),
+        portfolio=om.portfolio,
         events=store,
         state_store=store,
         control=control,
         state_events=state_events,
         data_age=feed.data_age_s,
         risk_provider=lambda: running().risk,
+        clock=clock,
     )
     feed.add_tap(gate.on_market)
     if isinstance(venue, MarketTap):

@@ -1,9 +1,16 @@
-"""Order path: state machine, ledger/positions, the order manager and the reconciler."""
+"""Order path: state machine, ledger/positions, the order table, the order manager and the reconciler."""
 
 from actors.model.positions import PositionView
 from actors.model.records import LedgerSnapshot, OrderRecord
 from actors.orders.ledger import FillOutcome, Ledger
-from actors.orders.order_manager import InFlightOrder, OrderCommand, OrderCounters, OrderManager, OrderManagerSnapshot
+from actors.orders.order_manager import OrderCommand, OrderManager
+from actors.orders.order_table import (
+    InFlightOrder,
+    OrderCounters,
+    OrderManagerSnapshot,
+    OrderTable,
+    PortfolioPublisher,
+)
 from actors.orders.reconciler import (
     Discrepancy,
     ReconcilerActor,
@@ -27,6 +34,8 @@ __all__ = [
     "OrderManagerSnapshot",
     "OrderRecord",
     "OrderStore",
+    "OrderTable",
+    "PortfolioPublisher",
     "PositionView",
     "ReconcileReport",
     "ReconcileTarget",

@@ -126,7 +126,7 @@ class Ledger:
         while len(self._closed_order) > self._closed_window:
             self._closed.pop(self._closed_order.popleft(), None)
 
-    def order_fills(self, client_order_id: str) -> OrderFills | None:
+    def _order_fills(self, client_order_id: str) -> OrderFills | None:
         """Fill totals of an order the ledger knows (open or recently closed)."""
         return self._orders.get(client_order_id) or self._closed.get(client_order_id)
 
@@ -191,7 +191,7 @@ class Ledger:
         self._apply_money(fill)
 
     def _refused(self, reason: str, client_order_id: str) -> FillOutcome:
-        of = self.order_fills(client_order_id)
+        of = self._order_fills(client_order_id)
         if of is None:
             return FillOutcome(accepted=False, reason=reason, known_order=False)
         return FillOutcome(
@@ -210,7 +210,7 @@ class Ledger:
             assets = self._assets[fill.symbol] = split_symbol(fill.symbol)
         base, quote = assets
         fee_q = fee_in_quote(fill.fee, fill.fee_currency, fill.price, base, quote)
-        if fee_q is None:
+        if fee_q is None:  # a third-asset fee: deducted from that asset's balance below, not from PnL
             self.unconverted_fees[fill.fee_currency] = self.unconverted_fees.get(fill.fee_currency, ZERO) + fill.fee
             fee_q = ZERO
         pos = self._positions.get(fill.symbol)
@@ -252,6 +252,10 @@ class Ledger:
             overfills=self.overfills,
             unknown_order_fills=self.unknown_order_fills,
         )
+
+    def sizes(self) -> dict[str, int]:
+        """Sizes of the bounded windows and open-order map (soak runs check their caps)."""
+        return {"seen": len(self._seen), "closed": len(self._closed), "orders": len(self._orders)}
 
     # -- restore / correct ---------------------------------------------------------------
     def restore(self, positions: Iterable[PositionView], balances: Mapping[str, Decimal]) -> None:

@@ -1,4 +1,4 @@
-"""Reconciliation: the venue's truth against ours (ARCHITECTURE.md §6).
+"""Reconciliation: the venue's truth against ours.
 
 ``reconcile`` runs one pass. The order manager stays the single owner of orders, fills
 and balances: the reconciler reads the venue and applies what it finds *through* the
@@ -23,7 +23,6 @@ in the audit log; those marked ``halting`` count towards ``halt_after_discrepanc
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Literal, Protocol
@@ -32,11 +31,12 @@ import msgspec
 
 from actors.kernel.actor import Actor
 from actors.kernel.channel import Channel, ChannelClosed
+from actors.kernel.clock import Clock, WallClock, monotonic
 from actors.model.control import SetTradingState, TradingState
 from actors.model.orders import TERMINAL_STATUSES, Fill, OrderStatus, VenueOrder
 from actors.model.records import LedgerSnapshot, OrderRecord
 from actors.orders.ledger import FillOutcome
-from actors.orders.order_manager import InFlightOrder
+from actors.orders.order_table import InFlightOrder
 from actors.ports.stores import OrderStore
 from actors.ports.venue import OrderNotFound, Venue
 from config.schema.trading import ReconcilerSection
@@ -131,10 +131,6 @@ class ReconcileTarget(Protocol):
         ...
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class _Pass:
     """Accumulates one pass's findings; audits each discrepancy as it is found."""
 
@@ -174,21 +170,24 @@ async def reconcile(
     *,
     kind: PassKind = "periodic",
     fills_since_ms: int | None = None,
-    clock_ms: Callable[[], int] = _wall_ms,
+    clock: Clock | None = None,
 ) -> ReconcileReport:
     """Run one reconciliation pass (see the module docstring) and return its report.
 
-    ``fills_since_ms`` defaults to now minus ``settings.fills_lookback_s``. Venue failures
-    do not raise: they are listed in ``report.errors`` and the rest of the pass goes on.
+    ``clock`` is business time (the report's times, the fill look-back; wall clock by
+    default). ``fills_since_ms`` defaults to now minus ``settings.fills_lookback_s``. Venue
+    failures do not raise: they are listed in ``report.errors`` and the rest of the pass
+    goes on.
     """
-    now = clock_ms()
+    clock = clock if clock is not None else WallClock()
+    now = clock.now_ms()
     p = _Pass(store, kind, now)
     if kind == "inflight":
         await _check_missing(p, venue, target, settings, [
             rec for f in target.in_flight(settings.inflight_query_after_s)
             if (rec := target.order(f.client_order_id)) is not None
         ], {f.client_order_id: f.age_s for f in target.in_flight()})
-        return p.report(clock_ms())
+        return p.report(clock.now_ms())
     since = fills_since_ms if fills_since_ms is not None else now - int(settings.fills_lookback_s * 1000)
     try:
         venue_open = await venue.open_orders()
@@ -203,7 +202,7 @@ async def reconcile(
                                                                for f in target.in_flight()})
     await _sync_fills(p, venue, target, since)
     await _check_balances(p, venue, target, settings, since)
-    return p.report(clock_ms())
+    return p.report(clock.now_ms())
 
 
 async def _check_venue_open(
@@ -387,7 +386,8 @@ class ReconcilerActor(Actor):
     ``ready`` is set once the startup pass completed (strategies start after it). When a
     pass finds more halting discrepancies than ``halt_after_discrepancies`` it sends
     ``SetTradingState(HALTED)`` to ``control``. ``settings`` is called before each pass, so
-    reloaded intervals apply.
+    reloaded intervals apply. ``clock`` is business time (report times, fill look-backs);
+    the intervals between passes are process time.
     """
 
     kind = "reconciler"
@@ -401,7 +401,7 @@ class ReconcilerActor(Actor):
         target: ReconcileTarget,
         settings: Callable[[], ReconcilerSection],
         control: Channel[SetTradingState] | None = None,
-        clock_ms: Callable[[], int] = _wall_ms,
+        clock: Clock | None = None,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
     ) -> None:
@@ -411,7 +411,7 @@ class ReconcilerActor(Actor):
         self._target = target
         self._settings = settings
         self._control = control
-        self._clock_ms = clock_ms
+        self._clock = clock if clock is not None else WallClock()
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self.ready = asyncio.Event()
@@ -432,15 +432,21 @@ class ReconcilerActor(Actor):
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry_max_s)
         self.ready.set()
-        last_full = time.monotonic()
+        last_full = monotonic()
+        last_full_ms = report.started_ms
         while True:
             s = self._settings()
             tick = min(s.interval_s, s.inflight_query_after_s)
             await asyncio.sleep(tick)
-            if time.monotonic() - last_full >= s.interval_s:
-                last_full = time.monotonic()
-                lookback_ms = int(min(s.fills_lookback_s, 2 * s.interval_s + 60) * 1000)
-                await self.run_pass("periodic", self._clock_ms() - lookback_ms)
+            if monotonic() - last_full >= s.interval_s:
+                last_full = monotonic()
+                # Fills since the previous full pass, with an interval and a minute to spare, in
+                # business time: a replay on market time covers the market minutes that passed.
+                now_ms = self._clock.now_ms()
+                since_ms = max(now_ms - int(s.fills_lookback_s * 1000),
+                               last_full_ms - int(s.interval_s * 1000) - 60_000)
+                last_full_ms = now_ms
+                await self.run_pass("periodic", since_ms)
             elif self._target.in_flight(s.inflight_query_after_s):
                 await self.run_pass("inflight")
             self.beat()
@@ -449,7 +455,7 @@ class ReconcilerActor(Actor):
         """Run one pass now, record it, and halt trading if it found too much."""
         s = self._settings()
         report = await reconcile(self._store, self._venue, self._target, s, kind=kind,
-                                 fills_since_ms=fills_since_ms, clock_ms=self._clock_ms)
+                                 fills_since_ms=fills_since_ms, clock=self._clock)
         self.passes += 1
         self.last_report = report
         for k, n in report.counts.items():

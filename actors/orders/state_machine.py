@@ -1,4 +1,4 @@
-"""The order state machine (ARCHITECTURE.md §4, NautilusTrader semantics).
+"""The order state machine (NautilusTrader semantics).
 
 ``transition(current, new)`` returns ``new`` when the move is legal and raises
 ``IllegalTransition`` otherwise; callers log and count the refusal and never apply it.
@@ -6,9 +6,9 @@ Staying in the same state is not a transition (except the legal self-loops
 PARTIALLY_FILLED → PARTIALLY_FILLED, PENDING_UPDATE → PENDING_UPDATE): callers that see a
 repeated status from a venue treat it as a no-op before asking this module.
 
-Sources listed in §4 use exactly the targets listed there; TRIGGERED and PENDING_UPDATE,
-which §4 leaves to the reference, use NautilusTrader's targets. DENIED, REJECTED,
-FILLED and EXPIRED are terminal; CANCELED only admits late fills.
+The table below is the whole contract; TRIGGERED and PENDING_UPDATE use NautilusTrader's
+targets. DENIED, REJECTED, FILLED and EXPIRED are terminal; CANCELED only admits late
+fills.
 """
 
 from __future__ import annotations
@@ -83,11 +83,6 @@ class IllegalTransition(Exception):
         self.client_order_id = client_order_id
         who = f" (order {client_order_id})" if client_order_id else ""
         super().__init__(f"illegal order transition {current.value} -> {new.value}{who}")
-
-
-def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
-    """True when ``current → new`` is a legal transition."""
-    return new in TRANSITIONS[current]
 
 
 def transition(current: OrderStatus, new: OrderStatus, client_order_id: str = "") -> OrderStatus:

@@ -1,6 +1,8 @@
-"""What the order manager and the reconciler need from storage (``adapters.storage.Store`` fits).
+"""What the trading actors need from storage (``adapters.storage.Store`` fits every Protocol here).
 
-Actors see the store through this Protocol, as they see venues through ``actors.ports.venue``.
+Actors see the store through these Protocols, as they see venues through ``actors.ports.venue``:
+``OrderStore`` for the order manager and the reconciler, ``RiskEventSink`` and ``StateStore``
+for the risk gate.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from actors.model.orders import Fill, OrderEvent
+from actors.model.orders import Fill, OrderDenied, OrderEvent
 from actors.model.records import LedgerSnapshot, OrderRecord
 
 
@@ -78,4 +80,28 @@ class OrderStore(Protocol):
 
     async def flush(self) -> None:
         """Wait for queued writes to commit."""
+        ...
+
+
+class RiskEventSink(Protocol):
+    """Durable storage of risk decisions."""
+
+    async def record_risk_event(self, denial: OrderDenied) -> None:
+        """Store one denial: reason code, intent, limit, detail."""
+        ...
+
+    async def append_audit(self, kind: str, payload: Mapping[str, Any], *, ts_ms: int | None = None) -> None:
+        """Append an audit row (trading-state changes, refused commands, loss-limit halts)."""
+        ...
+
+
+class StateStore(Protocol):
+    """A durable key/value store of JSON values."""
+
+    async def get_state(self, key: str) -> Any:
+        """The stored value of ``key``, or None."""
+        ...
+
+    async def set_state(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key`` durably."""
         ...

@@ -1,7 +1,10 @@
-"""Pre-trade risk: pure checks (``checks``) and the risk gate actor (``risk_gate``)."""
+"""Pre-trade risk: pure checks (``checks``) and the risk gate actor (``risk_gate``) with its parts."""
 
-from actors.risk.checks import Approval, Denial, PortfolioSnapshot, Reason
-from actors.risk.risk_gate import RiskEventSink, RiskGate, RiskSnapshot, StateStore
+from actors.ports.stores import RiskEventSink, StateStore
+from actors.risk.checks import Approval, Denial, Reason
+from actors.risk.portfolio import PortfolioSnapshot
+from actors.risk.risk_gate import RiskGate
+from actors.risk.state import RiskSnapshot, TradingStatus
 
 __all__ = [
     "Approval",
@@ -12,4 +15,5 @@ __all__ = [
     "RiskGate",
     "RiskSnapshot",
     "StateStore",
+    "TradingStatus",
 ]

@@ -13,7 +13,6 @@ counted in metrics, and must never change once released.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from enum import StrEnum
@@ -84,30 +83,6 @@ class SymbolLimits(msgspec.Struct, frozen=True, kw_only=True):
     stale_data_s: float
 
 
-class PortfolioSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    """What the risk gate needs to know about the account, published by the order manager.
-
-    ``positions`` are signed base quantities per symbol; ``open_buy`` / ``open_sell`` the
-    unfilled base quantity of open orders per symbol; ``balances`` the venue balances (free
-    is already net of what open orders lock); ``equity`` the account value in the equity
-    asset when the publisher knows it (otherwise the gate marks balances to market);
-    ``intent_ids`` the intents behind the open orders and ``last_intent_id`` the latest
-    intent the order manager has taken in (both let the gate stop counting its own recent
-    approvals as pending once the order manager has them — the latter also when their
-    orders are already final, e.g. filled at once).
-    """
-
-    positions: Mapping[str, Decimal] = msgspec.field(default_factory=dict)
-    open_orders: int = 0
-    open_buy: Mapping[str, Decimal] = msgspec.field(default_factory=dict)
-    open_sell: Mapping[str, Decimal] = msgspec.field(default_factory=dict)
-    balances: Mapping[str, Balance] = msgspec.field(default_factory=dict)
-    equity: Decimal | None = None
-    intent_ids: frozenset[str] = frozenset()
-    last_intent_id: str = ""
-    ts_ms: int = 0
-
-
 class RiskInputs(msgspec.Struct, frozen=True, kw_only=True):
     """Everything ``evaluate`` needs to decide one intent; assembled by the risk gate."""
 
@@ -130,36 +105,6 @@ class RiskInputs(msgspec.Struct, frozen=True, kw_only=True):
     daily_pnl: Decimal | None = None
     equity: Decimal | None = None
     equity_peak: Decimal | None = None
-
-
-class RateWindow:
-    """Timestamps of recent order submissions in a rolling window (caller supplies the clock).
-
-    Memory is bounded by the number of approvals within one window, which the order rate
-    limit itself bounds.
-    """
-
-    __slots__ = ("_times", "window_s")
-
-    def __init__(self, window_s: float = 60.0) -> None:
-        self.window_s = window_s
-        self._times: deque[float] = deque()
-
-    def _prune(self, now: float) -> None:
-        horizon = now - self.window_s
-        times = self._times
-        while times and times[0] <= horizon:
-            times.popleft()
-
-    def count(self, now: float) -> int:
-        """Submissions within (now - window_s, now]."""
-        self._prune(now)
-        return len(self._times)
-
-    def record(self, now: float) -> None:
-        """Count one submission at ``now``."""
-        self._prune(now)
-        self._times.append(now)
 
 
 # -- helpers ---------------------------------------------------------------------------------

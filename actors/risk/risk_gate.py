@@ -1,11 +1,11 @@
 """The risk gate actor: every order intent passes here before it can become an order.
 
-Inputs: ``intents`` (OrderIntent from strategies), ``control`` (SetTradingState from the
-admin API / CLI, ConfigChanged after a reload) and optionally ``market`` (market events,
-for reference prices; the wiring may instead call ``on_market`` directly). Each input is
-read by its own loop, so a kill command never waits behind a backlog of intents or a full
-order channel. Decisions themselves are synchronous (no await between reading the state
-and deciding), so they never interleave.
+Inputs: ``intents`` (OrderIntent from strategies) and ``control`` (SetTradingState from the
+admin API / CLI and the reconciler, ConfigChanged after a reload), each read by its own
+loop, so a kill command never waits behind a backlog of intents or a full order channel.
+Market events arrive through ``on_market`` (a feed tap); the account through ``portfolio``,
+the order manager's published ``PortfolioSource``. Decisions themselves are synchronous (no
+await between reading the state and deciding), so they never interleave.
 
 Outputs: ``ApprovedIntent`` to the order manager, ``OrderDenied`` to the strategies (both
 channels are expected to use the ``block`` policy: decisions are never dropped), and
@@ -15,22 +15,21 @@ halt is audited (``append_audit``) through a ``RiskEventSink``; the trading stat
 switch and the daily-loss / drawdown baselines persist under one key of a ``StateStore``
 so they survive restarts. The daemon's ``adapters.storage.Store`` is both.
 
-Approvals the order manager's snapshot does not show yet (still queued towards it) count
-against open orders, open quantity and cash for ``pending_approval_ttl_s``, so a burst of
-intents cannot slip past limits between two snapshots.
+Time: the order-rate window, the UTC day of the daily-loss limit and every timestamp are
+business time (the injected ``Clock``: market time in a replay). Approvals the order
+manager's view does not show yet count against open orders, open quantity and cash for
+``pending_approval_ttl_s`` of process time.
 
-The gate owns the trading state (ARCHITECTURE.md §2): ACTIVE, REDUCING (pause: only
+The gate is the one owner of the trading state: ACTIVE, REDUCING (pause: only
 position-reducing orders), HALTED (kill, or a loss limit hit: nothing but cancels, which do
-not pass through here). An engaged kill switch is lifted only by an explicit
-``SetTradingState(kill_switch=False)``.
+not pass through here); it publishes it as ``status``. An engaged kill switch is lifted only
+by an explicit ``SetTradingState(kill_switch=False)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
@@ -39,15 +38,16 @@ import msgspec
 
 from actors.kernel.actor import Actor
 from actors.kernel.channel import Channel, ChannelClosed
+from actors.kernel.clock import Clock, WallClock, monotonic
 from actors.model.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
-from actors.model.market import Bar, MarketEvent, Quote, Trade
-from actors.model.orders import ApprovedIntent, OrderDenied, OrderIntent, OrderType, Side
+from actors.model.market import MarketEvent
+from actors.model.orders import ApprovedIntent, OrderDenied, OrderIntent
+from actors.ports.portfolio import PortfolioSource
+from actors.ports.stores import RiskEventSink, StateStore
 from actors.risk.checks import (
     HALTING_REASONS,
     Approval,
     Denial,
-    PortfolioSnapshot,
-    RateWindow,
     Reason,
     RiskInputs,
     SymbolLimits,
@@ -58,13 +58,18 @@ from actors.risk.checks import (
     gross_exposure,
     limits_for,
     mark_to_market,
-    to_decimal,
 )
+from actors.risk.marks import MarketMarks
+from actors.risk.order_flow import PendingApprovals, RateWindow
+from actors.risk.portfolio import PortfolioReader, PortfolioSnapshot
+from actors.risk.state import LossBaselines, PersistedRiskState, RiskSnapshot, TradingStatus
 from config.schema.trading import InstrumentSection, RiskSection
+
+__all__ = ["RiskEventSink", "RiskGate", "RiskSnapshot", "Sink", "StateStore", "TradingStatus"]
 
 T_contra = TypeVar("T_contra", contravariant=True)
 
-_DAY_MS = 86_400_000
+_ZERO = Decimal(0)
 
 
 class Sink(Protocol[T_contra]):
@@ -74,88 +79,23 @@ class Sink(Protocol[T_contra]):
         """Deliver one message, waiting for room if needed."""
 
 
-class RiskEventSink(Protocol):
-    """Durable storage of risk decisions (the daemon's ``Store`` satisfies it)."""
-
-    async def record_risk_event(self, denial: OrderDenied) -> None:
-        """Store one denial: reason code, intent, limit, detail."""
-
-    async def append_audit(self, kind: str, payload: Mapping[str, Any], *, ts_ms: int | None = None) -> None:
-        """Append an audit row (trading-state changes, refused commands, loss-limit halts)."""
-
-
-class StateStore(Protocol):
-    """A durable key/value store of JSON values (the daemon's ``Store`` satisfies it)."""
-
-    async def get_state(self, key: str) -> Any:
-        """The stored value of ``key``, or None."""
-
-    async def set_state(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key`` durably."""
-
-
-class PersistedRiskState(msgspec.Struct, frozen=True, kw_only=True):
-    """What the gate persists: trading state, kill switch and the loss baselines."""
-
-    state: TradingState = TradingState.ACTIVE
-    kill_switch: bool = False
-    equity_peak: Decimal | None = None
-    day: int | None = None
-    day_start_equity: Decimal | None = None
-
-
-class RiskSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    """A published, immutable view of the gate for the admin API and metrics."""
-
-    state: TradingState
-    kill_switch: bool
-    limits: RiskSection
-    open_orders: int
-    orders_in_window: int
-    rate_window_s: float
-    gross_exposure: Decimal
-    equity: Decimal | None
-    equity_peak: Decimal | None
-    day_start_equity: Decimal | None
-    daily_pnl: Decimal | None
-    drawdown_pct: float | None
-    decisions: int
-    approved: int
-    denied: int
-    denied_by_reason: dict[str, int]
-    last_denial: str
-    ts_ms: int
-
-
-class _Pending(msgspec.Struct, frozen=True):
-    """An approval the order manager's snapshot does not show yet."""
-
-    t: float
-    intent_id: str
-    symbol: str
-    side: Side
-    size: Decimal
-    quote: str
-    quote_cost: Decimal
-    base: str
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class RiskGate(Actor):
-    """Pre-trade risk gate (ARCHITECTURE.md §5). See the module docstring for the data flow.
+    """Pre-trade risk gate. See the module docstring for the data flow.
 
-    ``portfolio`` returns the order manager's latest immutable ``PortfolioSnapshot``;
+    ``portfolio`` is the order manager's published account (``OrderManager.portfolio``).
     ``data_age`` (optional) returns the age in seconds of a symbol's last market event as the
     feed judges it (None: never seen) — without it the gate measures age in feed time from
     the events it is fed. ``risk_provider`` (optional) returns the current risk section when
-    a ``ConfigChanged`` arrives; ``reload`` does the same directly. ``monotonic`` and
-    ``wall_ms`` are injectable clocks (rate window; UTC day and timestamps).
+    a ``ConfigChanged`` arrives; ``reload`` does the same directly. ``clock`` is business
+    time (wall clock by default); ``process_time`` measures how long approvals stay pending.
     """
 
     kind = "risk_gate"
+
+    #: Feed tap: note a market event's price and time (cheap; called for every event).
+    on_market: Callable[[MarketEvent], None]
+    #: Latest reference price of a symbol (trade, quote mid or bar close), if any.
+    reference_price: Callable[[str], Decimal | None]
 
     def __init__(
         self,
@@ -166,175 +106,107 @@ class RiskGate(Actor):
         strategy_events: Sink[OrderDenied],
         risk: RiskSection,
         instruments: Mapping[str, InstrumentSection],
-        portfolio: Callable[[], PortfolioSnapshot],
+        portfolio: PortfolioSource,
         events: RiskEventSink,
         state_store: StateStore,
         control: Channel[Any] | None = None,
-        market: Channel[MarketEvent] | None = None,
         state_events: Sink[TradingStateChanged] | None = None,
         data_age: Callable[[str], float | None] | None = None,
         risk_provider: Callable[[], RiskSection] | None = None,
         state_key: str = "risk_gate",
         rate_window_s: float = 60.0,
-        monotonic: Callable[[], float] = time.monotonic,
-        wall_ms: Callable[[], int] = _wall_ms,
+        clock: Clock | None = None,
+        process_time: Callable[[], float] = monotonic,
     ) -> None:
         super().__init__(name, intents)
         self._intents = intents
         self._control = control
-        self._market = market
         self._orders = orders
         self._strategy_events = strategy_events
         self._state_events = state_events
         self._instruments = dict(instruments)
-        self._portfolio = portfolio
         self._events = events
         self._store = state_store
         self._data_age = data_age
         self._risk_provider = risk_provider
         self._state_key = state_key
-        self._monotonic = monotonic
-        self._wall_ms = wall_ms
+        self._clock = clock if clock is not None else WallClock()
+        self._process_time = process_time
         self._risk = risk
         self._pending_risk: RiskSection | None = None
         self._limits: dict[str, SymbolLimits] = {}
         self._rate = RateWindow(rate_window_s)
-        # market state per symbol: the latest event that carries a price (the price itself is
-        # derived when needed: on_market runs for every event, decisions are rare), the time
-        # of an unpriced event that came after it (e.g. a one-sided quote); the feed clock
-        self._priced: dict[str, MarketEvent] = {}
-        self._unpriced_ts: dict[str, int] = {}
-        self._feed_now_ms = 0
-        # trading state
-        self._state = TradingState.ACTIVE
-        self._kill = False
-        self._equity: Decimal | None = None
-        self._peak: Decimal | None = None
-        self._day: int | None = None
-        self._day_start: Decimal | None = None
-        # counters
+        self._marks = MarketMarks()
+        self.on_market = self._marks.observe
+        self.reference_price = self._marks.reference_price
+        self._portfolio = PortfolioReader(portfolio, self._instruments, self._marks.reference_price)
+        self._status = TradingStatus()
+        self._baselines = LossBaselines()
+        self._pending = PendingApprovals()
         self._approved = 0
         self._denied = 0
         self._denied_by: dict[str, int] = {}
         self._last_denial = ""
         self._bg_tasks: set[asyncio.Task[None]] = set()
-        self._pending: deque[_Pending] = deque()
 
     # -- public API ------------------------------------------------------------------------
     @property
+    def status(self) -> TradingStatus:
+        """The published trading status (replaced on every change; never mutated)."""
+        return self._status
+
+    @property
     def trading_state(self) -> TradingState:
         """Current trading state."""
-        return self._state
+        return self._status.state
 
     @property
     def kill_switch(self) -> bool:
         """True while the kill switch is engaged."""
-        return self._kill
-
-    @property
-    def limits(self) -> RiskSection:
-        """The risk section in force."""
-        return self._risk
+        return self._status.kill_switch
 
     def reload(self, risk: RiskSection) -> None:
         """Take new limits; they apply from the next message the gate handles."""
         self._pending_risk = risk
 
-    def on_market(self, event: MarketEvent) -> None:
-        """Note a market event's price and time (cheap; called for every event)."""
-        cls = type(event)
-        if cls is Quote:
-            priced = event.bid > 0.0 and event.ask > 0.0  # type: ignore[attr-defined]
-        elif cls is Trade:
-            priced = event.price > 0.0  # type: ignore[attr-defined]
-        elif type(event) is Bar:
-            priced = event.close > 0.0
-        else:
-            priced = False
-        if priced:
-            self._priced[event.symbol] = event
-            if self._unpriced_ts:
-                self._unpriced_ts.pop(event.symbol, None)
-        else:
-            self._unpriced_ts[event.symbol] = event.ts_ms
-        ts = event.ts_ms
-        if ts > self._feed_now_ms:
-            self._feed_now_ms = ts
-
-    def _last_px(self, symbol: str) -> float | None:
-        """Trade price, quote mid or bar close of ``symbol``'s latest priced event."""
-        ev = self._priced.get(symbol)
-        if ev is None:
-            return None
-        if type(ev) is Quote:
-            return (ev.bid + ev.ask) / 2.0
-        if type(ev) is Trade:
-            return ev.price
-        if type(ev) is Bar:
-            return ev.close
-        return None
-
-    def reference_price(self, symbol: str) -> Decimal | None:
-        """Latest reference price of ``symbol`` (trade, quote mid or bar close), if any."""
-        px = self._last_px(symbol)
-        return to_decimal(px) if px is not None else None
-
-    def symbol_limits(self, symbol: str) -> SymbolLimits:
-        """The limits that apply to ``symbol`` now."""
-        lim = self._limits.get(symbol)
-        if lim is None:
-            lim = self._limits[symbol] = limits_for(self._risk, symbol)
-        return lim
-
     def decide(self, intent: OrderIntent) -> Approval | Denial:
         """Decide one intent against the current state (synchronous; only the equity
-        baselines are updated from the portfolio snapshot it reads)."""
-        snap = self._portfolio()
+        baselines are updated from the account it reads)."""
+        snap = self._read_portfolio()
         self._observe_equity(snap)
-        now = self._monotonic()
-        self._prune_pending(now, snap)
+        self._pending.prune(self._process_time(), self._risk.pending_approval_ttl_s, snap)
         symbol = intent.symbol
         inst = self._instruments.get(symbol)
         prices = self._prices_for(snap)
-        quote_free = base_free = Decimal(0)
+        quote_free = base_free = _ZERO
         if inst is not None:
             qb = snap.balances.get(inst.quote)
             bb = snap.balances.get(inst.base)
-            quote_free = qb.free if qb is not None else Decimal(0)
-            base_free = bb.free if bb is not None else Decimal(0)
-        open_buy = snap.open_buy.get(symbol, Decimal(0))
-        open_sell = snap.open_sell.get(symbol, Decimal(0))
-        for p in self._pending:  # approvals still on their way to the order manager
-            if p.symbol == symbol:
-                if p.side is Side.BUY:
-                    open_buy += p.size
-                else:
-                    open_sell += p.size
-            if inst is not None:
-                if p.quote == inst.quote:
-                    quote_free -= p.quote_cost
-                if p.side is Side.SELL and p.base == inst.base:
-                    base_free -= p.size
+            quote_free = qb.free if qb is not None else _ZERO
+            base_free = bb.free if bb is not None else _ZERO
+        pending = self._pending.exposure(symbol, inst)  # approvals still on their way
+        status = self._status
+        baselines = self._baselines
         inputs = RiskInputs(
-            state=self._state,
-            kill_switch=self._kill,
+            state=status.state,
+            kill_switch=status.kill_switch,
             instrument=inst,
-            limits=self.symbol_limits(symbol),
+            limits=self._symbol_limits(symbol),
             risk=self._risk,
-            reference_price=prices.get(symbol) or self.reference_price(symbol),
-            data_age_s=self._age(symbol),
-            position=snap.positions.get(symbol, Decimal(0)),
-            open_buy=open_buy,
-            open_sell=open_sell,
+            reference_price=prices.get(symbol) or self._marks.reference_price(symbol),
+            data_age_s=self._data_age(symbol) if self._data_age is not None else self._marks.age_s(symbol),
+            position=snap.positions.get(symbol, _ZERO),
+            open_buy=snap.open_buy.get(symbol, _ZERO) + pending.buy,
+            open_sell=snap.open_sell.get(symbol, _ZERO) + pending.sell,
             gross_exposure=gross_exposure(snap.positions, prices),
             open_orders=snap.open_orders + len(self._pending),
-            recent_orders=self._rate.count(now),
+            recent_orders=self._rate.count(self._rate_now()),
             rate_window_s=self._rate.window_s,
-            base_free=base_free,
-            quote_free=quote_free,
-            daily_pnl=self._daily_pnl(),
-            equity=self._equity,
-            equity_peak=self._peak,
+            base_free=base_free - pending.base,
+            quote_free=quote_free - pending.quote,
+            daily_pnl=baselines.daily_pnl(),
+            equity=baselines.equity,
+            equity_peak=baselines.peak,
         )
         return evaluate(intent, inputs)
 
@@ -343,16 +215,16 @@ class RiskGate(Actor):
         self._apply_pending_reload()
         decision = self.decide(intent)
         if isinstance(decision, Approval):
-            now = self._monotonic()
-            self._rate.record(now)
+            self._rate.record(self._rate_now())
             self._approved += 1
-            self._add_pending(now, intent, decision)
+            self._pending.add(self._process_time(), intent, decision, self._instruments.get(intent.symbol),
+                              self._risk)
             await self._orders.send(
                 ApprovedIntent(intent=intent, size=decision.size, reference_price=decision.reference_price)
             )
             return decision
         await self._deny(intent, decision)
-        if decision.reason in HALTING_REASONS and self._state is not TradingState.HALTED:
+        if decision.reason in HALTING_REASONS and self._status.state is not TradingState.HALTED:
             await self._change_state(TradingState.HALTED, f"{decision.reason}: {decision.detail}", None)
         return decision
 
@@ -366,7 +238,7 @@ class RiskGate(Actor):
         """
         self._apply_pending_reload()
         state = cmd.state
-        kill = self._kill if cmd.kill_switch is None else cmd.kill_switch
+        kill = self._status.kill_switch if cmd.kill_switch is None else cmd.kill_switch
         if kill and state is not TradingState.HALTED:
             if cmd.kill_switch:
                 state = TradingState.HALTED
@@ -382,48 +254,50 @@ class RiskGate(Actor):
                 )
                 self.log.warning("risk.command_refused", state=state.value, reason="kill switch engaged")
                 return False
-        if self._state is TradingState.HALTED and state is not TradingState.HALTED and self._reset_baselines():
+        if self._status.state is TradingState.HALTED and state is not TradingState.HALTED and self._reset_baselines():
             await self._audit(
                 "risk.baselines_reset",
-                {"equity": str(self._equity), "reason": "trading resumed from HALTED", "command_reason": cmd.reason},
+                {"equity": str(self._baselines.equity), "reason": "trading resumed from HALTED",
+                 "command_reason": cmd.reason},
             )
         await self._change_state(state, cmd.reason, kill)
         return True
 
     def snapshot(self) -> RiskSnapshot:
         """The gate's state, limits, current usage and decision counters."""
-        snap = self._portfolio()
-        prices = self._prices_for(snap)
-        self._prune_pending(self._monotonic(), snap)
+        snap = self._read_portfolio()
+        self._pending.prune(self._process_time(), self._risk.pending_approval_ttl_s, snap)
+        b = self._baselines
         return RiskSnapshot(
-            state=self._state,
-            kill_switch=self._kill,
+            state=self._status.state,
+            kill_switch=self._status.kill_switch,
             limits=self._risk,
             open_orders=snap.open_orders + len(self._pending),
-            orders_in_window=self._rate.count(self._monotonic()),
+            orders_in_window=self._rate.count(self._rate_now()),
             rate_window_s=self._rate.window_s,
-            gross_exposure=gross_exposure(snap.positions, prices),
-            equity=self._equity,
-            equity_peak=self._peak,
-            day_start_equity=self._day_start,
-            daily_pnl=self._daily_pnl(),
-            drawdown_pct=drawdown_pct(self._equity, self._peak),
+            gross_exposure=gross_exposure(snap.positions, self._prices_for(snap)),
+            equity=b.equity,
+            equity_peak=b.peak,
+            day_start_equity=b.day_start,
+            daily_pnl=b.daily_pnl(),
+            drawdown_pct=drawdown_pct(b.equity, b.peak),
             decisions=self._approved + self._denied,
             approved=self._approved,
             denied=self._denied,
             denied_by_reason=dict(self._denied_by),
             last_denial=self._last_denial,
-            ts_ms=self._wall_ms(),
+            ts_ms=self._clock.now_ms(),
         )
 
     async def check_loss_limits(self) -> Denial | None:
         """Re-evaluate daily loss and drawdown now; HALT when one is breached."""
         self._apply_pending_reload()
-        self._observe_equity(self._portfolio())
-        d = check_daily_loss(self._daily_pnl(), self._risk.daily_loss_limit) or check_drawdown(
-            self._equity, self._peak, self._risk.max_drawdown_pct
+        self._observe_equity(self._read_portfolio())
+        b = self._baselines
+        d = check_daily_loss(b.daily_pnl(), self._risk.daily_loss_limit) or check_drawdown(
+            b.equity, b.peak, self._risk.max_drawdown_pct
         )
-        if d is not None and self._state is not TradingState.HALTED:
+        if d is not None and self._status.state is not TradingState.HALTED:
             await self._audit("risk.loss_limit", {"reason": d.reason, "limit": d.limit, "detail": d.detail})
             await self._change_state(TradingState.HALTED, f"{d.reason}: {d.detail}", None)
         return d
@@ -442,24 +316,18 @@ class RiskGate(Actor):
         except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
             # Unreadable state: fail safe — halted with the kill switch, until an operator says otherwise.
             self.log.error("risk.state_unreadable", error=repr(exc))
-            self._state, self._kill = TradingState.HALTED, True
+            self._status = TradingStatus(state=TradingState.HALTED, kill_switch=True)
             return
-        self._state = saved.state
-        self._kill = saved.kill_switch
-        self._peak = saved.equity_peak
-        self._day = saved.day
-        self._day_start = saved.day_start_equity
-        if self._kill and self._state is not TradingState.HALTED:
-            self._state = TradingState.HALTED
-        self.log.info("risk.state_loaded", state=self._state.value, kill_switch=self._kill)
+        state = TradingState.HALTED if saved.kill_switch else saved.state
+        self._status = TradingStatus(state=state, kill_switch=saved.kill_switch)
+        self._baselines.restore(saved)
+        self.log.info("risk.state_loaded", state=state.value, kill_switch=saved.kill_switch)
 
     async def run(self) -> None:
-        """Read control, market and intents concurrently; end when the intents channel closes."""
+        """Read control and intents concurrently; end when the intents channel closes."""
         aux: list[asyncio.Task[None]] = []
         if self._control is not None:
             aux.append(asyncio.create_task(self._control_loop(self._control), name=f"{self.name}.control"))
-        if self._market is not None:
-            aux.append(asyncio.create_task(self._market_loop(self._market), name=f"{self.name}.market"))
         aux.append(asyncio.create_task(self._periodic_loop(), name=f"{self.name}.periodic"))
         main = asyncio.create_task(self._intent_loop(), name=f"{self.name}.intents")
         try:
@@ -479,6 +347,10 @@ class RiskGate(Actor):
     def pending_work(self) -> int:
         """Intents and commands waiting."""
         return len(self._intents) + (len(self._control) if self._control is not None else 0)
+
+    def sizes(self) -> dict[str, int]:
+        """Sizes of the structures that could grow with uptime (soak runs check their caps)."""
+        return {"gate_pending": len(self._pending), "gate_rate_window": self._rate.count(self._rate_now())}
 
     # -- loops -------------------------------------------------------------------------------
     async def _intent_loop(self) -> None:
@@ -509,24 +381,25 @@ class RiskGate(Actor):
                 self.log.warning("risk.unknown_control_message", type=type(msg).__name__)
             self.beat()
 
-    async def _market_loop(self, ch: Channel[MarketEvent]) -> None:
-        on_market = self.on_market
-        while True:
-            try:
-                event = await ch.recv()
-            except ChannelClosed:
-                await asyncio.Event().wait()
-                return
-            on_market(event)
-            for more in ch.drain(1024):
-                on_market(more)
-
     async def _periodic_loop(self) -> None:
         while True:
             await asyncio.sleep(self._risk.pnl_check_interval_s)
             await self.check_loss_limits()
 
     # -- internals ---------------------------------------------------------------------------
+    def _rate_now(self) -> float:
+        """Business time in seconds, for the order-rate window."""
+        return self._clock.now_ms() / 1000.0
+
+    def _read_portfolio(self) -> PortfolioSnapshot:
+        return self._portfolio.read(self._risk.assumed_fee_bps)
+
+    def _symbol_limits(self, symbol: str) -> SymbolLimits:
+        lim = self._limits.get(symbol)
+        if lim is None:
+            lim = self._limits[symbol] = limits_for(self._risk, symbol)
+        return lim
+
     def _apply_pending_reload(self) -> None:
         risk = self._pending_risk
         if risk is None:
@@ -538,62 +411,8 @@ class RiskGate(Actor):
         self._limits.clear()
         self.log.info("risk.limits_reloaded")
 
-    def _add_pending(self, now: float, intent: OrderIntent, a: Approval) -> None:
-        if self._risk.pending_approval_ttl_s <= 0:
-            return
-        inst = self._instruments.get(intent.symbol)
-        if inst is None:
-            return
-        cost = Decimal(0)
-        if intent.side is Side.BUY:
-            if intent.type is OrderType.LIMIT and intent.limit_price is not None:
-                price = intent.limit_price
-            else:
-                price = a.reference_price * (1 + Decimal(repr(self._risk.market_buy_buffer_bps)) / 10_000)
-            cost = a.size * price * (1 + Decimal(repr(self._risk.assumed_fee_bps)) / 10_000)
-        self._pending.append(
-            _Pending(now, intent.intent_id, intent.symbol, intent.side, a.size, inst.quote, cost, inst.base)
-        )
-
-    def _prune_pending(self, now: float, snap: PortfolioSnapshot) -> None:
-        pending = self._pending
-        if not pending:
-            return
-        horizon = now - self._risk.pending_approval_ttl_s
-        while pending and pending[0].t <= horizon:
-            pending.popleft()
-        last = snap.last_intent_id
-        if last and pending:
-            # Approvals reach the order manager in order: the one it took in last and every
-            # earlier one are in its snapshot now (as open orders, or already in balances).
-            for i, p in enumerate(pending):
-                if p.intent_id == last:
-                    for _ in range(i + 1):
-                        pending.popleft()
-                    break
-        if pending and snap.intent_ids:
-            known = snap.intent_ids
-            self._pending = deque(p for p in pending if not (p.intent_id and p.intent_id in known))
-
-    def _age(self, symbol: str) -> float | None:
-        if self._data_age is not None:
-            return self._data_age(symbol)
-        ts = self._unpriced_ts.get(symbol)
-        if ts is None:
-            ev = self._priced.get(symbol)
-            if ev is None:
-                return None
-            ts = ev.ts_ms
-        return max(0, self._feed_now_ms - ts) / 1000.0
-
     def _prices_for(self, snap: PortfolioSnapshot) -> dict[str, Decimal]:
-        out: dict[str, Decimal] = {}
-        for symbol in (*snap.positions, *self._instruments):
-            if symbol not in out:
-                px = self._last_px(symbol)
-                if px is not None:
-                    out[symbol] = to_decimal(px)
-        return out
+        return self._marks.prices((*snap.positions, *self._instruments))
 
     def _equity_asset(self) -> str:
         if self._risk.equity_asset:
@@ -603,43 +422,25 @@ class RiskGate(Actor):
         return ""
 
     def _observe_equity(self, snap: PortfolioSnapshot) -> None:
-        equity = snap.equity
-        if equity is None and snap.balances:
-            equity = mark_to_market(snap.balances, self._instruments, self._prices_for(snap), self._equity_asset())
-        if equity is None:
+        if not snap.balances:
             return
-        self._equity = equity
-        day = self._wall_ms() // _DAY_MS
-        dirty = False
-        if self._day != day or self._day_start is None:
-            self._day, self._day_start = day, equity
-            dirty = True
-        if self._peak is None or equity > self._peak:
-            self._peak = equity
-            dirty = True
-        if dirty:
+        equity = mark_to_market(snap.balances, self._instruments, self._prices_for(snap), self._equity_asset())
+        if equity is not None and self._baselines.observe(equity, self._clock.now_ms()):
             self._schedule_persist()
 
-    def _daily_pnl(self) -> Decimal | None:
-        if self._equity is None or self._day_start is None:
-            return None
-        return self._equity - self._day_start
-
     def _reset_baselines(self) -> bool:
-        self._observe_equity(self._portfolio())
-        if self._equity is None:
+        self._observe_equity(self._read_portfolio())
+        if not self._baselines.reset(self._clock.now_ms()):
             return False
-        self._peak = self._equity
-        self._day_start = self._equity
-        self._day = self._wall_ms() // _DAY_MS
-        self.log.info("risk.baselines_reset", equity=str(self._equity))
+        self.log.info("risk.baselines_reset", equity=str(self._baselines.equity))
         return True
 
     async def _deny(self, intent: OrderIntent, d: Denial) -> None:
         self._denied += 1
         self._denied_by[d.reason] = self._denied_by.get(d.reason, 0) + 1
         self._last_denial = d.reason
-        denied = OrderDenied(intent=intent, reason=d.reason, limit=d.limit, detail=d.detail, ts_ms=self._wall_ms())
+        denied = OrderDenied(intent=intent, reason=d.reason, limit=d.limit, detail=d.detail,
+                             ts_ms=self._clock.now_ms())
         try:
             await self._events.record_risk_event(denied)
         except Exception as exc:  # the decision stands; losing its audit row is logged loudly
@@ -648,45 +449,42 @@ class RiskGate(Actor):
 
     async def _change_state(self, state: TradingState, reason: str, kill: bool | None) -> None:
         """Switch state / kill switch, persist, audit and publish TradingStateChanged."""
-        previous = self._state
-        kill_now = self._kill if kill is None else kill
-        if state is previous and kill_now == self._kill:
+        previous = self._status
+        kill_now = previous.kill_switch if kill is None else kill
+        if state is previous.state and kill_now == previous.kill_switch:
             return
-        self._state = state
-        self._kill = kill_now
+        self._status = TradingStatus(state=state, kill_switch=kill_now)
         await self._persist()
         self.log.warning(
-            "risk.trading_state_changed", state=state.value, previous=previous.value, reason=reason,
+            "risk.trading_state_changed", state=state.value, previous=previous.state.value, reason=reason,
             kill_switch=kill_now,
         )
         await self._audit(
             "risk.trading_state_changed",
-            {"state": state.value, "previous": previous.value, "reason": reason, "kill_switch": kill_now},
+            {"state": state.value, "previous": previous.state.value, "reason": reason, "kill_switch": kill_now},
         )
         if self._state_events is not None:
             await self._state_events.send(
-                TradingStateChanged(state=state, previous=previous, reason=reason, kill_switch=kill_now)
+                TradingStateChanged(state=state, previous=previous.state, reason=reason, kill_switch=kill_now)
             )
 
     async def _audit(self, kind: str, payload: dict[str, Any]) -> None:
         try:
-            await self._events.append_audit(kind, payload, ts_ms=self._wall_ms())
+            await self._events.append_audit(kind, payload, ts_ms=self._clock.now_ms())
         except Exception as exc:  # the action stands; losing its audit row is logged loudly
             self.log.error("risk.audit_failed", kind=kind, error=repr(exc))
 
-    def _persisted(self) -> PersistedRiskState:
-        return PersistedRiskState(
-            state=self._state,
-            kill_switch=self._kill,
-            equity_peak=self._peak,
-            day=self._day,
-            day_start_equity=self._day_start,
-        )
-
     async def _persist(self) -> None:
-        value = msgspec.to_builtins(self._persisted())
+        b = self._baselines
+        saved = PersistedRiskState(
+            state=self._status.state,
+            kill_switch=self._status.kill_switch,
+            equity_peak=b.peak,
+            day=b.day,
+            day_start_equity=b.day_start,
+        )
         try:
-            await self._store.set_state(self._state_key, value)
+            await self._store.set_state(self._state_key, msgspec.to_builtins(saved))
         except Exception as exc:
             self.log.error("risk.state_persist_failed", error=repr(exc))
 

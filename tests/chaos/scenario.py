@@ -180,10 +180,10 @@ def lose_responses(c: Chaos) -> None:
     """Orders accepted but the reply lost (abort, then timeout), then three in a row: the order breaker."""
     m = c.mark()
     c.st.call(c.sim.faults.lose_order_responses, 1, mode="abort")
-    c.wait("orders.submit_outcome_unknown", m)
+    c.wait("order.submit_outcome_unknown", m)
     m = c.mark()
     c.st.call(c.sim.faults.lose_order_responses, 1, mode="timeout", delay_s=2.5)
-    c.wait("orders.submit_outcome_unknown", m)
+    c.wait("order.submit_outcome_unknown", m)
     m = c.mark()
     for _ in range(5):  # a success of a submit sent just before can break a row: lose three more
         c.st.call(c.sim.faults.lose_order_responses, 3, mode="abort")

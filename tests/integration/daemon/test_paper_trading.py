@@ -72,7 +72,7 @@ def test_second_run_resumes_positions_without_duplicate_orders(tmp_path: Path) -
     before = ours(tmp_path / "state", INITIAL)
     second = DaemonProcess(config)
     try:
-        loaded = second.wait_for_event("orders.loaded", timeout=30)
+        loaded = second.wait_for_event("order.loaded", timeout=30)
         second.wait_for_event("daemon.ready", timeout=30)
         clean = second.wait_for_event("reconcile.startup_done", timeout=30)
         assert clean["discrepancies"] == 0

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from actors.kernel.clock import MarketClock
 from actors.model.orders import (
     CancelAll,
     CancelOrder,
@@ -265,3 +266,30 @@ async def test_many_orders_flow_through(h: Harness) -> None:
     assert om.position(SYMBOL).size == D("8000")
     assert len(h.venue.submit_calls) == 200
     assert len({r.client_order_id for r in h.venue.submit_calls}) == 200
+
+
+async def test_records_and_events_carry_business_time_from_the_injected_clock(h: Harness) -> None:
+    clock = MarketClock(1_570_000_000_000)
+    om = await h.start(clock=clock)
+    clock.advance(1_570_000_060_000)
+    await h.send(size="100")
+    submitted = await h.until_status(S.SUBMITTED)
+    clock.advance(1_570_000_120_000)
+    h.trade(0.00030, 10)  # market time moves on; nothing else changes
+    assert submitted.ts_ms == 1_570_000_060_000
+    rec = om.order(submitted.client_order_id)
+    assert rec is not None and rec.created_ms == 1_570_000_060_000
+    assert om.snapshot().ts_ms == 1_570_000_120_000
+
+
+async def test_portfolio_publishes_a_new_view_when_orders_change(h: Harness) -> None:
+    om = await h.start()
+    before = om.portfolio.current()
+    assert om.portfolio.current() is before  # nothing changed: the same view
+    await h.send(type_=OrderType.LIMIT, price="0.00020", size="50")
+    await h.until_status(S.ACCEPTED)
+    after = om.portfolio.current()
+    assert after.version > before.version
+    assert (after.open_orders, after.open_buy, after.priced_buy_notional) == (
+        1, {SYMBOL: D("50")}, {SYMBOL: D("0.01000")})
+    assert after.balances == om.balances()

@@ -15,8 +15,7 @@ import pytest
 from actors.feed import FeedActor
 from actors.kernel.channel import Channel
 from actors.model.market import Bar, MarketEvent, Quote
-from actors.model.orders import Balance, OrderIntent, OrderStatus, Side
-from actors.risk.checks import PortfolioSnapshot
+from actors.model.orders import OrderIntent, OrderStatus, Side
 from actors.strategies import EmaCross
 from actors.strategy_api import Strategy, StrategyContext
 from actors.strategy_host import OrderFeedback, StrategyHost
@@ -139,10 +138,7 @@ async def test_pending_approvals_released_once_taken_in_even_if_already_filled(s
     assert size_of(await rig.gate.submit(buy("a")))
     assert rig.gate.snapshot().open_orders == 1  # pending: not in the snapshot yet
     # The order manager took "a" in and it filled at once: no open order shows it.
-    rig.portfolio.snap = PortfolioSnapshot(
-        balances={"ETH": Balance(asset="ETH", free=Decimal("9.8")), "XRP": Balance(asset="XRP", free=Decimal(100))},
-        last_intent_id="a",
-    )
+    rig.portfolio.publish(balances={"ETH": Decimal("9.8"), "XRP": Decimal(100)}, last_intent_id="a")
     assert rig.gate.snapshot().open_orders == 0
     assert size_of(await rig.gate.submit(buy("b")))
 

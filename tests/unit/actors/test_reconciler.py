@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from actors.kernel.channel import Channel
+from actors.kernel.clock import MarketClock
 from actors.model.control import SetTradingState, TradingState
 from actors.model.orders import OrderRequest, OrderStatus, OrderType, Side
 from actors.orders.reconciler import ReconcilerActor, reconcile
@@ -308,3 +309,16 @@ async def test_actor_ready_only_after_complete_startup_pass(h: Harness) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_pass_times_and_default_fill_lookback_follow_the_injected_clock(h: Harness) -> None:
+    om = await h.start()
+    await h.send(size="100")
+    await h.until(lambda e: e.status is S.FILLED and e.fill is not None)
+    assert h.store is not None
+    # Market time far past the paper venue's fills: a one-hour look-back reaches none of them.
+    clock = MarketClock(10**13)
+    settings = dataclasses.replace(NOW, fills_lookback_s=3600)
+    report = await reconcile(h.store, h.venue, om, settings, kind="startup", clock=clock)
+    assert (report.started_ms, report.finished_ms, report.fills_checked) == (10**13, 10**13, 0)
+    assert (await reconcile(h.store, h.venue, om, settings, kind="startup", fills_since_ms=0)).fills_checked == 1

@@ -12,7 +12,6 @@ from actors.model.orders import Balance, OrderIntent, OrderType, Side
 from actors.risk.checks import (
     Approval,
     Denial,
-    RateWindow,
     Reason,
     RiskInputs,
     check_cash,
@@ -42,6 +41,7 @@ from actors.risk.checks import (
     resolve_size,
     round_down,
 )
+from actors.risk.order_flow import RateWindow
 from config.schema.trading import InstrumentSection, RiskSection, SymbolRiskSection
 
 D = Decimal

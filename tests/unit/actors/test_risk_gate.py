@@ -1,9 +1,11 @@
-"""RiskGate at actor level: channels, stored denials, persisted kill switch, state transitions, reload."""
+"""RiskGate at actor level: channels, stored denials, persisted kill switch, state transitions, reload,
+business time (order rate per market minute) and the published account it reads."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -11,11 +13,15 @@ from typing import Any, TypeVar
 
 import pytest
 
+from actors.kernel import clock as clock_module
 from actors.kernel.channel import Channel
+from actors.kernel.clock import MarketClock, WallClock
 from actors.model.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
 from actors.model.market import Quote, Trade
 from actors.model.orders import ApprovedIntent, Balance, OrderDenied, OrderIntent, OrderType, Side
-from actors.risk.checks import Approval, Denial, PortfolioSnapshot, Reason
+from actors.ports.portfolio import PortfolioView
+from actors.risk.checks import Approval, Denial, Reason
+from actors.risk.portfolio import PortfolioReader, portfolio_snapshot
 from actors.risk.risk_gate import RiskGate
 from adapters.storage.store import Store
 from config.schema.trading import InstrumentSection, RiskSection
@@ -27,29 +33,37 @@ INSTRUMENTS = {SYM: InstrumentSection(base="XRP", quote="ETH", min_notional=D("0
 
 
 class Clocks:
-    """Injected monotonic and wall clocks."""
+    """Injected business clock (market time, moved by hand) and process time."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: MarketClock | None = None) -> None:
+        self.clock = clock or MarketClock(1_700_000_000_000)
         self.mono = 1000.0
-        self.wall = 1_700_000_000_000
+        self.step_s = 0.0  # process time that passes on every read
 
-    def monotonic(self) -> float:
+    def process_time(self) -> float:
+        self.mono += self.step_s
         return self.mono
 
-    def wall_ms(self) -> int:
-        return self.wall
+    def advance_s(self, seconds: float) -> None:
+        self.clock.advance(self.clock.now_ms() + int(seconds * 1000))
 
 
 class Portfolio:
-    """Stands in for the order manager's published snapshot."""
+    """Stands in for the order manager's published account (a ``PortfolioSource``)."""
 
     def __init__(self) -> None:
-        self.snap = PortfolioSnapshot(
-            balances={"ETH": Balance(asset="ETH", free=D("10")), "XRP": Balance(asset="XRP", free=D("0"))},
-        )
+        self.view = PortfolioView(version=1, balances={"ETH": D("10"), "XRP": D("0")})
 
-    def __call__(self) -> PortfolioSnapshot:
-        return self.snap
+    @property
+    def version(self) -> int:
+        return self.view.version
+
+    def current(self) -> PortfolioView:
+        return self.view
+
+    def publish(self, **fields: Any) -> None:
+        """A new version of the account."""
+        self.view = PortfolioView(version=self.view.version + 1, **fields)
 
 
 @dataclasses.dataclass
@@ -109,8 +123,8 @@ def make_rig(store: Store, risk: RiskSection | None = None, **kw: Any) -> Rig:
         portfolio=portfolio,
         events=store,
         state_store=store,
-        monotonic=clocks.monotonic,
-        wall_ms=clocks.wall_ms,
+        clock=clocks.clock,
+        process_time=clocks.process_time,
         **kw,
     )
     gate.on_market(Trade(symbol=SYM, ts_ms=1_000, price=0.002, size=10.0, side="buy"))
@@ -222,10 +236,7 @@ async def test_unreadable_persisted_state_starts_halted_with_kill_switch(store: 
 
 async def test_pause_allows_only_reducing_orders_then_resume_allows_all(store: Store) -> None:
     rig = make_rig(store)
-    rig.portfolio.snap = PortfolioSnapshot(
-        positions={SYM: D("300")},
-        balances={"ETH": Balance(asset="ETH", free=D("10")), "XRP": Balance(asset="XRP", free=D("300"))},
-    )
+    rig.portfolio.publish(positions={SYM: D("300")}, balances={"ETH": D("10"), "XRP": D("300")})
     gate = rig.gate
     assert await gate.command(SetTradingState(state=TradingState.REDUCING, reason="pause"))
     changed = rig.states.try_recv()
@@ -252,10 +263,10 @@ async def test_halt_denies_everything_until_resumed(store: Store) -> None:
 
 async def test_drawdown_breach_halts_and_resume_resets_peak(store: Store) -> None:
     rig = make_rig(store)
-    rig.portfolio.snap = PortfolioSnapshot(equity=D("10"), balances={"ETH": Balance(asset="ETH", free=D("10"))})
+    rig.portfolio.publish(balances={"ETH": D("10")})  # equity 10 ETH
     assert size_of(await rig.gate.submit(intent())) == D("100")
-    rig.portfolio.snap = PortfolioSnapshot(equity=D("7.9"), balances={"ETH": Balance(asset="ETH", free=D("7.9"))})
-    rig.clocks.wall += 86_400_000  # next day: daily loss baseline resets, the peak does not
+    rig.portfolio.publish(balances={"ETH": D("7.9")})
+    rig.clocks.advance_s(86_400)  # next day: daily loss baseline resets, the peak does not
     denied = await rig.gate.submit(intent())
     assert denial_of(denied).reason == Reason.MAX_DRAWDOWN
     assert rig.gate.trading_state is TradingState.HALTED
@@ -269,20 +280,18 @@ async def test_drawdown_breach_halts_and_resume_resets_peak(store: Store) -> Non
 
 async def test_daily_loss_periodic_check_halts_without_intents(store: Store) -> None:
     rig = make_rig(store)
-    rig.portfolio.snap = PortfolioSnapshot(equity=D("10"))
+    rig.portfolio.publish(balances={"ETH": D("10")})
     assert await rig.gate.check_loss_limits() is None
-    rig.portfolio.snap = PortfolioSnapshot(equity=D("9.5"))
+    rig.portfolio.publish(balances={"ETH": D("9.5")})
     breach = await rig.gate.check_loss_limits()
     assert breach is not None and breach.reason == Reason.DAILY_LOSS_LIMIT
     assert rig.gate.trading_state is TradingState.HALTED
     assert "risk.loss_limit" in [e.kind for e in await store.audit_entries()]
 
 
-async def test_equity_marked_to_market_when_snapshot_has_none(store: Store) -> None:
+async def test_equity_marked_to_market_from_balances(store: Store) -> None:
     rig = make_rig(store)
-    rig.portfolio.snap = PortfolioSnapshot(
-        balances={"ETH": Balance(asset="ETH", free=D("1")), "XRP": Balance(asset="XRP", free=D("500"))}
-    )
+    rig.portfolio.publish(balances={"ETH": D("1"), "XRP": D("500")})
     await rig.gate.check_loss_limits()
     assert rig.gate.snapshot().equity == D("2.000")
 
@@ -321,8 +330,31 @@ async def test_order_rate_limit_denied_then_window_rolls_approved(store: Store) 
     assert size_of(await rig.gate.submit(intent())) == D("100")
     assert size_of(await rig.gate.submit(intent())) == D("100")
     assert denial_of(await rig.gate.submit(intent())).reason == Reason.ORDER_RATE
-    rig.clocks.mono += 60.5
+    rig.clocks.advance_s(60.5)
     assert size_of(await rig.gate.submit(intent())) == D("100")
+
+
+async def test_order_rate_counts_market_minutes_however_fast_wall_time_runs(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Wall and process time race ahead a minute on every read: only the gate's business
+    # clock (market time here) may decide what falls in one minute.
+    fast = itertools.count(1_700_000_000_000, 61_000)
+    monkeypatch.setattr(WallClock, "now_ms", lambda self: next(fast))
+    monkeypatch.setattr(clock_module, "wall_ms", lambda: next(fast))
+    clocks = Clocks()
+    clocks.step_s = 61.0
+    rig = make_rig(store, RiskSection(max_orders_per_minute=3), clocks=clocks)
+    for _ in range(3):  # market seconds 15, 30, 45
+        clocks.advance_s(15)
+        assert size_of(await rig.gate.submit(intent())) == D("100")
+    clocks.advance_s(10)  # second 55: a fourth order within one market minute
+    denied = denial_of(await rig.gate.submit(intent()))
+    assert (denied.reason, denied.limit) == (Reason.ORDER_RATE, "max_orders_per_minute=3")
+    assert rig.gate.snapshot().orders_in_window == 3
+    clocks.advance_s(20.5)  # second 75.5: the order of second 15 left the window
+    assert size_of(await rig.gate.submit(intent())) == D("100")
+    assert denial_of(await rig.gate.submit(intent())).reason == Reason.ORDER_RATE
 
 
 async def test_stale_symbol_from_feed_provider_denied(store: Store) -> None:
@@ -373,7 +405,7 @@ async def test_burst_counts_pending_approvals_against_open_orders_denied(store: 
 
 async def test_pending_buys_reserve_cash_denied_insufficient(store: Store) -> None:
     rig = make_rig(store)
-    rig.portfolio.snap = PortfolioSnapshot(balances={"ETH": Balance(asset="ETH", free=D("0.3"))})
+    rig.portfolio.publish(balances={"ETH": D("0.3")})
     assert size_of(await rig.gate.submit(intent())) == D("100")  # ~0.2012 ETH reserved
     assert denial_of(await rig.gate.submit(intent())).reason == Reason.INSUFFICIENT_CASH
 
@@ -381,42 +413,48 @@ async def test_pending_buys_reserve_cash_denied_insufficient(store: Store) -> No
 async def test_pending_approval_released_once_order_manager_shows_it(store: Store) -> None:
     rig = make_rig(store, RiskSection(max_open_orders=2, pending_approval_ttl_s=60.0))
     await rig.gate.submit(OrderIntent(strategy="s1", symbol=SYM, side=Side.BUY, size=D("100"), intent_id="a"))
-    rig.portfolio.snap = PortfolioSnapshot(
-        open_orders=1, intent_ids=frozenset({"a"}), balances={"ETH": Balance(asset="ETH", free=D("9.8"))}
-    )
+    rig.portfolio.publish(open_orders=1, intent_ids=frozenset({"a"}), balances={"ETH": D("9.8")})
     assert rig.gate.snapshot().open_orders == 1
     assert size_of(await rig.gate.submit(intent())) == D("100")
 
 
-def test_portfolio_from_order_manager_snapshot_commits_open_orders() -> None:
-    from actors.model.orders import OrderStatus
-    from actors.model.positions import PositionView
-    from actors.model.records import OrderRecord
-    from actors.risk.portfolio import portfolio_from_orders
+# -- the published account as the checks see it ----------------------------------------------------
 
-    @dataclasses.dataclass(frozen=True)
-    class OmSnap:
-        ts_ms: int
-        open_orders: tuple[OrderRecord, ...]
-        positions: tuple[PositionView, ...]
-        balances: dict[str, Decimal]
 
-    def rec(cid: str, side: Side, size: str, price: str | None, filled: str = "0") -> OrderRecord:
-        return OrderRecord(
-            client_order_id=cid, venue="paper", strategy="s1", symbol=SYM, side=side,
-            type=OrderType.LIMIT if price else OrderType.MARKET, size=D(size), status=OrderStatus.ACCEPTED,
-            price=D(price) if price else None, filled=D(filled), intent_id=f"i-{cid}",
-        )
-
-    om = OmSnap(
-        ts_ms=5,
-        open_orders=(rec("b", Side.BUY, "100", "0.002", filled="50"), rec("s", Side.SELL, "30", None)),
-        positions=(PositionView(symbol=SYM, size=D("200")),),
-        balances={"ETH": D("5"), "XRP": D("200")},
+def test_portfolio_snapshot_commits_open_orders_in_free_balances() -> None:
+    # An open limit buy 100 @ 0.002 half filled and a market sell of 30, as the order manager
+    # publishes them (tests/unit/actors/test_order_table.py builds this view from orders).
+    view = PortfolioView(
+        version=3, positions={SYM: D("200")}, balances={"ETH": D("5"), "XRP": D("200")}, open_orders=2,
+        open_buy={SYM: D("50")}, open_sell={SYM: D("30")}, priced_buy_notional={SYM: D("0.100")},
+        intent_ids=frozenset({"i-b", "i-s"}), last_intent_id="i-s",
     )
-    out = portfolio_from_orders(om, INSTRUMENTS, lambda s: D("0.002"), fee_bps=10.0)
+    out = portfolio_snapshot(view, INSTRUMENTS, lambda s: D("0.002"), fee_bps=10.0)
     assert out.positions == {SYM: D("200")}
     assert (out.open_orders, out.open_buy, out.open_sell) == (2, {SYM: D("50")}, {SYM: D("30")})
     assert out.balances["ETH"] == Balance(asset="ETH", free=D("5") - D("0.1001"), locked=D("0.1001"))
     assert out.balances["XRP"] == Balance(asset="XRP", free=D("170"), locked=D("30"))
-    assert out.intent_ids == frozenset({"i-b", "i-s"})
+    assert (out.intent_ids, out.last_intent_id) == (frozenset({"i-b", "i-s"}), "i-s")
+
+
+def test_open_market_buy_commits_at_the_reference_price_or_nothing_without_one() -> None:
+    view = PortfolioView(balances={"ETH": D("5")}, open_orders=1, open_buy={SYM: D("100")},
+                         unpriced_buy={SYM: D("100")})
+    priced = portfolio_snapshot(view, INSTRUMENTS, lambda s: D("0.003"), fee_bps=0.0)
+    assert priced.balances["ETH"] == Balance(asset="ETH", free=D("4.7"), locked=D("0.3"))
+    unpriced = portfolio_snapshot(view, INSTRUMENTS, lambda s: None, fee_bps=0.0)
+    assert unpriced.balances["ETH"] == Balance(asset="ETH", free=D("5"), locked=D("0"))
+
+
+def test_reader_derives_once_per_version_unless_market_buys_follow_the_price() -> None:
+    source = Portfolio()
+    prices = {SYM: D("0.002")}
+    reader = PortfolioReader(source, INSTRUMENTS, prices.get)
+    first = reader.read(10.0)
+    assert reader.read(10.0) is first  # same version: nothing derived again
+    assert reader.read(20.0) is not first  # another fee assumption
+    source.publish(balances={"ETH": D("1")}, open_orders=1, open_buy={SYM: D("100")},
+                   unpriced_buy={SYM: D("100")})
+    assert reader.read(0.0).balances["ETH"].locked == D("0.2")
+    prices[SYM] = D("0.004")  # same version, the mark moved: the market buy commits more
+    assert reader.read(0.0).balances["ETH"].locked == D("0.4")

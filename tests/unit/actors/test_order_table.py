@@ -1,0 +1,158 @@
+"""The order table on its own (no venue, no store, no event loop): transitions and the changes
+they ask the owner to carry out, fills, business-time stamps, and the published portfolio view."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from actors.kernel.clock import MarketClock
+from actors.model.orders import Fill, OrderStatus, OrderType, Side, VenueOrder
+from actors.model.records import OrderRecord
+from actors.orders.order_table import OrderTable, PortfolioPublisher
+from actors.risk.portfolio import portfolio_snapshot
+from config.schema.trading import InstrumentSection
+
+D = Decimal
+S = OrderStatus
+SYM = "XRP/ETH"
+INSTRUMENTS = {SYM: InstrumentSection(base="XRP", quote="ETH")}
+
+
+class ProcessTime:
+    """Process time moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_table(clock: MarketClock | None = None, process_time: ProcessTime | None = None) -> OrderTable:
+    table = OrderTable(clock=clock or MarketClock(1_000_000), process_time=process_time or ProcessTime(),
+                       closed_order_window=4)
+    table.restore_ledger((), {"ETH": D("5"), "XRP": D("200")})
+    return table
+
+
+def record(coid: str, side: Side = Side.BUY, size: str = "100", price: str | None = "0.002") -> OrderRecord:
+    return OrderRecord(
+        client_order_id=coid, venue="paper", strategy="s1", symbol=SYM, side=side,
+        type=OrderType.LIMIT if price else OrderType.MARKET, size=D(size), status=S.SUBMITTED,
+        price=D(price) if price else None, intent_id=f"i-{coid}",
+    )
+
+
+def venue_order(coid: str, status: OrderStatus, filled: str = "0") -> VenueOrder:
+    return VenueOrder(venue="paper", client_order_id=coid, venue_order_id=f"v-{coid}", symbol=SYM,
+                      side=Side.BUY, type=OrderType.LIMIT, status=status, size=D("100"), filled=D(filled))
+
+
+def fill(coid: str, trade_id: str, size: str, price: str = "0.002", side: Side = Side.BUY) -> Fill:
+    return Fill(venue="paper", trade_id=trade_id, client_order_id=coid, symbol=SYM, side=side, price=D(price),
+                size=D(size))
+
+
+def test_transition_stamps_business_time_and_returns_record_and_event() -> None:
+    clock = MarketClock(1_000_000)
+    table = make_table(clock)
+    table.add_submitted(record("b"))
+    clock.advance(1_060_000)
+    changes = table.apply_venue_order(venue_order("b", S.ACCEPTED))
+    assert [c.record is not None for c in changes] == [True, True]  # venue id learnt, then the transition
+    last = changes[-1]
+    assert last.refused is None and last.record is not None and last.event is not None
+    assert (last.record.status, last.record.venue_order_id, last.record.updated_ms) == (S.ACCEPTED, "v-b", 1_060_000)
+    assert (last.event.previous, last.event.status, last.event.ts_ms) == (S.SUBMITTED, S.ACCEPTED, 1_060_000)
+
+
+def test_illegal_transition_is_refused_counted_and_not_applied() -> None:
+    table = make_table()
+    table.add_submitted(record("b"))
+    table.apply_venue_order(venue_order("b", S.ACCEPTED))
+    (refused,) = table.apply_venue_order(VenueOrder(
+        venue="paper", client_order_id="b", venue_order_id="v-b", symbol=SYM, side=Side.BUY,
+        type=OrderType.LIMIT, status=S.REJECTED, size=D("100")))
+    assert refused.refused is not None and refused.record is None and refused.event is None
+    assert (refused.refused.record.status, refused.refused.new) == (S.ACCEPTED, S.REJECTED)
+    rec = table.order("b")
+    assert rec is not None and rec.status is S.ACCEPTED
+    assert table.counts.illegal == 1
+
+
+def test_late_partial_fill_on_a_cancelled_order_records_it_and_stays_cancelled() -> None:
+    table = make_table()
+    table.add_submitted(record("b"))
+    table.apply_venue_order(venue_order("b", S.ACCEPTED))
+    table.apply_venue_order(venue_order("b", S.CANCELED))
+    out, changes = table.apply_fill(fill("b", "t1", "40"))
+    assert out.accepted
+    assert [(c.event.previous, c.event.status) for c in changes if c.event is not None] == [
+        (S.CANCELED, S.PARTIALLY_FILLED), (S.PARTIALLY_FILLED, S.CANCELED)]
+    rec = table.order("b")
+    assert rec is not None and rec.status is S.CANCELED and rec.filled == D("40")
+    assert table.open_orders() == []
+
+
+def test_in_flight_age_is_process_time() -> None:
+    process_time = ProcessTime()
+    table = make_table(process_time=process_time)
+    table.add_submitted(record("b"))
+    process_time.now += 3.0
+    assert [(f.client_order_id, f.age_s) for f in table.in_flight(older_than_s=2.0)] == [("b", 3.0)]
+    table.apply_venue_order(venue_order("b", S.ACCEPTED))
+    assert table.in_flight() == []
+
+
+def test_closed_orders_kept_in_a_bounded_window() -> None:
+    table = make_table()
+    for i in range(6):
+        table.add_submitted(record(f"o{i}"))
+        table.apply_venue_order(venue_order(f"o{i}", S.CANCELED))
+    assert table.sizes()["closed"] == 4
+    assert table.order("o0") is None and table.order("o5") is not None
+
+
+def test_portfolio_view_sums_open_orders_and_follows_fills() -> None:
+    table = make_table()
+    table.add_submitted(record("b", Side.BUY, "100", "0.002"))
+    table.apply_fill(fill("b", "t1", "50"))
+    table.add_submitted(record("s", Side.SELL, "30", None))
+    table.add_submitted(record("m", Side.BUY, "10", None))
+    table.took_in("i-m")
+    view = PortfolioPublisher(table).current()
+    assert view.positions == {SYM: D("50")}
+    assert view.balances == {"ETH": D("4.900"), "XRP": D("250")}
+    assert view.open_orders == 3
+    assert (view.open_buy, view.open_sell) == ({SYM: D("60")}, {SYM: D("30")})
+    assert (view.priced_buy_notional, view.unpriced_buy) == ({SYM: D("0.100")}, {SYM: D("10")})
+    assert (view.intent_ids, view.last_intent_id) == (frozenset({"i-b", "i-s", "i-m"}), "i-m")
+    # What the risk gate derives from it: the buys' quote and the sell's base are committed.
+    snap = portfolio_snapshot(view, INSTRUMENTS, lambda s: D("0.003"), fee_bps=0.0)
+    assert snap.balances["ETH"].locked == D("0.130")
+    assert snap.balances["XRP"].locked == D("30")
+
+
+def test_publisher_rebuilds_once_per_change() -> None:
+    table = make_table()
+    publisher = PortfolioPublisher(table)
+    first = publisher.current()
+    assert publisher.current() is first and publisher.version == first.version
+    table.add_submitted(record("b"))
+    second = publisher.current()
+    assert second is not first and second.version > first.version
+    assert second.open_orders == 1 and first.open_orders == 0  # a published view never changes
+    assert publisher.current() is second
+    table.apply_fill(fill("b", "t1", "100"))
+    assert publisher.current().open_orders == 0 and publisher.current().positions == {SYM: D("100")}
+
+
+def test_reset_keeps_counters_and_moves_the_version_on() -> None:
+    table = make_table()
+    table.add_submitted(record("b"))
+    table.apply_fill(fill("b", "t1", "100"))
+    before = table.version
+    table.reset()
+    assert table.version > before and table.open_orders() == [] and table.balances() == {}
+    counters = table.snapshot(loaded=False, events_published=0).counters
+    assert (counters.submitted, counters.fills_applied) == (1, 1)
