@@ -4,6 +4,12 @@ Supports the annotation forms the schema uses: bool, int, float, str, Decimal,
 Literal[...], X | None, tuple[X, ...], dict[str, X], dict[str, Any] (free-form) and
 nested frozen dataclasses. Unknown keys are errors. Errors carry dotted key paths
 (``risk.symbols.BTC/USDT.max_position``; list items as ``strategies[1].name``).
+
+A field's constraints (bounds, pattern, choices) apply to its value, or, for a
+``tuple[X, ...]`` or ``dict[str, X]`` field, to each item. After a section is built its
+``validate()`` method (if any) returns cross-field problems as ``(key, message)`` pairs; a
+section that is a value of a ``dict[str, X]`` can also define ``validate_key(key)`` to check
+itself against its key (e.g. an instrument against its symbol).
 """
 
 from __future__ import annotations
@@ -91,13 +97,21 @@ class _Converter:
             if not isinstance(value, list | tuple):
                 return self.fail(path, f"expected {_type_name(tp)}, got {_describe(value)}")
             item_tp = typing.get_args(tp)[0]
-            items = [self.convert(item_tp, v, f"{path}[{i}]", None) for i, v in enumerate(value)]
+            items = [self.convert(item_tp, v, f"{path}[{i}]", spec) for i, v in enumerate(value)]
             return tuple(items)
         if origin is dict:
             if not isinstance(value, dict):
                 return self.fail(path, f"expected {_type_name(tp)}, got {_describe(value)}")
             val_tp = typing.get_args(tp)[1]
-            return {str(k): self.convert(val_tp, v, _join(path, str(k)), None) for k, v in value.items()}
+            out_map: dict[str, Any] = {}
+            for k, v in value.items():
+                key_path = _join(path, str(k))
+                out_map[str(k)] = item = self.convert(val_tp, v, key_path, spec)
+                check_key = getattr(item, "validate_key", None)
+                if item is not _MISSING and callable(check_key):
+                    for sub, message in check_key(str(k)):
+                        self.fail(_join(key_path, sub) if sub else key_path, message)
+            return out_map
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
             if not isinstance(value, dict):
                 return self.fail(path, f"expected a table, got {_describe(value)}")

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from actors.ports.market_data import MarketDataSource
 from adapters.market_data.csv_reader import read_candles, read_trades
 from adapters.market_data.replay import ReplaySource
@@ -27,7 +29,9 @@ def build_source(
 
     ``resolve`` turns a configured relative path into a path (``LoadedConfig.resolve``).
     A replay file is read and validated completely here, so a missing, malformed or
-    truncated file raises ``DataFileError`` (file, line, problem) before trading starts.
+    truncated file raises ``DataFileError`` (file, line, problem) before trading starts, and
+    what it tolerated (duplicates, out-of-order rows, gaps) is logged once and kept in the
+    source's ``stats()``.
     ``source = "ccxt"`` streams ``feed.symbols`` live with the ``venue.ccxt`` settings
     (``ccxt``; defaults when None); ``exchange`` optionally shares an already built ccxt.pro
     instance (e.g. the live venue's). ccxt is imported only when the source starts.
@@ -36,10 +40,12 @@ def build_source(
         rp = feed.replay
         path = resolve(rp.path)
         symbol = rp.symbol or feed.symbols[0]
+        # The reader logs the file's report (rows, anomalies and what was done with them) once.
+        log = structlog.get_logger("aaiti").bind(component="market_data", source="replay", symbol=symbol)
         data = (
-            read_trades(path)
+            read_trades(path, log=log)
             if rp.format == "trades"
-            else read_candles(path, rp.candle_timeframe, timeframe_ms(rp.candle_timeframe))
+            else read_candles(path, rp.candle_timeframe, timeframe_ms(rp.candle_timeframe), log=log)
         )
         return ReplaySource(
             data,

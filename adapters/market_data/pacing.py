@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
+
+from actors.kernel.clock import monotonic
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -28,7 +29,7 @@ class Pacer:
         self.speed = speed
         self.yield_every = max(1, yield_every)
         self._sleep: Sleep = sleep if sleep is not None else asyncio.sleep
-        self._clock: Clock = clock if clock is not None else time.monotonic
+        self._clock: Clock = clock if clock is not None else monotonic
         self._anchor_ms: int | None = None
         self._anchor_wall = 0.0
         self._count = 0

@@ -7,14 +7,18 @@ quote is malformed; a locked one, ``bid == ask``, is not), the sizes are >= 0. P
 ``.csv`` or gzip-compressed ``.csv.gz``.
 
 Anything malformed raises ``DataFileError`` naming the file, the line and the problem,
-exactly like the trade and candle readers (``csv_reader``): a missing or unreadable file, an
-empty file, a wrong header, a wrong column count, a non-numeric or out-of-range field, a
-crossed quote, a truncated or corrupt gzip stream, a last line without its terminator and
-a file without data rows.
+exactly like the trade and candle readers (``csv_reader``), whatever the row's position: a
+missing or unreadable file, an empty file, a wrong header, a wrong column count, a
+non-numeric field (NaN and inf included), an out-of-range field (a zero or negative price, a
+negative size, a number that overflows or underflows a float, a timestamp beyond 64 bits), a
+crossed quote, a truncated or corrupt gzip stream, a last line without its terminator and a
+file without data rows. A size of 0 is allowed: it means "not recorded".
 
 Order rule: a row whose ``ts_ms`` is earlier than a previous row's is kept, in file order,
 with its original timestamp, and counted (``out_of_order``); the bar builder's late-print
-rule decides about it. Quotes have no identity, so nothing is skipped as a duplicate.
+rule decides about it. Quotes have no identity, so nothing is skipped as a duplicate, and
+they have no fixed interval, so there are no gaps. The count and the first such line are
+logged once per file when it is read (``file_report.log_file_report``).
 
 Quote files are large (a day of one symbol is millions of rows), so a validated file is
 kept column-wise in typed arrays — 40 bytes per row instead of ~200 for a tuple of Python
@@ -27,17 +31,18 @@ import asyncio
 import dataclasses
 import gzip
 import re
-import time
 from array import array
 from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from actors.kernel.clock import perf_ns
 from actors.model.market import MarketEvent, Quote
 from actors.ports.market_data import SourceStats
-from adapters.market_data.csv_reader import FileReport, _check_header, _int, _lines, _num, _split
+from adapters.market_data.csv_reader import _check_header, _int, _lines, _num, _split
 from adapters.market_data.errors import DataFileError
+from adapters.market_data.file_report import FileReport, log_file_report
 from adapters.market_data.pacing import Pacer, Sleep
 
 __all__ = ["QUOTE_HEADER", "QuoteReplaySource", "QuoteRow", "QuoteTape", "read_quotes", "write_quotes"]
@@ -91,8 +96,10 @@ def _parse_row(p: Path, lineno: int, text: str) -> QuoteRow:
         ask = float(ask_s)
         bs = float(bs_s)
         asz = float(as_s)
-        if not (0.0 < bid < _INF and 0.0 < ask < _INF and bs < _INF and asz < _INF):
-            # Zero or overflowing values: let the per-field checks say which column.
+        if not (0.0 < bid < _INF and 0.0 < ask < _INF and (0.0 < bs < _INF or bs_s == "0")
+                and (0.0 < asz < _INF or as_s == "0")):
+            # Zero, overflowing or underflowing values (or a zero size not written "0"): the
+            # per-field checks say which column, if any, is wrong.
             _num(p, lineno, "bid", bid_s, positive=True)
             _num(p, lineno, "ask", ask_s, positive=True)
             _num(p, lineno, "bid_size", bs_s, positive=False)
@@ -102,8 +109,8 @@ def _parse_row(p: Path, lineno: int, text: str) -> QuoteRow:
     return ts, bid, ask, bs, asz
 
 
-def read_quotes(path: Path | str) -> QuoteTape:
-    """Read and validate a whole quote file. Raises DataFileError (file, line, problem)."""
+def read_quotes(path: Path | str, *, log: Any | None = None) -> QuoteTape:
+    """Read and validate a whole quote file; log its report. Raises DataFileError (file, line, problem)."""
     p = Path(path)
     lines = _lines(p)
     _check_header(p, lines, QUOTE_HEADER)
@@ -112,7 +119,7 @@ def read_quotes(path: Path | str) -> QuoteTape:
     ask_col: array[float] = array("d")
     bs_col: array[float] = array("d")
     as_col: array[float] = array("d")
-    ooo = 0
+    ooo = first_ooo = 0
     last_ts = -1
     for lineno, text in lines:
         ts, bid, ask, bs, asz = _parse_row(p, lineno, text)
@@ -120,6 +127,7 @@ def read_quotes(path: Path | str) -> QuoteTape:
             raise DataFileError(p, lineno, f"ts_ms: value out of range {ts}")
         if ts < last_ts:
             ooo += 1
+            first_ooo = first_ooo or lineno
         else:
             last_ts = ts
         ts_col.append(ts)
@@ -130,7 +138,9 @@ def read_quotes(path: Path | str) -> QuoteTape:
     n = len(ts_col)
     if n == 0:
         raise DataFileError(p, 2, "no data rows after the header")
-    report = FileReport(str(p), n, n, out_of_order=ooo)
+    report = FileReport(str(p), n, n, out_of_order=ooo, kind="quotes", out_of_order_rows="kept",
+                        first_out_of_order_line=first_ooo)
+    log_file_report(report, log)
     return QuoteTape(str(p), ts_col, bid_col, ask_col, bs_col, as_col, report)
 
 
@@ -214,7 +224,8 @@ class QuoteReplaySource:
         rep = self.tape.report
         events = self._pass * len(self.tape) + self._pos
         return SourceStats(name=self.name, events=events, quotes=events, rows=rep.rows,
-                           out_of_order=rep.out_of_order, passes=self._pass, ended=self._ended)
+                           duplicates_skipped=rep.duplicates_skipped, out_of_order=rep.out_of_order, gaps=rep.gaps,
+                           passes=self._pass, ended=self._ended)
 
     async def close(self) -> None:
         """Nothing to release: the file was read at start-up."""
@@ -225,7 +236,7 @@ class QuoteReplaySource:
         ts_col, bid_col, ask_col, bs_col, as_col = tape.ts_ms, tape.bid, tape.ask, tape.bid_size, tape.ask_size
         n = len(ts_col)
         symbol = self.symbol
-        perf = time.perf_counter_ns
+        perf = perf_ns
         pacer = self.pacer
         wait = pacer.wait_until
         sleep0 = asyncio.sleep

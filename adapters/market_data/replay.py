@@ -20,9 +20,9 @@ The source is resumable: a new ``events()`` call continues after the last event 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
+from actors.kernel.clock import perf_ns
 from actors.model.market import Bar, MarketEvent, Quote, Trade
 from actors.ports.market_data import SourceStats
 from adapters.market_data.csv_reader import CandleSeries, TradeTape
@@ -121,7 +121,7 @@ class ReplaySource:
         n = len(rows)
         symbol = self.symbol
         wait = self.pacer.wait_until
-        perf = time.perf_counter_ns
+        perf = perf_ns
         half = self._half_spread
         derive = self.derive_quotes
         pacer = self.pacer
@@ -161,7 +161,7 @@ class ReplaySource:
         symbol = self.symbol
         tf = series.timeframe
         wait = self.pacer.wait_until
-        perf = time.perf_counter_ns
+        perf = perf_ns
         while not self._ended:
             ts_off = self._pass * self._ts_shift
             while self._pos < n:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import time
 from collections import deque
 from collections.abc import AsyncIterator
 
+from actors.kernel.clock import perf_ns, wall_ms
 from actors.model.market import MarketEvent, Quote, Trade
 from actors.ports.market_data import SourceStats
 from adapters.market_data.pacing import Pacer, Sleep
@@ -68,7 +68,7 @@ class SyntheticSource:
         self._trade_every = trade_every
         self._mean_size = mean_trade_size
         self._decimals = price_decimals(start_price)
-        self._start_ts = start_ts_ms if start_ts_ms > 0 else (int(time.time() * 1000) // 1000) * 1000
+        self._start_ts = start_ts_ms if start_ts_ms > 0 else (wall_ms() // 1000) * 1000
         self._max_events = max_events
         self.pacer = Pacer(speed, sleep=sleep)
         self._mids = [start_price] * len(self.symbols)
@@ -119,7 +119,7 @@ class SyntheticSource:
         """Yield events from the current position on."""
         pending = self._pending
         wait = self.pacer.wait_until
-        perf = time.perf_counter_ns
+        perf = perf_ns
         limit = self._max_events
         pacer = self.pacer
         yields = 0

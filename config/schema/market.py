@@ -11,6 +11,39 @@ from config.fields import setting
 
 TIMEFRAME_PATTERN = r"[1-9][0-9]*[smhd]"
 _UNIT_MS = MappingProxyType({"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000})
+#: An asset code as ccxt writes it: "BTC", "USDT", "1000SHIB".
+ASSET_PATTERN = r"[A-Za-z0-9._-]{1,32}"
+#: A unified symbol: BASE/QUOTE, optionally with a settlement suffix (":USDT", ":BTC-211225-60000-C").
+SYMBOL_PATTERN = rf"{ASSET_PATTERN}/{ASSET_PATTERN}(?::[A-Za-z0-9._-]{{1,64}})?"
+_SYMBOL = re.compile(SYMBOL_PATTERN)
+_SYMBOL_FORM = "BASE/QUOTE or BASE/QUOTE:SETTLE form, e.g. 'XRP/ETH' or 'BTC/USDT:USDT'"
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """Base and quote asset of a unified symbol: "XRP/ETH" -> ("XRP", "ETH").
+
+    A settlement suffix ("BTC/USDT:USDT") is not part of either. Raises ValueError naming
+    the text when it is not a symbol of that form.
+    """
+    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+        raise ValueError(f"invalid symbol {symbol!r} (expected {_SYMBOL_FORM})")
+    base, _, quote = symbol.partition(":")[0].partition("/")
+    return base, quote
+
+
+def symbol_issues(key: str, symbols: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Problems of a list of symbols at ``key``: malformed or repeated entries."""
+    issues: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, sym in enumerate(symbols):
+        try:
+            split_symbol(sym)
+        except ValueError as exc:
+            issues.append((f"{key}[{i}]", str(exc)))
+        if sym in seen:
+            issues.append((f"{key}[{i}]", f"duplicate symbol {sym!r}"))
+        seen.add(sym)
+    return issues
 
 
 def timeframe_ms(timeframe: str) -> int:
@@ -34,6 +67,7 @@ class ReplaySection:
     path: str = setting(
         "data/market/binance_XRP-ETH_trades_2019-10.csv.gz",
         "Data file; relative paths are resolved against the config file's directory.",
+        pattern=r".*\S.*",
         restart=True,
     )
     format: Literal["trades", "candles"] = setting(
@@ -41,7 +75,8 @@ class ReplaySection:
         restart=True,
     )
     symbol: str = setting(
-        "", "Symbol the file's rows belong to; empty = the first of feed.symbols.", restart=True
+        "", "Symbol the file's rows belong to; empty = the first of feed.symbols.",
+        pattern=f"(?:{SYMBOL_PATTERN})?", restart=True,
     )
     candle_timeframe: str = setting(
         "1m", "Timeframe of the rows when format = candles.", pattern=TIMEFRAME_PATTERN, restart=True
@@ -67,8 +102,11 @@ class SyntheticSection:
 
     seed: int = setting(7, "RNG seed; the same seed gives the same market.", restart=True)
     start_price: float = setting(100.0, "First mid price.", gt=0)
-    volatility_bps: float = setting(5.0, "Standard deviation of each step's return, in basis points.", ge=0)
-    spread_bps: float = setting(2.0, "Bid/ask spread around the mid, in basis points.", ge=0)
+    volatility_bps: float = setting(
+        5.0, "Standard deviation of each step's return, in basis points.", ge=0, le=10_000
+    )
+    # 20,000 bps would put the bid at 0: keep it well inside.
+    spread_bps: float = setting(2.0, "Bid/ask spread around the mid, in basis points.", ge=0, le=10_000)
     tick_interval_ms: int = setting(100, "Market time between events.", ge=1)
     trade_every: int = setting(1, "Emit a trade print every N quotes (0 = never).", ge=0)
     mean_trade_size: float = setting(1.0, "Mean size of a trade print (exponentially distributed).", gt=0)
@@ -116,10 +154,11 @@ class FeedSection:
     synthetic: SyntheticSection = setting(factory=SyntheticSection, doc="Synthetic source settings.")
 
     def validate(self) -> list[tuple[str, str]]:
-        """Cross-field checks: timeframes parse, the replay symbol is in the universe."""
+        """Cross-field checks: symbols and timeframes parse, the replay symbol is in the universe."""
         issues: list[tuple[str, str]] = []
         if not self.symbols:
             issues.append(("symbols", "expected at least one symbol"))
+        issues.extend(symbol_issues("symbols", self.symbols))
         if not self.timeframes:
             issues.append(("timeframes", "expected at least one timeframe"))
         for i, tf in enumerate(self.timeframes):
@@ -168,3 +207,7 @@ class StrategySection:
     symbols: tuple[str, ...] = setting(factory=tuple, doc="Symbols it trades (subset of feed.symbols).")
     timeframe: str = setting("1m", "Bar timeframe it receives.", pattern=TIMEFRAME_PATTERN)
     params: dict[str, Any] = setting(factory=dict, doc="Strategy parameters (validated by the strategy class).")
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Its symbols are well-formed and listed once (membership in feed.symbols is checked by the root)."""
+        return symbol_issues("symbols", self.symbols)

@@ -3,24 +3,65 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from decimal import Decimal
 from typing import Literal
 
 from config.fields import setting
+from config.schema.market import ASSET_PATTERN, split_symbol
+
+#: Most decimal places a tick or step size may have: prices and sizes are quantized to it
+#: with Decimal's default 28-digit precision, which a finer increment would exceed.
+MAX_INCREMENT_DECIMALS = 18
+#: An environment variable name.
+_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+#: A file name inside the credentials directory (no path separator, not starting with a dot).
+_FILE_NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+
+
+def _decimals(value: Decimal) -> int:
+    """Number of decimal places of ``value`` as written ("0.010" -> 3, "1e-8" -> 8, "10" -> 0)."""
+    exponent = value.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 @dataclasses.dataclass(frozen=True)
 class InstrumentSection:
     """Static facts about a tradable instrument (paper venue; live venues report their own)."""
 
-    base: str = setting(doc="Base asset, e.g. XRP.")
-    quote: str = setting(doc="Quote asset, e.g. ETH.")
-    tick_size: Decimal = setting(Decimal("0.00000001"), "Price increment.", gt=0)
-    step_size: Decimal = setting(Decimal("1"), "Quantity increment.", gt=0)
+    base: str = setting(doc="Base asset, e.g. XRP; must be the BASE of the instrument's symbol.",
+                        pattern=ASSET_PATTERN)
+    quote: str = setting(doc="Quote asset, e.g. ETH; must be the QUOTE of the instrument's symbol.",
+                         pattern=ASSET_PATTERN)
+    tick_size: Decimal = setting(Decimal("0.00000001"), "Price increment (at most 18 decimal places).", gt=0)
+    step_size: Decimal = setting(Decimal("1"), "Quantity increment (at most 18 decimal places).", gt=0)
     min_qty: Decimal = setting(Decimal("1"), "Minimum order quantity.", ge=0)
-    max_qty: Decimal = setting(Decimal("90000000"), "Maximum order quantity.", gt=0)
+    max_qty: Decimal = setting(Decimal("90000000"), "Maximum order quantity (>= min_qty).", gt=0)
     min_notional: Decimal = setting(Decimal("0.01"), "Minimum order value in quote currency.", ge=0)
     tradable: bool = setting(True, "False stops new orders on this instrument.")
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Cross-field checks: min_qty <= max_qty; increments quantizable."""
+        issues: list[tuple[str, str]] = []
+        if self.min_qty > self.max_qty:
+            issues.append(("max_qty", f"expected a value >= min_qty ({self.min_qty}), got {self.max_qty}"))
+        for name, value in (("tick_size", self.tick_size), ("step_size", self.step_size)):
+            if _decimals(value) > MAX_INCREMENT_DECIMALS:
+                issues.append((name, f"expected at most {MAX_INCREMENT_DECIMALS} decimal places, got {value}"))
+        return issues
+
+    def validate_key(self, symbol: str) -> list[tuple[str, str]]:
+        """The instrument's key is a BASE/QUOTE[:SETTLE] symbol whose base and quote are this one's."""
+        try:
+            base, quote = split_symbol(symbol)
+        except ValueError as exc:
+            return [("", str(exc))]
+        issues: list[tuple[str, str]] = []
+        if self.base != base:
+            issues.append(("base", f"{self.base!r} does not match the symbol {symbol!r} (expected {base!r})"))
+        if self.quote != quote:
+            issues.append(("quote", f"{self.quote!r} does not match the symbol {symbol!r} (expected {quote!r})"))
+        return issues
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +99,7 @@ class RiskSection:
     equity_asset: str = setting(
         "",
         "Asset equity, daily loss and drawdown are measured in; empty: the first instrument's quote asset.",
+        pattern=f"(?:{ASSET_PATTERN})?",
     )
     pending_approval_ttl_s: float = setting(
         1.0,
@@ -82,7 +124,8 @@ class PaperVenueSection:
     latency_ms: float = setting(0.0, "Simulated acknowledgement latency.", ge=0, le=10_000)
     initial_balances: dict[str, Decimal] = setting(
         factory=lambda: {"ETH": Decimal("10"), "XRP": Decimal("0")},
-        doc="Starting balances of a new paper account (asset -> amount).",
+        doc="Starting balances of a new paper account (asset code -> amount >= 0).",
+        ge=0,
     )
     match_on_bars: bool = setting(
         False,
@@ -102,17 +145,30 @@ class PaperVenueSection:
         le=10_000_000,
     )
 
+    def validate(self) -> list[tuple[str, str]]:
+        """The balances' keys are asset codes."""
+        return [
+            (f"initial_balances.{asset}", f"expected an asset code matching {ASSET_PATTERN}, got {asset!r}")
+            for asset in self.initial_balances
+            if not re.fullmatch(ASSET_PATTERN, asset)
+        ]
+
 
 @dataclasses.dataclass(frozen=True)
 class CcxtVenueSection:
     """A live venue through ccxt / ccxt.pro."""
 
-    exchange_id: str = setting("binance", "ccxt exchange id.", restart=True)
-    api_key_env: str = setting("AAITI_API_KEY", "Environment variable holding the API key.", restart=True)
-    secret_env: str = setting("AAITI_API_SECRET", "Environment variable holding the API secret.", restart=True)
+    exchange_id: str = setting("binance", "ccxt exchange id.", pattern=r"[a-z][a-z0-9_]*", restart=True)
+    api_key_env: str = setting(
+        "AAITI_API_KEY", "Environment variable holding the API key.", pattern=_ENV_NAME, restart=True
+    )
+    secret_env: str = setting(
+        "AAITI_API_SECRET", "Environment variable holding the API secret.", pattern=_ENV_NAME, restart=True
+    )
     credentials_dir_env: str = setting(
         "CREDENTIALS_DIRECTORY",
         "Environment variable naming a directory with files api_key and api_secret (systemd LoadCredential=).",
+        pattern=_ENV_NAME,
         restart=True,
     )
     api_key: str = setting("", "API key (prefer the environment or credential files).", secret=True, restart=True)
@@ -124,10 +180,10 @@ class CcxtVenueSection:
     request_timeout_s: float = setting(10.0, "REST timeout.", gt=0, le=120)
     stream_idle_timeout_s: float = setting(30.0, "A market stream silent this long is re-dialled.", gt=0)
     api_key_credential: str = setting(
-        "api_key", "File name of the API key in the credentials directory.", restart=True
+        "api_key", "File name of the API key in the credentials directory.", pattern=_FILE_NAME, restart=True
     )
     secret_credential: str = setting(
-        "api_secret", "File name of the API secret in the credentials directory.", restart=True
+        "api_secret", "File name of the API secret in the credentials directory.", pattern=_FILE_NAME, restart=True
     )
     ws_keepalive_s: float = setting(
         10.0, "Websocket ping interval; a socket without pongs for 2-3 intervals is dropped (black hole).",
@@ -143,7 +199,9 @@ class CcxtVenueSection:
     reconnect_initial_s: float = setting(
         0.5, "First delay before re-dialling a broken stream (doubles, with jitter).", gt=0, restart=True
     )
-    reconnect_max_s: float = setting(30.0, "Longest delay between stream re-dials.", gt=0, restart=True)
+    reconnect_max_s: float = setting(
+        30.0, "Longest delay between stream re-dials (>= reconnect_initial_s).", gt=0, restart=True
+    )
     reconnect_stable_s: float = setting(
         60.0, "A stream up this long resets the re-dial backoff.", gt=0, restart=True
     )
@@ -157,7 +215,9 @@ class CcxtVenueSection:
     read_retry_initial_s: float = setting(
         0.25, "First back-off of a retried REST read (exponential, with jitter).", gt=0, restart=True
     )
-    read_retry_max_s: float = setting(2.0, "Longest back-off between REST read attempts.", gt=0, restart=True)
+    read_retry_max_s: float = setting(
+        2.0, "Longest back-off between REST read attempts (>= read_retry_initial_s).", gt=0, restart=True
+    )
     breaker_failure_threshold: int = setting(
         5, "REST failures (timeouts, 5xx, 429) within breaker_window_s that open the REST circuit.", ge=1,
         restart=True,
@@ -201,13 +261,25 @@ class CcxtVenueSection:
     order_book_depth: int = setting(10, "Levels per side published from the order book.", ge=1, le=1000,
                                     restart=True)
 
+    def validate(self) -> list[tuple[str, str]]:
+        """Cross-field checks: each back-off starts no longer than its maximum."""
+        issues: list[tuple[str, str]] = []
+        for first, most in (("reconnect_initial_s", "reconnect_max_s"), ("read_retry_initial_s", "read_retry_max_s")):
+            lo, hi = getattr(self, first), getattr(self, most)
+            if lo > hi:
+                issues.append((most, f"expected a value >= {first} ({lo}), got {hi}"))
+        return issues
+
 
 @dataclasses.dataclass(frozen=True)
 class VenueSection:
     """Which venue orders go to."""
 
     kind: Literal["paper", "ccxt"] = setting("paper", "paper or ccxt.", restart=True)
-    name: str = setting("paper", "Venue name, stored with every order and fill.", restart=True)
+    name: str = setting(
+        "paper", "Venue name, stored with every order and fill (part of the state file name).",
+        pattern=r"[A-Za-z0-9_.-]{1,64}", restart=True,
+    )
     paper: PaperVenueSection = setting(factory=PaperVenueSection, doc="Paper venue settings.")
     ccxt: CcxtVenueSection = setting(factory=CcxtVenueSection, doc="ccxt venue settings.")
 
