@@ -1,4 +1,4 @@
-"""An asyncio circuit breaker (ARCHITECTURE.md §7).
+"""An asyncio circuit breaker for calls to a remote venue.
 
 States
 - ``closed``: calls pass; failures are counted — consecutively (a success resets the
@@ -13,7 +13,7 @@ Latching (``latching=True``, used for the order path): a trip caused by counted 
 keeps the breaker open — it never goes half-open by itself — until :meth:`reset` is
 called. The rationale: a half-open trial on the order path would be a *real order* whose
 outcome may again be unknown; the owner instead resets the latch after it re-established
-the venue's truth by reads (see ``adapters.ccxt_venue.venue``). A :meth:`force_open`
+the venue's truth by reads (see ``adapters.ccxt_venue.rest``). A :meth:`force_open`
 (418 ban, ``Retry-After``) is different: it has a known end, after which the breaker goes
 half-open even when latching (unless failures had latched it before).
 
@@ -34,7 +34,6 @@ Accounting
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -42,6 +41,8 @@ from enum import StrEnum
 from typing import TypeVar
 
 import msgspec
+
+from actors.kernel.clock import monotonic
 
 T = TypeVar("T")
 
@@ -154,7 +155,7 @@ class CircuitOpenError(Exception):
 class CircuitBreaker:
     """An asyncio circuit breaker (see the module doc for semantics).
 
-    ``clock`` returns monotonic seconds (default ``time.monotonic``); ``classify`` maps an
+    ``clock`` returns monotonic seconds (default ``actors.kernel.clock.monotonic``); ``classify`` maps an
     exception to an :class:`Outcome` (default :func:`classify_exception`); ``on_change``
     is called with a snapshot after every state transition (for logging by the owner).
     Not thread-safe: use it from one event loop.
@@ -165,7 +166,7 @@ class CircuitBreaker:
         name: str,
         policy: BreakerPolicy | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
         classify: Callable[[BaseException], Outcome] = classify_exception,
         on_change: Callable[[BreakerSnapshot], None] | None = None,
     ) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
+
+from actors.kernel.clock import monotonic
+from config.schema.trading import CcxtVenueSection
 
 
 class Backoff:
@@ -13,6 +15,7 @@ class Backoff:
     ``connected()`` marks the stream up; ``next_delay()`` after a failure first checks whether
     the stream had been up for ``stable_s`` — then the sequence starts over, so a stream
     that drops once a day always reconnects fast, while a flapping one backs off.
+    ``clock`` is monotonic seconds.
     """
 
     def __init__(
@@ -22,7 +25,7 @@ class Backoff:
         *,
         stable_s: float,
         rng: random.Random | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic,
     ) -> None:
         self.initial_s = initial_s
         self.max_s = max(max_s, initial_s)
@@ -56,3 +59,12 @@ class Backoff:
         base: float = min(self.max_s, self.initial_s * float(2 ** min(self._attempt, 30)))
         self._attempt += 1
         return float(base * (0.5 + 0.5 * self._rng.random()))
+
+
+def reconnect_backoff(
+    config: CcxtVenueSection, *, rng: random.Random, clock: Callable[[], float] = monotonic
+) -> Backoff:
+    """The re-dial backoff of ``config`` (``reconnect_initial_s`` / ``_max_s`` / ``_stable_s``)."""
+    return Backoff(
+        config.reconnect_initial_s, config.reconnect_max_s, stable_s=config.reconnect_stable_s, rng=rng, clock=clock
+    )

@@ -3,7 +3,7 @@
 ccxt is imported lazily inside the functions: ``import ccxt.pro`` costs ~0.6 s and
 ~100 MB, and a daemon trading on the paper venue never needs it.
 
-What every instance built here gets (ARCHITECTURE.md §7, venue-binance-spot.md §1):
+What every instance built here gets:
 - ``enableRateLimit`` on (ccxt's leaky bucket), ccxt's own ``maxRetriesOnFailure`` left at 0
   (it would retry order POSTs), ``adjustForTimeDifference`` on, the REST timeout and the
   websocket keepalive from the config;
@@ -11,12 +11,14 @@ What every instance built here gets (ARCHITECTURE.md §7, venue-binance-spot.md 
 - credentials, in order: the files ``$<credentials_dir_env>/<api_key_credential>`` and
   ``…/<secret_credential>`` (systemd ``LoadCredential=``), the environment variables
   ``api_key_env`` / ``secret_env``, the config values; with ``start_simulator`` and none of
-  these, the simulator's fixed test keys. Credentials are never logged: only their source is
-  reported (:class:`Credentials.source`);
-- with ``base_url`` (the local simulator): every URL of ``urls['api']`` rewritten to that
-  origin (``adapters.binance_sim.point_ccxt_at``), so a stray call never reaches the internet;
-  with ``start_simulator`` the origin defaults to ``127.0.0.1:<simulator_port>`` and must be
-  loopback (:func:`effective_base_url`); :func:`start_simulator` starts that simulator;
+  these, the loopback simulator's fixed test keys (:data:`SIMULATOR_API_KEY`). Credentials
+  are never logged: only their source is reported (:class:`Credentials.source`);
+- with ``base_url`` (e.g. a local simulator): every URL of ``urls['api']`` rewritten to that
+  origin (:func:`adapters.ccxt_venue.api_urls.point_api_at`), so a stray call never reaches
+  the internet; with ``start_simulator`` the origin defaults to
+  ``127.0.0.1:<simulator_port>`` and must be loopback (:func:`effective_base_url`). Starting
+  that simulator is the process shell's job (``daemon.embedded_simulator``): this adapter
+  never imports the simulator;
 - a guard on every websocket client: a frame that ccxt cannot decode or parse (bad JSON, a
   payload its handler chokes on) would otherwise raise inside ccxt's receive callback and
   silently end the receive loop — a zombie stream. The guard reports it to
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from adapters.ccxt_venue.api_urls import point_api_at
 from config.schema.trading import CcxtVenueSection
 
 #: ``on_malformed(url, raw_frame_excerpt, error)``
@@ -42,6 +45,11 @@ _GUARD_ATTR = "_aaiti_guarded"
 _EXCERPT = 200
 _BINANCE_SPOT_IDS = frozenset({"binance", "binanceus"})
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+#: The loopback Binance simulator's fixed test key and secret: the credentials of a
+#: ``start_simulator`` config that configures none (the embedded simulator accepts them).
+SIMULATOR_API_KEY = "simkey"
+SIMULATOR_API_SECRET = "simsecret"
 
 
 class ExchangeConfigError(Exception):
@@ -86,10 +94,7 @@ def resolve_credentials(cfg: CcxtVenueSection, environ: Mapping[str, str] | None
     if cfg.api_key and cfg.secret:
         return Credentials(cfg.api_key, cfg.secret, "config")
     if cfg.start_simulator:
-        from adapters.binance_sim.config import SimulatorConfig
-
-        sim = SimulatorConfig()
-        return Credentials(sim.api_key, sim.api_secret, "simulator-defaults")
+        return Credentials(SIMULATOR_API_KEY, SIMULATOR_API_SECRET, "simulator-defaults")
     return None
 
 
@@ -115,22 +120,6 @@ def effective_base_url(cfg: CcxtVenueSection) -> str:
     if host not in _LOOPBACK_HOSTS:
         raise ExchangeConfigError(f"start_simulator is set but base_url {url!r} is not a loopback address")
     return url
-
-
-async def start_simulator(cfg: CcxtVenueSection) -> Any:
-    """Start the in-process Binance simulator ``cfg`` asks for (``start_simulator``); None if not asked.
-
-    Binds 127.0.0.1:``simulator_port`` (0 = ephemeral: then point ``base_url`` at the
-    returned simulator's ``base_url``). The caller stops it (``await sim.stop()``) after the
-    venue and the market source are closed.
-    """
-    if not cfg.start_simulator:
-        return None
-    from adapters.binance_sim import BinanceSimulator, SimulatorConfig
-
-    sim = BinanceSimulator(SimulatorConfig(port=cfg.simulator_port))
-    await sim.start()
-    return sim
 
 
 def exchange_options(cfg: CcxtVenueSection) -> dict[str, Any]:
@@ -183,9 +172,7 @@ def build_exchange(
     base_url = effective_base_url(cfg)
     exchange = cls(params)
     if base_url:
-        from adapters.binance_sim import point_ccxt_at
-
-        point_ccxt_at(exchange, host_port_of(base_url))
+        point_api_at(exchange, host_port_of(base_url))
         # close() otherwise sleeps 250 ms for a TLS shutdown; the simulator speaks plain HTTP.
         exchange.timeout_on_exit = 0
     if on_malformed is not None:
@@ -247,7 +234,7 @@ def subscribed_to(key_parts: tuple[str, ...]) -> Callable[[str, Any], bool]:
 
 
 async def close_ws_clients(exchange: Any, clients: list[Any]) -> int:
-    """Close ``clients`` (venue-binance-spot.md §6.4) and deregister them; returns how many.
+    """Close ``clients`` and deregister them; returns how many.
 
     Closing cancels the watchers still pending on them; the next ``watch_*`` re-dials and
     resubscribes. Errors while closing a dead socket are ignored.

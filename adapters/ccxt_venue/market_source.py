@@ -3,11 +3,12 @@
 Streams (one pump task each, per symbol): ``watch_trades`` → :class:`Trade`;
 ``watch_bids_asks`` (bookTicker) or ``watch_ticker(name="ticker")`` → :class:`Quote`;
 optionally ``watch_order_book`` → :class:`BookSnapshot` of the top ``order_book_depth``
-levels. ``recv_ns`` (``time.perf_counter_ns``) is stamped when ccxt hands the data over.
+levels. ``recv_ns`` (``actors.kernel.clock.perf_ns``) is stamped when ccxt hands the data
+over; an item without a usable exchange timestamp gets the injected business clock's now.
 
-Resilience (venue-binance-spot.md §6, ARCHITECTURE.md §9 "websockets that never recover"):
+Resilience (a websocket must never stay silently dead):
 - every ``watch_*`` is bounded by ``stream_idle_timeout_s``: a silent stall (socket up, pongs
-  flowing, no data) is detected, the stream's ws client is closed (§6.4) and re-dialled;
+  flowing, no data) is detected, the stream's ws client is closed and re-dialled;
 - a socket error (close frame, abort, keepalive timeout, refused dial) → close, then
   re-dial and resubscribe after an exponential backoff with jitter (``reconnect_initial_s``
   doubling up to ``reconnect_max_s``), reset once a stream was up ``reconnect_stable_s``;
@@ -18,7 +19,8 @@ Resilience (venue-binance-spot.md §6, ARCHITECTURE.md §9 "websockets that neve
 - malformed items (missing or impossible prices/sizes, unknown sides, crossed quotes) and
   frames ccxt cannot parse are logged (first ones per reason, then every 1000th), counted
   and skipped.
-Reconnects, stalls and resyncs are counted per stream (``stats()``).
+Reconnects, stalls and resyncs are counted per stream (``stats()``; reconnects also by
+``connection_health()``, ``actors.ports.capabilities.ReportsConnectionHealth``).
 
 Events are buffered in one bounded queue (drop-oldest, counted): ``events()`` is resumable
 — a new iteration continues with what arrived since.
@@ -34,7 +36,6 @@ import asyncio
 import contextlib
 import math
 import random
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,25 +44,24 @@ from typing import Any
 import msgspec
 import structlog
 
+from actors.kernel import clock as kernel_clock
+from actors.kernel.clock import Clock, WallClock, perf_ns
 from actors.model.market import BookSnapshot, MarketEvent, Quote, Trade
+from actors.ports.capabilities import ConnectionHealth
 from actors.ports.market_data import SourceStats
-from adapters.ccxt_venue.backoff import Backoff
-from adapters.ccxt_venue.client import (
-    build_exchange,
-    close_ws_clients,
-    install_message_guard,
-    subscribed_to,
-    ws_clients,
+from adapters.ccxt_venue.backoff import reconnect_backoff
+from adapters.ccxt_venue.client import close_ws_clients, subscribed_to, ws_clients
+from adapters.ccxt_venue.shared import (
+    CcxtErrors,
+    MalformedCounter,
+    current_task_cancelling,
+    epoch_ms_or_now,
+    open_exchange,
+    release_exchange,
 )
 from config.schema.trading import CcxtVenueSection
 
-_LOG_FIRST = 10
-_LOG_EVERY = 1000
 _SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class CcxtSourceStats(SourceStats, frozen=True, kw_only=True):
@@ -131,16 +131,14 @@ def _num(value: Any, what: str, *, positive: bool = True) -> float:
     return x
 
 
-def _ts(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else _wall_ms()
-
-
 class CcxtMarketSource:
     """Live market data for ``symbols`` (unified, e.g. ``BTC/USDT``) from ccxt.pro.
 
     ``config`` is the ``venue.ccxt`` section (exchange, timeouts, which streams). ``exchange``:
     an already built ccxt.pro instance to share (not closed by :meth:`close`); by default one
-    is built at the first :meth:`events` call. ``buffer`` bounds the event queue.
+    is built at the first :meth:`events` call. ``buffer`` bounds the event queue. ``clock``
+    is business time (the timestamp of an item the exchange did not stamp); ``monotonic``
+    is monotonic seconds (idle timeouts, backoff, message ages); ``rng`` seeds the jitter.
     """
 
     def __init__(
@@ -152,7 +150,8 @@ class CcxtMarketSource:
         exchange: Any | None = None,
         environ: Mapping[str, str] | None = None,
         buffer: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = WallClock(),
+        monotonic: Callable[[], float] = kernel_clock.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         if not symbols:
@@ -164,6 +163,7 @@ class CcxtMarketSource:
         self._owns_exchange = exchange is None
         self._environ = environ
         self._clock = clock
+        self._monotonic = monotonic
         self._rng = rng or random.Random()
         self._log: Any = structlog.get_logger("aaiti").bind(component="ccxt_source", source=name)
         self._queue: deque[MarketEvent] = deque()
@@ -172,7 +172,7 @@ class CcxtMarketSource:
         self._start_lock = asyncio.Lock()
         self._started = False
         self._closed = False
-        self._errors: Any = None
+        self._errors = CcxtErrors()
         self._streams: dict[str, _Stream] = {}
         for sym in self.symbols:
             kinds = []
@@ -189,7 +189,7 @@ class CcxtMarketSource:
             raise ValueError("no market stream enabled (venue.ccxt.trades / quotes / order_book)")
         self._events = self._trades = self._quotes = self._books = 0
         self._dropped = 0
-        self._malformed: dict[str, int] = {}
+        self._malformed = MalformedCounter(self._log, "ccxt_source.malformed")
 
     # -- MarketDataSource ----------------------------------------------------------------------
     async def events(self) -> AsyncIterator[MarketEvent]:
@@ -212,9 +212,13 @@ class CcxtMarketSource:
                 self._books += 1
             yield event
 
+    def connection_health(self) -> ConnectionHealth:
+        """Reconnects per stream (``ReportsConnectionHealth``); this source has no breakers."""
+        return ConnectionHealth(reconnects={s.key: s.reconnects for s in self._streams.values()})
+
     def stats(self) -> CcxtSourceStats:
         """Current counters."""
-        now = self._clock()
+        now = self._monotonic()
         streams = self._streams.values()
         return CcxtSourceStats(
             name=self.name,
@@ -225,8 +229,8 @@ class CcxtMarketSource:
             gaps=sum(s.resyncs for s in streams),
             ended=self._closed,
             dropped=self._dropped,
-            malformed=sum(self._malformed.values()),
-            malformed_by_reason=dict(self._malformed),
+            malformed=self._malformed.total,
+            malformed_by_reason=dict(self._malformed.by_reason),
             reconnects={s.key: s.reconnects for s in streams},
             stalls={s.key: s.stalls for s in streams},
             resyncs={s.key: s.resyncs for s in streams},
@@ -248,13 +252,12 @@ class CcxtMarketSource:
         for s in self._streams.values():
             s.task = None
             s.connected = False
-        if self._ex is not None and self._owns_exchange:
-            with contextlib.suppress(Exception):
-                await self._ex.close()
-            self._ex = None
-        elif self._ex is not None:  # shared exchange: release only our market-data sockets
-            for stream in self._streams.values():
-                await close_ws_clients(self._ex, ws_clients(self._ex, subscribed_to(self._key_parts(stream))))
+        if self._ex is not None:
+            # A shared exchange lives on: release only our market-data sockets.
+            ours = [subscribed_to(self._key_parts(stream)) for stream in self._streams.values()]
+            await release_exchange(self._ex, owned=self._owns_exchange, ours=ours)
+            if self._owns_exchange:
+                self._ex = None
         self._wakeup.set()
 
     @property
@@ -267,14 +270,10 @@ class CcxtMarketSource:
         async with self._start_lock:
             if self._started or self._closed:
                 return
-            from ccxt.base import errors as ccxt_errors
-
-            self._errors = ccxt_errors
-            if self._ex is None:
-                self._ex = build_exchange(self._cfg, environ=self._environ, on_malformed=self._on_ws_malformed)
-                self._owns_exchange = True
-            else:
-                install_message_guard(self._ex, self._on_ws_malformed)
+            self._errors.load()
+            self._ex, self._owns_exchange = open_exchange(
+                self._cfg, self._ex, environ=self._environ, on_malformed=self._malformed.on_undecodable_frame
+            )
             await self._load_markets()
             unknown = [s for s in self.symbols if s not in (self._ex.markets or {})]
             if unknown:
@@ -288,8 +287,7 @@ class CcxtMarketSource:
             self._log.info("ccxt_source.started", exchange=self._cfg.exchange_id, streams=list(self._streams))
 
     async def _load_markets(self) -> None:
-        backoff = Backoff(self._cfg.reconnect_initial_s, self._cfg.reconnect_max_s,
-                          stable_s=self._cfg.reconnect_stable_s, rng=self._rng, clock=self._clock)
+        backoff = reconnect_backoff(self._cfg, rng=self._rng, clock=self._monotonic)
         while True:
             try:
                 await self._ex.load_markets()
@@ -297,37 +295,23 @@ class CcxtMarketSource:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not self._is(exc, "NetworkError"):
+                if not self._errors.is_a(exc, "NetworkError"):
                     raise
                 delay = backoff.next_delay()
                 self._log.warning("ccxt_source.load_markets_failed", error=repr(exc)[:300], retry_in_s=delay)
                 await asyncio.sleep(delay)
 
     # -- helpers -------------------------------------------------------------------------------
-    def _is(self, exc: BaseException, *names: str) -> bool:
-        errors = self._errors
-        return errors is not None and any(isinstance(exc, getattr(errors, n)) for n in names)
-
-    @staticmethod
-    def _cancelling() -> bool:
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() > 0
-
-    def _count_malformed(self, reason: str, **context: Any) -> None:
-        n = self._malformed.get(reason, 0) + 1
-        self._malformed[reason] = n
-        if n <= _LOG_FIRST or n % _LOG_EVERY == 0:
-            self._log.warning("ccxt_source.malformed", reason=reason, count=n, **context)
-
-    def _on_ws_malformed(self, url: str, excerpt: str, exc: BaseException) -> None:
-        self._count_malformed("undecodable_frame", url=url, frame=excerpt, error=repr(exc)[:300])
-
     def _publish(self, event: MarketEvent) -> None:
         if len(self._queue) >= self._capacity:
             self._queue.popleft()
             self._dropped += 1
         self._queue.append(event)
         self._wakeup.set()
+
+    def _timestamp(self, raw: Mapping[str, Any]) -> int:
+        """The item's exchange timestamp, or the business clock's now when it has none."""
+        return epoch_ms_or_now(raw.get("timestamp"), self._clock)
 
     def _key_parts(self, stream: _Stream) -> tuple[str, ...]:
         if stream.kind == "trades":
@@ -339,10 +323,11 @@ class CcxtMarketSource:
         return ("ticker:", stream.symbol)
 
     async def _redial(self, stream: _Stream) -> None:
-        """Close the stream's ws client (§6.4): the next watch re-dials and resubscribes."""
+        """Close the stream's ws client: the next watch re-dials and resubscribes."""
         ex = self._ex
         if stream.kind == "book":
-            # A book surviving in ccxt's cache would take deltas that beat the new ack (§4.5).
+            # A book surviving in ccxt's cache would take deltas that beat the new subscription's
+            # acknowledgement, on top of a stale snapshot.
             books = getattr(ex, "orderbooks", None)
             if isinstance(books, dict):
                 books.pop(stream.symbol, None)
@@ -365,8 +350,7 @@ class CcxtMarketSource:
     # -- pumps -----------------------------------------------------------------------------------
     async def _pump(self, stream: _Stream) -> None:
         cfg = self._cfg
-        backoff = Backoff(cfg.reconnect_initial_s, cfg.reconnect_max_s, stable_s=cfg.reconnect_stable_s,
-                          rng=self._rng, clock=self._clock)
+        backoff = reconnect_backoff(cfg, rng=self._rng, clock=self._monotonic)
         idle = cfg.stream_idle_timeout_s
         while True:
             task = asyncio.ensure_future(self._watch(stream))
@@ -375,8 +359,8 @@ class CcxtMarketSource:
                 if not done:
                     raise _Stalled(f"no data for {idle}s")
                 result = task.result()
-                recv_ns = time.perf_counter_ns()
-                stream.last_msg = self._clock()
+                recv_ns = perf_ns()
+                stream.last_msg = self._monotonic()
                 if not stream.connected:
                     stream.connected = True
                     if stream.reconnects or stream.resyncs:
@@ -386,7 +370,7 @@ class CcxtMarketSource:
                 self._handle(stream, result, recv_ns)
                 continue
             except asyncio.CancelledError:
-                if self._cancelling():
+                if current_task_cancelling():
                     task.cancel()
                     if task.done() and not task.cancelled():
                         task.exception()
@@ -402,7 +386,7 @@ class CcxtMarketSource:
                 error, action = exc, "redial"
             except Exception as exc:
                 error = exc
-                if self._is(exc, "ChecksumError"):
+                if self._errors.is_a(exc, "ChecksumError"):
                     stream.resyncs += 1
                     action = "resync"
                 else:
@@ -419,7 +403,7 @@ class CcxtMarketSource:
             stream.reconnects += 1
             await self._redial(stream)
             delay = backoff.next_delay()
-            level = "error" if self._is(error, "ExchangeError") else "warning"
+            level = "error" if self._errors.is_a(error, "ExchangeError") else "warning"
             getattr(self._log, level)(
                 "ccxt_source.stream_down", stream=stream.key, error=repr(error)[:300], redial_in_s=round(delay, 3),
                 attempt=backoff.attempt,
@@ -432,7 +416,7 @@ class CcxtMarketSource:
                 try:
                     trade = self._trade(stream, raw, recv_ns)
                 except _Malformed as exc:
-                    self._count_malformed(exc.reason, stream=stream.key, detail=exc.detail)
+                    self._malformed.count(exc.reason, stream=stream.key, detail=exc.detail)
                     continue
                 if trade is not None:
                     self._publish(trade)
@@ -446,7 +430,7 @@ class CcxtMarketSource:
                 try:
                     self._publish(self._quote(stream, raw, recv_ns))
                 except _Malformed as exc:
-                    self._count_malformed(exc.reason, stream=stream.key, detail=exc.detail)
+                    self._malformed.count(exc.reason, stream=stream.key, detail=exc.detail)
         else:
             book = self._book(stream, result, recv_ns)
             if book is not None:
@@ -469,7 +453,7 @@ class CcxtMarketSource:
                 return None  # already handed out (cache replay after a reconnect)
             stream.last_trade_id = tid
         return Trade(
-            symbol=stream.symbol, ts_ms=_ts(raw.get("timestamp")), recv_ns=recv_ns, price=price, size=size,
+            symbol=stream.symbol, ts_ms=self._timestamp(raw), recv_ns=recv_ns, price=price, size=size,
             side=side, trade_id=tid,
         )
 
@@ -483,13 +467,13 @@ class CcxtMarketSource:
         bid_size = _num(raw.get("bidVolume") or 0.0, "bidVolume", positive=False)
         ask_size = _num(raw.get("askVolume") or 0.0, "askVolume", positive=False)
         return Quote(
-            symbol=stream.symbol, ts_ms=_ts(raw.get("timestamp")), recv_ns=recv_ns, bid=bid, ask=ask,
+            symbol=stream.symbol, ts_ms=self._timestamp(raw), recv_ns=recv_ns, bid=bid, ask=ask,
             bid_size=bid_size, ask_size=ask_size,
         )
 
     def _book(self, stream: _Stream, raw: Any, recv_ns: int) -> BookSnapshot | None:
         if not isinstance(raw, Mapping):
-            self._count_malformed("not_an_object", stream=stream.key, detail=type(raw).__name__)
+            self._malformed.count("not_an_object", stream=stream.key, detail=type(raw).__name__)
             return None
         nonce = raw.get("nonce")
         seq = nonce if isinstance(nonce, int) and not isinstance(nonce, bool) else 0
@@ -511,5 +495,5 @@ class CcxtMarketSource:
             raise _BrokenBook("levels out of order")
         stream.last_seq = seq
         return BookSnapshot(
-            symbol=stream.symbol, ts_ms=_ts(raw.get("timestamp")), recv_ns=recv_ns, seq=seq, bids=bids, asks=asks
+            symbol=stream.symbol, ts_ms=self._timestamp(raw), recv_ns=recv_ns, seq=seq, bids=bids, asks=asks
         )

@@ -276,8 +276,8 @@ def fill(venue: str, raw: Mapping[str, Any], markets: Container[str], client_ord
 def balances(raw: Mapping[str, Any]) -> dict[str, Balance]:
     """A ccxt balance structure as ``{asset: Balance}``; assets at zero are left out.
 
-    ``used`` may be None after a lone ``balanceUpdate`` (spec §5.5): it is then 0 and the
-    reconciler's next REST read corrects it. Negative values raise :class:`Malformed`.
+    ``used`` may be None after a lone ``balanceUpdate`` (it carries no locked amount): it is
+    then 0 and the reconciler's next REST read corrects it. Negative values raise :class:`Malformed`.
     """
     out: dict[str, Balance] = {}
     free_map = raw.get("free")

@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 
+from actors.kernel.clock import MarketClock
 from actors.model.market import BookSnapshot, MarketEvent, Quote, Trade
+from actors.ports.capabilities import ReportsConnectionHealth
 from actors.ports.market_data import MarketDataSource
 from adapters.binance_sim import BinanceSimulator
 from adapters.ccxt_venue import CcxtMarketSource
+from adapters.ccxt_venue.shared import epoch_ms_or_now
 from adapters.market_data.factory import build_source
 from config.schema.market import FeedSection
 from config.schema.trading import CcxtVenueSection
@@ -129,6 +132,10 @@ async def test_socket_drop_resubscribes_and_flow_resumes(
     await consumer.more(Quote)
     await sim.wait_for_stream("btcusdt@trade", timeout_s=WAIT)
     assert sim.market_streams.subscribers("btcusdt@trade") == 1  # no duplicate subscriptions
+    assert isinstance(source, ReportsConnectionHealth)
+    health = source.connection_health()
+    assert health.breakers == () and health.reconnects == source.stats().reconnects
+    assert health.reconnects[TRADES] >= 1 and health.reconnects[QUOTES] >= 1
 
 
 async def test_silent_stall_detected_by_idle_timeout_and_redialled(
@@ -216,3 +223,14 @@ def test_source_without_streams_is_refused() -> None:
         CcxtMarketSource(CcxtVenueSection(trades=False, quotes="none"), [SYM])
     with pytest.raises(ValueError):
         CcxtMarketSource(CcxtVenueSection(), [])
+
+
+def test_items_without_an_exchange_timestamp_take_the_injected_business_clock() -> None:
+    clock = MarketClock(1_700_000_000_000)
+    for missing in (None, 0, -5, True, "1600000000000"):
+        assert epoch_ms_or_now(missing, clock) == 1_700_000_000_000
+    assert epoch_ms_or_now(1_600_000_000_000, clock) == 1_600_000_000_000
+    source = CcxtMarketSource(CcxtVenueSection(), [SYM], clock=clock)
+    stream = source._streams[TRADES]
+    trade = source._trade(stream, {"symbol": SYM, "side": "buy", "price": 1.5, "amount": 2.0, "id": "7"}, 1)
+    assert trade is not None and trade.ts_ms == 1_700_000_000_000

@@ -15,8 +15,9 @@ import msgspec
 import pytest
 
 from actors.model.orders import Fill, OrderRequest, OrderStatus, OrderType, Side, VenueOrder
+from actors.ports.capabilities import ReportsConnectionHealth
 from actors.ports.venue import OrderNotFound, OrderRejected, Venue, VenueUnavailable, VenueUpdate
-from adapters.binance_sim import BinanceSimulator
+from adapters.binance_sim import BinanceSimulator, SimulatorConfig
 from adapters.ccxt_venue import CcxtVenue, resolve_credentials
 from adapters.circuit_breaker import BreakerState
 from config.schema.trading import CcxtVenueSection
@@ -70,8 +71,10 @@ async def make_venue() -> AsyncIterator[VenueFactory]:
     """Build and start CcxtVenues against a simulator; closed at teardown (before the simulators)."""
     venues: list[CcxtVenue] = []
 
-    async def factory(sim: BinanceSimulator, *, start: bool = True, clock: Any = None, **overrides: Any) -> CcxtVenue:
-        kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    async def factory(
+        sim: BinanceSimulator, *, start: bool = True, monotonic: Any = None, **overrides: Any
+    ) -> CcxtVenue:
+        kwargs: dict[str, Any] = {"monotonic": monotonic} if monotonic is not None else {}
         venue = CcxtVenue(venue_config(sim, **overrides), name="binance", symbols=[SYM], environ={}, **kwargs)
         venues.append(venue)
         if start:
@@ -375,7 +378,7 @@ async def test_rate_limit_429_with_retry_after_blocks_calls_until_it_passes(
     static_sim: BinanceSimulator, make_venue: VenueFactory
 ) -> None:
     clock = FakeClock()
-    venue: CcxtVenue = await make_venue(static_sim, clock=clock)
+    venue: CcxtVenue = await make_venue(static_sim, monotonic=clock)
     static_sim.faults.rate_limit(retry_after_s=7, path="/api/v3/account")
     with pytest.raises(VenueUnavailable) as info:
         await venue.balances()
@@ -401,7 +404,7 @@ async def test_ip_ban_418_forces_breakers_open_until_ban_ends(
     static_sim: BinanceSimulator, make_venue: VenueFactory
 ) -> None:
     clock = FakeClock()
-    venue: CcxtVenue = await make_venue(static_sim, clock=clock)
+    venue: CcxtVenue = await make_venue(static_sim, monotonic=clock)
     static_sim.faults.ban(120)
     with pytest.raises(VenueUnavailable) as info:
         await venue.open_orders()
@@ -411,6 +414,12 @@ async def test_ip_ban_418_forces_breakers_open_until_ban_ends(
     for snap in stats.breakers:
         assert snap.state is BreakerState.OPEN and snap.reason == "ip_banned"
         assert snap.open_remaining_s is not None and 115 <= snap.open_remaining_s <= 120
+    assert isinstance(venue, ReportsConnectionHealth)
+    health = venue.connection_health()
+    assert [(b.name, b.state, b.trips, b.latched, b.reason) for b in health.breakers] == [
+        ("rest", "open", 1, False, "ip_banned"), ("orders", "open", 1, False, "ip_banned")]
+    assert [b.open_remaining_s for b in health.breakers] == [s.open_remaining_s for s in stats.breakers]
+    assert health.reconnects == {"user": 0}
     sent = len(static_sim.requests)
     with pytest.raises(OrderRejected) as refused:
         await venue.submit(limit("ban-1"))
@@ -555,7 +564,8 @@ async def test_user_socket_closed_while_no_watch_pending_ends_session_and_polls(
     updates = collectors(venue)
     await sim.wait_for_user_subscription(timeout_s=WAIT)
     assert (await venue.submit(limit("gap-3", size="0.01"))).status is OrderStatus.ACCEPTED
-    handle_trades = venue._on_trades
+    engine = venue._user_stream
+    handle_trades = engine._on_trades
     dropped = False
 
     async def on_trades(result: Any, *, where: str = "watch_my_trades") -> None:
@@ -566,7 +576,7 @@ async def test_user_socket_closed_while_no_watch_pending_ends_session_and_polls(
             sim.inject_trade(SYM_ID, "40000", "0.01")
         await handle_trades(result, where=where)
 
-    venue._on_trades = on_trades  # type: ignore[method-assign]
+    engine._on_trades = on_trades  # type: ignore[method-assign]
     await venue.submit(market("gap-4"))
     await updates.wait_for(
         lambda: updates.last_status("gap-3") is OrderStatus.FILLED and updates.fills("gap-3"), 2.5)
@@ -587,10 +597,13 @@ async def test_credentials_resolve_from_files_then_env_then_config(tmp_path: Pat
     assert resolve_credentials(CcxtVenueSection(), {}) is None
     sim_creds = resolve_credentials(CcxtVenueSection(start_simulator=True), {})
     assert sim_creds is not None and sim_creds.source == "simulator-defaults"
+    # the adapter's copy of the simulator's test keys (it may not import the simulator) is current
+    assert (sim_creds.api_key, sim_creds.secret) == (SimulatorConfig().api_key, SimulatorConfig().api_secret)
 
 
 async def test_start_simulator_config_points_venue_at_loopback_only() -> None:
-    from adapters.ccxt_venue.client import ExchangeConfigError, effective_base_url, start_simulator
+    from adapters.ccxt_venue.client import ExchangeConfigError, effective_base_url
+    from daemon.embedded_simulator import start_simulator
 
     assert effective_base_url(CcxtVenueSection(start_simulator=True, simulator_port=8765)) == "http://127.0.0.1:8765"
     with pytest.raises(ExchangeConfigError):
