@@ -83,7 +83,7 @@ class FeedSubscription:
     bars: Channel[Bar]
 
 
-class FeedActor(Actor):
+class Feed(Actor):
     """Reads a MarketDataSource, builds bars and publishes to subscribers."""
 
     kind = "feed"

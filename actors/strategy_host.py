@@ -24,7 +24,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from actors.feed import FeedActor, MarketData
+from actors.feed import Feed, MarketData
 from actors.kernel.actor import Actor
 from actors.kernel.channel import Channel, wait_any
 from actors.model.market import Bar, Quote, Trade
@@ -92,7 +92,7 @@ class StrategyHost(Actor):
     @classmethod
     def attach(
         cls,
-        feed: FeedActor,
+        feed: Feed,
         context: StrategyContext,
         strategy_cls: type[Strategy[Any]],
         *,

@@ -3,7 +3,7 @@
 Pure path: the replay source (bundled XRP/ETH tape, looped, speed 0) iterated directly,
 every trade into a 1m BarBuilder and the strategy's on_trade, every closed bar into the
 strategy's on_bar, which updates SMA, EMA x2, RSI, MACD, Bollinger, StochRSI and ATR.
-Actor path: the same through FeedActor + StrategyHost and their channels.
+Actor path: the same through Feed + StrategyHost and their channels.
 Indicator cost: ns per ``update`` call (Python call included) over real closes.
 Figures are medians over several runs. Last line: one JSON object with the figures.
 """
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from actors.bars import BarBuilder  # noqa: E402
-from actors.feed import FeedActor  # noqa: E402
+from actors.feed import Feed  # noqa: E402
 from actors.indicators import ATR, EMA, MACD, RSI, SMA, BollingerBands, StochRSI  # noqa: E402
 from actors.kernel.channel import Channel  # noqa: E402
 from actors.model.market import Bar, MarketEvent, Trade  # noqa: E402
@@ -130,8 +130,8 @@ class Limited:
 
 
 async def actor_path(tape: TradeTape, n: int) -> tuple[float, int]:
-    """Events/s through FeedActor + StrategyHost (channels, conflation, dispatch)."""
-    feed = FeedActor(FeedSection(symbols=(SYM,), timeframes=("1m",), on_end="stop"), Limited(tape, n))
+    """Events/s through Feed + StrategyHost (channels, conflation, dispatch)."""
+    feed = Feed(FeedSection(symbols=(SYM,), timeframes=("1m",), on_end="stop"), Limited(tape, n))
     events: Channel[OrderFeedback] = Channel("events", 64)
     intents: Channel[OrderIntent] = Channel("intents", 64)
     host = StrategyHost.attach(feed, StrategyContext("bench", (SYM,), "1m"), IndicatorStrategy,
@@ -221,7 +221,7 @@ def main() -> None:
     print(f"loop={result['loop']} events={result['events']} rounds={result['rounds']} (medians)")
     print(f"pure path  source -> 1m bars -> strategy({result['bars']} bars, 8 indicators): "
           f"{result['events_per_s']:,} events/s ({result['ns_per_event']} ns/event)")
-    print(f"actor path FeedActor -> channels -> StrategyHost: {result['actor_events_per_s']:,} events/s")
+    print(f"actor path Feed -> channels -> StrategyHost: {result['actor_events_per_s']:,} events/s")
     print("indicator update cost (ns, Python call included): "
           + ", ".join(f"{k} {v}" for k, v in result["indicator_ns"].items()))
     print(json.dumps(result))

@@ -44,7 +44,7 @@ from typing import Any
 import structlog
 
 from actors.event_router import EventRouter
-from actors.feed import FeedActor
+from actors.feed import Feed
 from actors.kernel.actor import Actor, ActorState
 from actors.kernel.channel import Channel
 from actors.kernel.clock import MarketClock
@@ -365,7 +365,7 @@ class Pipeline:
         self.settings = settings or PipelineSettings()
         self._workdir = workdir
         self.latency = LatencyHistogram()
-        self.feed: FeedActor | None = None
+        self.feed: Feed | None = None
         self.host: StrategyHost | None = None
         self.gate: RiskGate | None = None
         self.om: OrderManager | None = None

@@ -27,7 +27,7 @@ from typing import Any
 
 from actors.bar_log import BarLog
 from actors.event_router import EventRouter, RoutedEvent
-from actors.feed import FeedActor
+from actors.feed import Feed
 from actors.kernel.channel import Channel
 from actors.kernel.clock import Clock, MarketClock
 from actors.kernel.supervisor import ChildSpec, RestartStrategy, RestartType, Supervisor, SupervisorPolicy
@@ -35,7 +35,7 @@ from actors.model.control import ConfigChanged, SetTradingState, TradingStateCha
 from actors.model.market import MarketEvent
 from actors.model.orders import OrderIntent
 from actors.orders.order_manager import OrderCommand, OrderManager
-from actors.orders.reconciler import ReconcilerActor
+from actors.orders.reconciler import Reconciler
 from actors.ports.capabilities import MarketTap
 from actors.ports.market_data import MarketDataSource
 from actors.ports.venue import Venue
@@ -70,9 +70,9 @@ def supervisor_policy(
 class Pipeline:
     """The wired pipeline: its actors, channels and supervisors (not yet running)."""
 
-    feed: FeedActor
+    feed: Feed
     order_manager: OrderManager
-    reconciler: ReconcilerActor
+    reconciler: Reconciler
     risk_gate: RiskGate
     router: EventRouter
     hosts: dict[str, StrategyHost]
@@ -137,7 +137,7 @@ def build_pipeline(
     cfg = config
     running = current_config or (lambda: cfg)
     ch = cfg.channels
-    feed = FeedActor(cfg.feed, source, market_capacity=ch.market_capacity)
+    feed = Feed(cfg.feed, source, market_capacity=ch.market_capacity)
     feed.start_gate = asyncio.Event()
     if isinstance(clock, MarketClock):
         feed.add_tap(_clock_tap(clock))
@@ -159,7 +159,7 @@ def build_pipeline(
         on_submit=on_submit,
         **dict(order_manager_options or {}),
     )
-    reconciler = ReconcilerActor(
+    reconciler = Reconciler(
         "reconciler",
         store=store,
         venue=venue,

@@ -13,7 +13,7 @@ from actors.orders.order_table import (
 )
 from actors.orders.reconciler import (
     Discrepancy,
-    ReconcilerActor,
+    Reconciler,
     ReconcileReport,
     ReconcileTarget,
     reconcile,
@@ -39,7 +39,7 @@ __all__ = [
     "PositionView",
     "ReconcileReport",
     "ReconcileTarget",
-    "ReconcilerActor",
+    "Reconciler",
     "reconcile",
     "transition",
 ]

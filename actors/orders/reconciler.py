@@ -380,7 +380,7 @@ async def _check_balances(
     target.rebase_balances(venue_totals, f"reconcile {p.kind}")
 
 
-class ReconcilerActor(Actor):
+class Reconciler(Actor):
     """Runs a startup pass (retried until the venue answers), then periodic and in-flight passes.
 
     ``ready`` is set once the startup pass completed (strategies start after it). When a

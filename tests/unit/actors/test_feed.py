@@ -1,4 +1,4 @@
-"""FeedActor: bars built and never dropped, trades/quotes conflated, staleness snapshot."""
+"""Feed: bars built and never dropped, trades/quotes conflated, staleness snapshot."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from actors.bars import BarBuilder
-from actors.feed import FeedActor
+from actors.feed import Feed
 from actors.model.market import Bar, MarketEvent, Quote, Trade
 from adapters.market_data import ReplaySource, SourceStats, SyntheticSource, read_candles, read_trades
 from config.schema.market import FeedSection
@@ -49,7 +49,7 @@ async def _drain_bars(ch_bars: object, delay_every: int = 0) -> list[Bar]:
 
 async def test_feed_publishes_every_bar_even_to_a_slow_subscriber() -> None:
     feed_cfg = FeedSection(symbols=("XRP/ETH",), timeframes=("1m", "5m"), on_end="stop")
-    feed = FeedActor(feed_cfg, ReplaySource(read_trades(TAPE), "XRP/ETH"), bar_capacity=1)
+    feed = Feed(feed_cfg, ReplaySource(read_trades(TAPE), "XRP/ETH"), bar_capacity=1)
     sub = feed.subscribe("s", symbols=["XRP/ETH"], timeframes=["1m", "5m"], trades=True)
     reader = asyncio.create_task(_drain_bars(sub.bars, delay_every=1))
     await asyncio.wait_for(feed.main(), 10)
@@ -66,7 +66,7 @@ async def test_feed_bars_equal_a_bar_builder_run_directly() -> None:
     events: list[MarketEvent] = [
         Trade(symbol="A/B", ts_ms=t, price=1.0 + t / 1e6, size=0.1, side="buy") for t in range(0, 600_000, 7_000)
     ]
-    feed = FeedActor(FeedSection(symbols=("A/B",), on_end="stop"), ListSource(events))
+    feed = Feed(FeedSection(symbols=("A/B",), on_end="stop"), ListSource(events))
     sub = feed.subscribe("s", symbols=["A/B"], timeframes=["1m"])
     await feed.main()
     got = await _drain_bars(sub.bars)
@@ -85,7 +85,7 @@ async def test_feed_conflates_trades_and_quotes_per_symbol_and_type() -> None:
         events.append(Trade(symbol="A/B", ts_ms=i, price=float(i + 1), size=1.0, side="buy"))
         events.append(Quote(symbol="A/B", ts_ms=i, bid=float(i), ask=float(i + 2)))
         events.append(Trade(symbol="C/D", ts_ms=i, price=float(i + 100), size=1.0, side="sell"))
-    feed = FeedActor(FeedSection(symbols=("A/B", "C/D"), on_end="stop"), ListSource(events, ("A/B", "C/D")))
+    feed = Feed(FeedSection(symbols=("A/B", "C/D"), on_end="stop"), ListSource(events, ("A/B", "C/D")))
     sub = feed.subscribe("s", symbols=["A/B", "C/D"], trades=True, quotes=True)
     only_trades = feed.subscribe("t", symbols=["A/B"], trades=True)
     await feed.main()
@@ -100,7 +100,7 @@ async def test_feed_counts_unknown_symbols_and_stamps_recv_ns() -> None:
         Trade(symbol="A/B", ts_ms=1, price=1.0, size=1.0, side="buy"),
         Trade(symbol="X/Y", ts_ms=2, price=1.0, size=1.0, side="buy"),
     ]
-    feed = FeedActor(FeedSection(symbols=("A/B",), on_end="stop"), ListSource(events))
+    feed = Feed(FeedSection(symbols=("A/B",), on_end="stop"), ListSource(events))
     sub = feed.subscribe("s", symbols=["A/B"], trades=True)
     await feed.main()
     snap = feed.snapshot()
@@ -112,7 +112,7 @@ async def test_feed_counts_unknown_symbols_and_stamps_recv_ns() -> None:
 async def test_snapshot_marks_quiet_symbol_stale_in_feed_time() -> None:
     events: list[MarketEvent] = [Trade(symbol="A/B", ts_ms=0, price=1.0, size=1.0, side="buy")]
     events += [Trade(symbol="C/D", ts_ms=t, price=1.0, size=1.0, side="buy") for t in range(0, 61_000, 1_000)]
-    feed = FeedActor(FeedSection(symbols=("A/B", "C/D", "E/F"), stale_after_s=30.0, on_end="stop"),
+    feed = Feed(FeedSection(symbols=("A/B", "C/D", "E/F"), stale_after_s=30.0, on_end="stop"),
                      ListSource(events, ("A/B", "C/D", "E/F")))
     before = feed.snapshot()
     assert not before.live and all(s.stale for s in before.symbols)
@@ -132,7 +132,7 @@ async def test_snapshot_marks_quiet_symbol_stale_in_feed_time() -> None:
 async def test_feed_passes_candles_through_and_resamples_longer_timeframes() -> None:
     series = read_candles(DATA / "binance_XRP-ETH_1m_2019-10.csv.gz", "1m", 60_000)
     cfg = FeedSection(symbols=("XRP/ETH",), timeframes=("1m", "5m"), on_end="stop")
-    feed = FeedActor(cfg, ReplaySource(series, "XRP/ETH"), bar_capacity=10_000)
+    feed = Feed(cfg, ReplaySource(series, "XRP/ETH"), bar_capacity=10_000)
     sub = feed.subscribe("s", symbols=["XRP/ETH"], timeframes=["5m"])
     await feed.main()
     five = read_candles(DATA / "binance_XRP-ETH_5m_2019-10.csv.gz", "5m", 300_000).rows
@@ -142,7 +142,7 @@ async def test_feed_passes_candles_through_and_resamples_longer_timeframes() -> 
 
 async def test_feed_mid_bars_from_synthetic_quotes() -> None:
     cfg = FeedSection(symbols=("A/B",), bars_from="mid", on_end="stop")
-    feed = FeedActor(cfg, SyntheticSource(("A/B",), tick_interval_ms=1_000, trade_every=0, max_events=600))
+    feed = Feed(cfg, SyntheticSource(("A/B",), tick_interval_ms=1_000, trade_every=0, max_events=600))
     sub = feed.subscribe("s", symbols=["A/B"], timeframes=["1m"])
     await feed.main()
     bars = await _drain_bars(sub.bars)
@@ -150,7 +150,7 @@ async def test_feed_mid_bars_from_synthetic_quotes() -> None:
 
 
 async def test_feed_idles_after_a_finite_source_when_on_end_is_idle() -> None:
-    feed = FeedActor(FeedSection(symbols=("A/B",)), ListSource([]))
+    feed = Feed(FeedSection(symbols=("A/B",)), ListSource([]))
     sub = feed.subscribe("s", symbols=["A/B"], timeframes=["1m"])
     task = asyncio.create_task(feed.main())
     await asyncio.sleep(0.01)
@@ -161,7 +161,7 @@ async def test_feed_idles_after_a_finite_source_when_on_end_is_idle() -> None:
 
 
 def test_subscribe_rejects_unknown_symbol_or_unbuilt_timeframe() -> None:
-    feed = FeedActor(FeedSection(symbols=("A/B",)), ListSource([]))
+    feed = Feed(FeedSection(symbols=("A/B",)), ListSource([]))
     with pytest.raises(ValueError, match=r"not in feed\.symbols"):
         feed.subscribe("s", symbols=["X/Y"])
     with pytest.raises(ValueError, match="not built"):

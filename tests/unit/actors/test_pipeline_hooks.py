@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from actors.feed import FeedActor
+from actors.feed import Feed
 from actors.kernel.channel import Channel
 from actors.model.market import Bar, MarketEvent, Quote
 from actors.model.orders import OrderIntent, OrderStatus, Side
@@ -59,7 +59,7 @@ class Recorder(Strategy[Any]):
 
 
 async def test_feed_awaits_after_bars_and_host_wait_idle_sees_each_bar_handled() -> None:
-    feed = FeedActor(FeedSection(symbols=(SYM,), timeframes=("1m",), bars_from="mid", on_end="stop"), Quotes(8))
+    feed = Feed(FeedSection(symbols=(SYM,), timeframes=("1m",), bars_from="mid", on_end="stop"), Quotes(8))
     events: Channel[OrderFeedback] = Channel("events", 8)
     intents: Channel[OrderIntent] = Channel("intents", 8)
     host = StrategyHost.attach(feed, StrategyContext("rec", (SYM,), "1m"), Recorder, order_events=events,
@@ -81,7 +81,7 @@ async def test_feed_awaits_after_bars_and_host_wait_idle_sees_each_bar_handled()
 
 
 async def test_wait_idle_returns_when_the_host_stops() -> None:
-    feed = FeedActor(FeedSection(symbols=(SYM,), timeframes=("1m",), bars_from="mid", on_end="stop"), Quotes(0))
+    feed = Feed(FeedSection(symbols=(SYM,), timeframes=("1m",), bars_from="mid", on_end="stop"), Quotes(0))
     host = StrategyHost.attach(feed, StrategyContext("ema", (SYM,), "1m"), EmaCross,
                                order_events=Channel("e", 8), intents=Channel("i", 8))
     host_task = asyncio.create_task(host.main())

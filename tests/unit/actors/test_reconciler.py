@@ -15,7 +15,7 @@ from actors.kernel.channel import Channel
 from actors.kernel.clock import MarketClock
 from actors.model.control import SetTradingState, TradingState
 from actors.model.orders import OrderRequest, OrderStatus, OrderType, Side
-from actors.orders.reconciler import ReconcilerActor, reconcile
+from actors.orders.reconciler import Reconciler, reconcile
 from actors.ports.venue import VenueUnavailable
 from config.schema.trading import ReconcilerSection
 from tests.unit.actors.orders_harness import SYMBOL, Harness
@@ -196,7 +196,7 @@ async def test_balance_mismatch_reported_rebased_and_halts(h: Harness) -> None:
     control: Channel[SetTradingState] = Channel("control", 8)
     settings = dataclasses.replace(NOW, halt_after_discrepancies=0)
     assert h.store is not None
-    actor = ReconcilerActor("reconciler", store=h.store, venue=h.venue, target=om, settings=lambda: settings,
+    actor = Reconciler("reconciler", store=h.store, venue=h.venue, target=om, settings=lambda: settings,
                             control=control)
     report = await actor.run_pass("startup")
     assert [(d.kind, d.halting) for d in report.discrepancies] == [("balance_mismatch", True)]
@@ -287,7 +287,7 @@ async def test_below_threshold_does_not_halt(h: Harness) -> None:
     h.paper._bal["ETH"].free += D("0.5")
     control: Channel[SetTradingState] = Channel("control", 8)
     assert h.store is not None
-    actor = ReconcilerActor("reconciler", store=h.store, venue=h.venue, target=om, settings=lambda: NOW,
+    actor = Reconciler("reconciler", store=h.store, venue=h.venue, target=om, settings=lambda: NOW,
                             control=control)
     report = await actor.run_pass("startup")
     assert report.halting == 1
@@ -298,7 +298,7 @@ async def test_actor_ready_only_after_complete_startup_pass(h: Harness) -> None:
     om = await h.start()
     h.venue.fail_open_orders = 2  # the venue is down for the first two tries
     assert h.store is not None
-    actor = ReconcilerActor("reconciler", store=h.store, venue=h.venue, target=om,
+    actor = Reconciler("reconciler", store=h.store, venue=h.venue, target=om,
                             settings=lambda: ReconcilerSection(interval_s=3600), retry_initial_s=0.01)
     task = asyncio.create_task(actor.main())
     try:

@@ -282,7 +282,7 @@ async def _replay_intents() -> list[tuple[str, str, str, str]]:
     import asyncio
     from decimal import Decimal
 
-    from actors.feed import FeedActor
+    from actors.feed import Feed
     from actors.kernel.channel import Channel
     from actors.model.orders import Fill, OrderEvent, OrderIntent, OrderStatus
     from actors.strategies import EmaCross
@@ -290,7 +290,7 @@ async def _replay_intents() -> list[tuple[str, str, str, str]]:
     from actors.strategy_host import OrderFeedback, StrategyHost
 
     cfg = FeedSection(symbols=("XRP/ETH",), timeframes=("1m",), on_end="stop")
-    feed = FeedActor(cfg, ReplaySource(read_trades(TAPE), "XRP/ETH"))
+    feed = Feed(cfg, ReplaySource(read_trades(TAPE), "XRP/ETH"))
     intents: Channel[OrderIntent] = Channel("intents", 64)
     events: Channel[OrderFeedback] = Channel("events", 64)
     host = StrategyHost.attach(feed, StrategyContext("ema", ("XRP/ETH",), "1m", {"fast": 5, "slow": 20}),
