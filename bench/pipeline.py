@@ -47,7 +47,6 @@ from actors.event_router import EventRouter
 from actors.feed import Feed
 from actors.kernel.actor import Actor, ActorState
 from actors.kernel.channel import Channel
-from actors.kernel.clock import MarketClock
 from actors.kernel.supervisor import Supervisor
 from actors.model.market import MarketEvent, Quote
 from actors.orders.order_manager import OrderManager
@@ -63,7 +62,7 @@ from config.schema.root import AaitiConfig
 from config.schema.trading import InstrumentSection, PaperVenueSection, RiskSection, VenueSection
 from daemon.lockstep import Lockstep
 from daemon.pipeline import Pipeline as BuiltPipeline
-from daemon.pipeline import build_pipeline, supervisor_policy
+from daemon.pipeline import build_pipeline, market_clock_for, supervisor_policy
 
 __all__ = [
     "LatencyHistogram",
@@ -228,10 +227,16 @@ class QuoteWalkSource:
         self.symbol = symbol
         self.symbols: tuple[str, ...] = (symbol,)
         self._blocks = walk.blocks(max_events)
+        self._start_ts = walk.start_ts_ms
         self._block: Block = ([], [], [], [], [])
         self._pos = 0
         self._done = 0  # events of the blocks before the current one
         self._ended = False
+
+    @property
+    def start_ts_ms(self) -> int:
+        """Market time of the first quote."""
+        return self._start_ts
 
     def stats(self) -> SourceStats:
         """Counters of what was handed out."""
@@ -390,7 +395,7 @@ class Pipeline:
         if s.closed_order_window is not None:
             om_kw["closed_order_window"] = s.closed_order_window
         cfg = s.config()
-        built = build_pipeline(cfg, store=store, venue=venue, source=self.source, clock=MarketClock(),
+        built = build_pipeline(cfg, store=store, venue=venue, source=self.source, clock=market_clock_for(self.source),
                                on_submit=self._on_submit, order_manager_options=om_kw)
         if s.lockstep:
             self.lockstep = Lockstep(built.hosts, store, timeout_s=s.lockstep_timeout_s, flush=s.lockstep_flush)

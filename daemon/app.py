@@ -40,7 +40,7 @@ from actors.kernel.supervisor import ChildSpec, ChildStatus, Supervisor
 from actors.model.control import ConfigChanged, HealthVerdict, SetTradingState, TradingState, TradingStateChanged
 from actors.model.orders import CancelAll, CancelOrder
 from actors.orders.order_manager import OrderManagerSnapshot
-from actors.ports.capabilities import AdjustableSpeed, ConnectionHealth, ReportsConnectionHealth
+from actors.ports.capabilities import AdjustableSpeed, ConnectionHealth, HasStartTime, ReportsConnectionHealth
 from actors.ports.market_data import MarketDataSource
 from actors.ports.venue import Venue
 from actors.risk.risk_gate import RiskSnapshot
@@ -77,7 +77,11 @@ class StartupError(Exception):
 
 
 def clock_for(config: AaitiConfig) -> Clock:
-    """Market time when the data is replayed or simulated, the wall clock when it is live."""
+    """Market time when the data is replayed or simulated, the wall clock when it is live.
+
+    A market clock is created at 0 and moved to the data's first timestamp once the source
+    is open (``App.open``), before anything reads it.
+    """
     return MarketClock() if config.feed.source in ("replay", "synthetic") else WallClock()
 
 
@@ -202,13 +206,17 @@ class App:
             if isinstance(self.venue, CcxtVenue):
                 exchange = self.venue.exchange
         try:
-            return build_source(
+            source = build_source(
                 self.config.feed, self.reloader.current.resolve, ccxt=self._ccxt_section(), exchange=exchange
             )
         except DataFileError as exc:
             raise StartupError(f"market data file unusable: {exc}") from None
         except Exception as exc:
             raise StartupError(f"market data source unusable: {exc}", exit_codes.CONFIG_ERROR) from None
+        src: object = source
+        if isinstance(self.clock, MarketClock) and isinstance(src, HasStartTime):
+            self.clock.advance(src.start_ts_ms)
+        return source
 
     async def _strategy_portfolios(self, store: Store) -> dict[str, TrackingPortfolio]:
         """Each strategy's positions and open orders as stored, so a restart resumes them."""
@@ -434,8 +442,13 @@ class App:
             raise StartupError(f"cannot create state directory {self.state_dir}: {exc.strerror}") from None
         await self._start_simulator()
         self._store = await self._open_store()
-        self.venue = await self._open_venue()
-        self.source = self._open_source()
+        if cfg.venue.kind == "ccxt":
+            # The market source shares the venue's ccxt client: venue first.
+            self.venue = await self._open_venue()
+            self.source = self._open_source()
+        else:
+            self.source = self._open_source()
+            self.venue = await self._open_venue()
         portfolios = await self._strategy_portfolios(self._store)
         try:
             self._build_tree(self._store, self.venue, self.source, portfolios)

@@ -36,7 +36,7 @@ from actors.model.market import MarketEvent
 from actors.model.orders import OrderIntent
 from actors.orders.order_manager import OrderCommand, OrderManager
 from actors.orders.reconciler import Reconciler
-from actors.ports.capabilities import MarketTap
+from actors.ports.capabilities import HasStartTime, MarketTap
 from actors.ports.market_data import MarketDataSource
 from actors.ports.venue import Venue
 from actors.risk.risk_gate import RiskGate
@@ -47,7 +47,7 @@ from adapters.storage.store import Store
 from config.schema.kernel import SupervisorSection
 from config.schema.root import AaitiConfig
 
-__all__ = ["ControlMessage", "Pipeline", "build_pipeline", "supervisor_policy"]
+__all__ = ["ControlMessage", "Pipeline", "build_pipeline", "market_clock_for", "supervisor_policy"]
 
 ControlMessage = SetTradingState | ConfigChanged
 
@@ -103,6 +103,12 @@ class Pipeline:
             ChildSpec("bar_log", lambda: self.bar_log, restart=RestartType.TRANSIENT),
             ChildSpec("feed", lambda: self.feed, restart=RestartType.TRANSIENT),
         ]
+
+
+def market_clock_for(source: MarketDataSource) -> MarketClock:
+    """A market clock starting at the source's first event (if it knows it), not at 1970."""
+    src: object = source
+    return MarketClock(src.start_ts_ms if isinstance(src, HasStartTime) else 0)
 
 
 def _clock_tap(clock: MarketClock) -> Callable[[MarketEvent], None]:

@@ -19,6 +19,7 @@ __all__ = [
     "AdjustableSpeed",
     "BreakerView",
     "ConnectionHealth",
+    "HasStartTime",
     "MarketTap",
     "ReportsConnectionHealth",
 ]
@@ -70,4 +71,14 @@ class AdjustableSpeed(Protocol):
 
     def set_speed(self, speed: float) -> None:
         """New speed factor (0 = as fast as possible)."""
+        ...
+
+
+@runtime_checkable
+class HasStartTime(Protocol):
+    """A source of recorded or simulated data that knows the market time it starts at."""
+
+    @property
+    def start_ts_ms(self) -> int:
+        """Epoch ms of the first event (a market clock starts here, not at 1970)."""
         ...

@@ -211,9 +211,15 @@ class QuoteReplaySource:
         ts = tape.ts_ms
         span = max(ts) - min(ts) + 1
         self._ts_shift = -(-span // _LOOP_ALIGN_MS) * _LOOP_ALIGN_MS
+        self._start_ts = int(min(ts))
         self._pass = 0
         self._pos = 0
         self._ended = False
+
+    @property
+    def start_ts_ms(self) -> int:
+        """Market time of the data's first event (a market clock starts here)."""
+        return self._start_ts
 
     def set_speed(self, speed: float) -> None:
         """Change the replay speed (hot reload)."""

@@ -70,6 +70,7 @@ class ReplaySource:
             ids = [r.trade_id for r in data.rows]
             self._id_shift = max(ids) - min(ids) + 1
         self._ts_shift = _loop_shift(min(r.ts_ms for r in rows), max(r.ts_ms for r in rows), align)
+        self._start_ts = min(r.ts_ms for r in rows)
         self._pass = 0
         self._pos = 0
         self._quote_due = False
@@ -77,6 +78,11 @@ class ReplaySource:
         self._trades = 0
         self._quotes = 0
         self._bars = 0
+
+    @property
+    def start_ts_ms(self) -> int:
+        """Market time of the data's first event (a market clock starts here)."""
+        return self._start_ts
 
     def set_speed(self, speed: float) -> None:
         """Change the replay speed (hot reload)."""

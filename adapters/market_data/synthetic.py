@@ -81,6 +81,11 @@ class SyntheticSource:
         self._quotes = 0
         self._ended = False
 
+    @property
+    def start_ts_ms(self) -> int:
+        """Market time of the data's first event (a market clock starts here)."""
+        return self._start_ts
+
     def set_speed(self, speed: float) -> None:
         """Change the pacing speed (hot reload)."""
         self.pacer.set_speed(speed)
