@@ -8,27 +8,69 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from config.errors import ConfigError
+from config.errors import ConfigError, ConfigIssue
 from config.loader import LoadedConfig, load_config
 from config.render import config_to_plain
+from config.schema.root import AaitiConfig
 from daemon import exit_codes
 
 DEFAULT_CONFIG = "aaiti.toml"
+
+
+def _exit_invalid(exc: ConfigError) -> SystemExit:
+    print(f"aaiti: invalid config ({len(exc.issues)} problem(s)):", file=sys.stderr)
+    for issue in exc.issues:
+        print(f"  {issue.render(exc.source)}", file=sys.stderr)
+    return SystemExit(exit_codes.CONFIG_ERROR)
 
 
 def _load_or_exit(path: str | None) -> LoadedConfig:
     try:
         return load_config(Path(path) if path else None)
     except ConfigError as exc:
-        print(f"aaiti: invalid config ({len(exc.issues)} problem(s)):", file=sys.stderr)
-        for issue in exc.issues:
-            print(f"  {issue.render(exc.source)}", file=sys.stderr)
-        raise SystemExit(exit_codes.CONFIG_ERROR) from None
+        raise _exit_invalid(exc) from None
+
+
+def strategy_issues(config: AaitiConfig) -> list[ConfigIssue]:
+    """Load every ``[[strategies]]`` class and validate its params, as the daemon does at start.
+
+    The same two calls the composition root makes while wiring the tree
+    (``load_strategy_class``, then ``Strategy.validate_params`` on the context's params, which
+    ``StrategyHost`` runs), so a file this accepts does not fail there. Imports the strategy
+    modules; starts nothing.
+    """
+    from actors.strategy_api import StrategyContext, StrategyLoadError, StrategyParamsError, load_strategy_class
+
+    issues: list[ConfigIssue] = []
+    for i, section in enumerate(config.strategies):
+        where = f"strategies[{i}]"
+        try:
+            cls = load_strategy_class(section.strategy)
+        except StrategyLoadError as exc:
+            issues.append(ConfigIssue(f"{where}.strategy", str(exc)))
+            continue
+        except Exception as exc:  # the module itself failed while importing: run would stop on it too
+            issues.append(ConfigIssue(f"{where}.strategy", f"importing {section.strategy!r} raised {exc!r}"))
+            continue
+        try:
+            cls.validate_params(StrategyContext.from_section(section).params, strategy=section.name)
+        except StrategyParamsError as exc:
+            issues.append(ConfigIssue(f"{where}.params" + (f".{exc.key}" if exc.key else ""), exc.problem))
+        except Exception as exc:  # a params type whose own check raised something unexpected
+            issues.append(ConfigIssue(f"{where}.params", f"validating raised {exc!r}"))
+    return issues
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Print the effective config (secrets redacted) or the errors (exit 2)."""
+    """Print the effective config (secrets redacted) or the errors (exit 2).
+
+    Runs every check ``aaiti run`` makes on the file before it starts anything: the schema,
+    then each strategy's class and params (``strategy_issues``).
+    """
     loaded = _load_or_exit(args.path)
+    issues = strategy_issues(loaded.config)
+    if issues:
+        raise _exit_invalid(ConfigError(str(args.path), issues))
     print(json.dumps(config_to_plain(loaded.config), indent=2, sort_keys=False))
     print(f"aaiti: config OK: {loaded.path or '<embedded defaults>'}", file=sys.stderr)
     return exit_codes.OK
@@ -76,10 +118,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    """Run the Binance spot simulator alone (flags: ``aaiti sim --help``)."""
-    from adapters.binance_sim.__main__ import main as sim_main
+    """Run the Binance spot simulator alone (flags: ``aaiti sim --help``, the simulator's own)."""
+    from adapters.binance_sim import __main__ as sim_cli
 
-    return sim_main(list(args.sim_args))
+    return sim_cli.main(list(args.sim_args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,16 +143,22 @@ def build_parser() -> argparse.ArgumentParser:
     from daemon.cli_admin import add_admin_commands
 
     add_admin_commands(sub)
-    p = sub.add_parser("sim", help="run the Binance spot simulator on 127.0.0.1", add_help=False)
-    p.add_argument("sim_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_sim)
+    # No arguments of its own (not even -h): everything after "sim" is the simulator's, left
+    # over by parse_known_args in main(). (argparse.REMAINDER would drop leading options.)
+    p = sub.add_parser("sim", help="run the Binance spot simulator on 127.0.0.1 (options: aaiti sim --help)",
+                       add_help=False)
+    p.set_defaults(func=cmd_sim, sim_args=[])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aaiti`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.func is cmd_sim:
+        args.sim_args = extra  # in the order given; the simulator's parser judges them
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     code = int(args.func(args))
     return code
 

@@ -5,9 +5,11 @@ a running daemon over HTTP (stdlib ``urllib``, synchronous — no event loop nee
 
 - URL: ``--url``, else ``$AAITI_ADMIN_URL``, else ``admin.host``/``admin.port`` of the
   config (``--config``, else ``$AAITI_CONFIG``, ``./aaiti.toml``, ``/etc/aaiti/aaiti.toml``).
-- Token: ``--token``, ``--token-file``, else the daemon's own lookup (``$AAITI_ADMIN_TOKEN``
-  or the env var named by ``admin.token_env``, ``$CREDENTIALS_DIRECTORY``,
+- Token: ``--token``, ``--token-file``; with a URL given, ``$AAITI_ADMIN_TOKEN``; else the
+  daemon's own lookup (the env var named by ``admin.token_env``, ``$CREDENTIALS_DIRECTORY``,
   ``admin.token_file``, ``admin.token``).
+- The config: with a URL and a token given it is not read at all; otherwise only its
+  ``[admin]`` section is, so a mistake elsewhere in the file never blocks ``aaiti kill``.
 - Output: readable tables; ``--json`` prints the API's JSON for scripts.
 - Exit codes: 0 ok; 6 the daemon is not reachable; 7 the token was refused; 2 invalid
   config or a request the daemon calls invalid (400, a refused reload); 1 any other
@@ -17,9 +19,11 @@ a running daemon over HTTP (stdlib ``urllib``, synchronous — no event loop nee
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,8 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from config.errors import ConfigError
-from config.loader import LoadedConfig, load_config
+from config.errors import ConfigError, ConfigIssue
+from config.fields import setting
+from config.schema.ops import AdminSection
+from config.validation import build_section
 from daemon import exit_codes
 from daemon.admin.auth import TokenError, resolve_token
 from daemon.admin.backend import RESUME_CONFIRMATION
@@ -133,26 +139,67 @@ class AdminClient:
 
 
 # -- configuration --------------------------------------------------------------------------------
-def _load_config(path: str | None) -> LoadedConfig:
+@dataclasses.dataclass(frozen=True)
+class _AdminOnly:
+    """The one part of aaiti.toml the CLI reads: the rest may be mid-edit and must not block it."""
+
+    admin: AdminSection = setting(factory=AdminSection, doc="Admin HTTP endpoint.")
+
+
+@dataclasses.dataclass(frozen=True)
+class AdminSettings:
+    """The ``[admin]`` section of the local config, and the file it came from (None: defaults)."""
+
+    section: AdminSection
+    path: Path | None
+    base_dir: Path
+
+
+def _config_issue(source: str, message: str) -> CliError:
+    return _invalid(ConfigError(source, [ConfigIssue("", message)]))
+
+
+def _invalid(exc: ConfigError) -> CliError:
+    lines = [f"invalid config ({len(exc.issues)} problem(s)):"] + [f"  {i.render(exc.source)}" for i in exc.issues]
+    return CliError("\n".join(lines), exit_codes.CONFIG_ERROR)
+
+
+def load_admin_settings(path: str | None) -> AdminSettings:
+    """Read and validate only ``[admin]`` of the config (``path``, else ``$AAITI_CONFIG``, the candidates).
+
+    A mistake elsewhere in the file (a strategy being edited, a typo in ``[risk]``) must
+    never keep ``aaiti kill`` from reaching the daemon; a broken ``[admin]``, unreadable
+    file or invalid TOML is a ``CliError`` (exit 2) naming the file and the key.
+    """
     candidate = path or os.environ.get("AAITI_CONFIG")
     if not candidate:
         candidate = next((c for c in CONFIG_CANDIDATES if Path(c).is_file()), None)
+    if not candidate:
+        return AdminSettings(AdminSection(), None, Path.cwd())
+    file = Path(candidate)
+    source = str(file)
     try:
-        return load_config(Path(candidate) if candidate else None)
-    except ConfigError as exc:
-        lines = [f"invalid config ({len(exc.issues)} problem(s)):"] + [f"  {i.render(exc.source)}" for i in exc.issues]
-        raise CliError("\n".join(lines), exit_codes.CONFIG_ERROR) from None
+        text = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise _config_issue(source, "file not found") from None
+    except OSError as exc:
+        raise _config_issue(source, f"cannot read file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise _config_issue(source, f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _config_issue(source, f"invalid TOML: {exc}") from None
+    table = {"admin": document["admin"]} if "admin" in document else {}
+    only, issues = build_section(_AdminOnly, table)
+    if issues or only is None:
+        raise _invalid(ConfigError(source, issues))
+    return AdminSettings(only.admin, file.resolve(), file.resolve().parent)
 
 
-def _base_url(args: argparse.Namespace, loaded: LoadedConfig | None) -> str:
-    if args.url:
-        return str(args.url)
-    env = os.environ.get("AAITI_ADMIN_URL")
-    if env:
-        return env
-    assert loaded is not None
-    admin = loaded.config.admin
-    where = loaded.path or "the built-in defaults"
+def _base_url(settings: AdminSettings) -> str:
+    admin = settings.section
+    where = settings.path or "the built-in defaults"
     if not admin.enabled:
         raise CliError(f"the admin API is disabled in {where} (admin.enabled = false)", exit_codes.NOT_RUNNING)
     if admin.port == 0:
@@ -162,32 +209,48 @@ def _base_url(args: argparse.Namespace, loaded: LoadedConfig | None) -> str:
     return f"http://{host}:{admin.port}"
 
 
-def make_client(args: argparse.Namespace) -> AdminClient:
-    """The client for ``args`` (URL, token and timeout resolved as the module docstring says)."""
-    needs_config = not (args.url or os.environ.get("AAITI_ADMIN_URL")) or not (args.token or args.token_file)
-    loaded = _load_config(args.config) if needs_config else None
-    token: str | None = None
-    note = ""
+def _token_from_args(args: argparse.Namespace) -> tuple[str | None, str]:
     if args.token:
-        token, note = args.token, "token from --token"
-    elif args.token_file:
+        return args.token, "token from --token"
+    if args.token_file:
         try:
             token = Path(args.token_file).read_text().strip() or None
         except OSError as exc:
             raise CliError(f"cannot read --token-file {args.token_file}: {exc.strerror}",
                            exit_codes.CONFIG_ERROR) from None
-        note = f"token from {args.token_file}"
-    elif loaded is not None:
-        try:
-            resolved = resolve_token(loaded.config.admin, base_dir=loaded.base_dir)
-        except TokenError as exc:
-            print(f"aaiti: warning: {exc}; continuing without a token", file=sys.stderr)
-            resolved, note = None, str(exc)
-        if resolved is not None:
-            token, note = resolved.value, f"token from {resolved.source}"
-        elif not note:
-            note = "no token configured: pass --token or set $AAITI_ADMIN_TOKEN"
-    return AdminClient(_base_url(args, loaded), token, args.timeout, note)
+        return token, f"token from {args.token_file}"
+    return None, ""
+
+
+def _token_from_config(settings: AdminSettings) -> tuple[str | None, str]:
+    try:
+        resolved = resolve_token(settings.section, base_dir=settings.base_dir)
+    except TokenError as exc:
+        print(f"aaiti: warning: {exc}; continuing without a token", file=sys.stderr)
+        return None, str(exc)
+    if resolved is None:
+        return None, "no token configured: pass --token or set $AAITI_ADMIN_TOKEN"
+    return resolved.value, f"token from {resolved.source}"
+
+
+def make_client(args: argparse.Namespace) -> AdminClient:
+    """The client for ``args`` (URL, token and timeout resolved as the module docstring says).
+
+    With the URL (``--url`` / ``$AAITI_ADMIN_URL``) and a token (``--token``, ``--token-file``
+    or ``$AAITI_ADMIN_TOKEN``) given, the config file is not read at all; otherwise only its
+    ``[admin]`` section is (``load_admin_settings``).
+    """
+    url = args.url or os.environ.get("AAITI_ADMIN_URL") or None
+    token, note = _token_from_args(args)
+    env_name = AdminSection().token_env
+    if token is None and not args.token_file and url and os.environ.get(env_name, "").strip():
+        token, note = os.environ[env_name].strip(), f"token from ${env_name}"
+    if url and (token is not None or args.token_file):
+        return AdminClient(url, token, args.timeout, note)
+    settings = load_admin_settings(args.config)
+    if token is None and not args.token_file:
+        token, note = _token_from_config(settings)
+    return AdminClient(url or _base_url(settings), token, args.timeout, note)
 
 
 # -- rendering --------------------------------------------------------------------------------------
@@ -286,12 +349,11 @@ ORDER_COLUMNS = ("client_order_id", "strategy", "symbol", "side", "type", "size"
 def cmd_orders(args: argparse.Namespace, client: AdminClient) -> int:
     """List orders (or show one)."""
     if args.client_order_id:
-        order = client.call("GET", "/orders/" + urllib.parse.quote(args.client_order_id, safe=""))
+        detail = client.call("GET", "/orders/" + urllib.parse.quote(args.client_order_id, safe=""))
         if args.json:
-            _print_json(order)
+            _print_json(detail)
         else:
-            width = max(len(k) for k in order)
-            print("\n".join(f"{k.ljust(width)}  {_cell(v)}" for k, v in order.items()))
+            print(render_order(detail))
         return exit_codes.OK
     page = client.call("GET", "/orders", {"status": args.status, "symbol": args.symbol, "strategy": args.strategy,
                                           "limit": args.limit, "offset": args.offset})
@@ -301,6 +363,18 @@ def cmd_orders(args: argparse.Namespace, client: AdminClient) -> int:
     rows = [{**o, "updated": _ms(o.get("updated_ms"))} for o in page["orders"]]
     print(table(rows, ORDER_COLUMNS))
     return exit_codes.OK
+
+
+EVENT_COLUMNS = ("id", "time", "status", "previous", "filled", "reason", "trade_id")
+
+
+def render_order(detail: Mapping[str, Any]) -> str:
+    """``GET /orders/{id}``: the order as a key/value block, then its events as a table."""
+    order = detail["order"]
+    width = max(len(k) for k in order)
+    block = "\n".join(f"{k.ljust(width)}  {_cell(v)}" for k, v in order.items())
+    events = [{**e, "time": _ms(e.get("ts_ms"))} for e in detail.get("events") or []]
+    return f"{block}\n\nevents:\n{table(events, EVENT_COLUMNS)}"
 
 
 def cmd_positions(args: argparse.Namespace, client: AdminClient) -> int:

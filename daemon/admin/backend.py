@@ -110,7 +110,8 @@ class AdminBackend(Protocol):
       ``kill_switch``, ``health`` ({status, reasons}), ``config_version``, and lists such as
       ``actors`` (``ChildStatus`` values) and ``channels`` (``ChannelStats`` values).
     - orders: ``OrderRecord``-like (client_order_id, strategy, symbol, side, type, size,
-      price, status, filled, avg_price, created_ms, updated_ms, …), newest first.
+      price, status, filled, avg_price, created_ms, updated_ms, …), newest first; one order
+      (``order()``) comes with its event history.
     - fills: ``Fill``-like; positions: ``PositionView``-like plus optional ``mark`` and
       ``unrealized_pnl``; balances: ``asset`` plus ``free``/``locked``/``total``.
     - ``risk()``: ``RiskSnapshot``-like (state, kill_switch, limits, usage, counters).
@@ -167,7 +168,11 @@ class AdminBackend(Protocol):
         ...
 
     async def order(self, client_order_id: str) -> Record | None:
-        """One order by our client order id, None if unknown."""
+        """One order by our client order id, None if unknown.
+
+        ``{"order": <OrderRecord-like>, "events": [<OrderEventRecord-like>, ...]}`` (events
+        oldest first: ``status``, ``previous``, ``filled``, ``reason``, ``trade_id``, ``ts_ms``).
+        """
         ...
 
     async def fills(

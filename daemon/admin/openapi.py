@@ -6,7 +6,9 @@ lacks or miss one it has (a test checks both directions against the live router)
 Request bodies and kernel types (``ReloadResult``, ``ChildStatus``, ``ChannelStats``,
 ``ConfigView``) are described by msgspec's JSON Schema generator; the response shapes the
 backend returns are written out here: they are the API's contract, with
-``additionalProperties`` allowed so the daemon may add fields.
+``additionalProperties`` allowed so the daemon may add fields. Every documented response
+(each route, each status) is produced over HTTP and its body validated against this
+document by ``tests/integration/ops/test_admin_openapi_contract.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ from actors.kernel.channel import ChannelStats
 from actors.kernel.supervisor import ChildStatus
 from actors.model.orders import OrderStatus
 from daemon.admin.backend import ConfigView
-from daemon.admin.routes import COMMON_RESPONSES, ROUTES, CommandBody, EmptyBody, Response, ResumeBody, Route
+from daemon.admin.routes import (
+    BODY_RESPONSES,
+    COMMON_RESPONSES,
+    PUBLIC_EXEMPT,
+    ROUTES,
+    CommandBody,
+    EmptyBody,
+    Response,
+    ResumeBody,
+    Route,
+)
 from daemon.reloader import ReloadResult
 
 REF = "#/components/schemas/{name}"
@@ -64,6 +76,7 @@ def _hand_written() -> dict[str, Any]:
     side = {"type": "string", "enum": ["buy", "sell"]}
     trading_state = {"type": "string", "enum": ["ACTIVE", "REDUCING", "HALTED"]}
     health_status = {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]}
+    order_status = {"type": "string", "enum": [s.value for s in OrderStatus]}
     return {
         "Error": _obj({"error": {**string, "description": "Stable error code."}, "message": string},
                       ["error", "message"]),
@@ -87,11 +100,25 @@ def _hand_written() -> dict[str, Any]:
                 "client_order_id": string, "venue": string, "venue_order_id": string, "strategy": string,
                 "symbol": string,
                 "side": side, "type": {"type": "string", "enum": ["market", "limit"]}, "size": dec,
-                "price": opt_dec, "status": {"type": "string", "enum": [s.value for s in OrderStatus]},
+                "price": opt_dec, "status": order_status,
                 "filled": dec, "avg_price": opt_dec, "fees": dec, "tag": string, "intent_id": string,
                 "reason": string, "created_ms": integer, "updated_ms": integer,
             },
             ["client_order_id", "strategy", "symbol", "side", "type", "size", "status", "filled"],
+        ),
+        "OrderEvent": _obj(
+            {
+                "id": integer, "client_order_id": string, "status": order_status,
+                "previous": {"anyOf": [order_status, {"type": "null"}]}, "filled": dec, "reason": string,
+                "trade_id": {"anyOf": [string, {"type": "null"}]}, "ts_ms": integer,
+            },
+            ["client_order_id", "status", "ts_ms"],
+            "One stored state change of an order.",
+        ),
+        "OrderDetail": _obj(
+            {"order": _ref("Order"), "events": {**_array(_ref("OrderEvent")), "description": "Oldest first."}},
+            ["order", "events"],
+            "One order and its event history.",
         ),
         "OrderPage": _page("orders", "Order"),
         "Fill": _obj(
@@ -142,9 +169,12 @@ def _hand_written() -> dict[str, Any]:
 def _responses(route: Route) -> dict[str, Any]:
     merged: dict[int, Response] = {**route.responses}
     for status, resp in COMMON_RESPONSES.items():
-        if status == 401 and route.auth == "public":
+        if status in PUBLIC_EXEMPT and route.auth == "public":
             continue
         merged.setdefault(status, resp)
+    if route.body is not None:
+        for status, resp in BODY_RESPONSES.items():
+            merged.setdefault(status, resp)
     out: dict[str, Any] = {}
     for status in sorted(merged):
         resp = merged[status]

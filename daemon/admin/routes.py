@@ -288,7 +288,7 @@ async def get_orders(request: web.Request, ctx: AdminContext, q: Query) -> web.S
 
 
 async def get_order(request: web.Request, ctx: AdminContext, q: Query) -> web.StreamResponse:
-    """One order."""
+    """One order and its event history: ``{"order": ..., "events": [...]}``."""
     coid = path_id(request, "client_order_id")
     rec = await ctx.backend.order(coid)
     if rec is None:
@@ -480,8 +480,10 @@ ROUTES: tuple[Route, ...] = (
               _LIMIT, _OFFSET,
           ),
           responses={200: Response("A page of orders.", "OrderPage"), 400: _BAD}),
-    Route("GET", "/orders/{client_order_id}", get_order, "getOrder", "One order.", "orders", params=(_COID,),
-          responses={200: Response("The order.", "Order"), 400: _BAD, 404: _NOT_FOUND}),
+    Route("GET", "/orders/{client_order_id}", get_order, "getOrder", "One order with its event history.",
+          "orders", params=(_COID,),
+          responses={200: Response("The order and its event history.", "OrderDetail"), 400: _BAD,
+                     404: _NOT_FOUND}),
     Route("GET", "/fills", get_fills, "listFills", "Fills in the order they were stored.", "orders",
           params=(Param("client_order_id", {"type": "string", "maxLength": MAX_ID_LENGTH}, "Fills of one order."),
                   _SYMBOL, _LIMIT, _OFFSET),
@@ -538,10 +540,17 @@ ROUTES: tuple[Route, ...] = (
           responses=_ok("OpenApiDocument")),
 )
 
-# Responses every route may give (documented once per operation by openapi.py).
+# Responses every route may give (documented once per operation by openapi.py). The public
+# probes skip PUBLIC_EXEMPT: they need no token and never wait for the state store.
 COMMON_RESPONSES: Mapping[int, Response] = MappingProxyType({
     401: Response("Missing or invalid bearer token."),
     403: Response("A browser cross-origin request, or a foreign Host header while no token is configured."),
     500: Response("Internal error (details in the daemon log)."),
+    503: Response("The daemon cannot answer yet (e.g. the state store is still opening at start-up); retry."),
+})
+PUBLIC_EXEMPT = frozenset({401, 503})
+# Responses every route that reads a JSON body may give.
+BODY_RESPONSES: Mapping[int, Response] = MappingProxyType({
+    413: Response("Request body larger than admin.max_body_bytes."),
 })
 

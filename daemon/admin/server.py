@@ -5,10 +5,11 @@
 ``admin.listening`` has both) → ``await stop()`` closes the listener, ends the live log
 streams and waits for in-flight requests (bounded).
 
-Errors are always ``{"error": <code>, "message": <text>}``: 400 bad parameters or body,
+Errors are always ``{"error": <code>, "message": <text>}``: 400 bad parameters or body
+(or a request aiohttp cannot parse, e.g. an over-long request line: ``transport.py``),
 401 missing/wrong token, 403 browser-originated request (CSRF / DNS rebinding guard),
 404 unknown object or route, 405 wrong method, 409 conflict, 413 body too large, 429 too
-many log streams, 500 internal (details only in the log).
+many log streams, 500 internal (details only in the log), 503 not ready to answer yet.
 POST commands are logged (``admin.command``) with their outcome.
 """
 
@@ -31,6 +32,7 @@ from daemon.admin.backend import AdminBackend, AdminError
 from daemon.admin.openapi import build_openapi
 from daemon.admin.routes import CTX, ROUTES, AdminContext, Forbidden, Query, Route, Unauthorized
 from daemon.admin.sse import LogStreams
+from daemon.admin.transport import AdminRunner
 
 SHUTDOWN_TIMEOUT_S = 2.0
 _HTTP_CODES: Mapping[int, str] = MappingProxyType({
@@ -174,7 +176,8 @@ class AdminServer:
         """Bind and serve; return the bound (host, port). Raises ``AdminBindError`` if the bind fails."""
         if self._runner is not None:
             raise RuntimeError("admin server already started")
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        runner = AdminRunner(self.app, log=self.log, access_log=None, handle_signals=False,
+                             shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.requested_port)
         try:

@@ -21,6 +21,7 @@ from actors.model.control import HealthVerdict, TradingState
 from actors.model.orders import OPEN_STATUSES, Fill, OrderStatus, OrderType, Side
 from actors.model.positions import PositionView
 from actors.model.records import OrderRecord
+from adapters.storage.store import OrderEventRecord
 from config.loader import load_config
 from daemon.admin.backend import ConfigView, Conflict, KillSwitchEngaged, Record
 from daemon.logging_setup import LogRing
@@ -186,8 +187,28 @@ class MemoryBackend:
         return rows[offset:offset + limit]
 
     async def order(self, client_order_id: str) -> Record | None:
+        """Like ``AppAdmin.order``: the order and its stored event history."""
         await asyncio.sleep(0)
-        return self.orders_by_id.get(client_order_id)
+        rec = self.orders_by_id.get(client_order_id)
+        if rec is None:
+            return None
+        return {"order": rec, "events": self.order_events(rec)}
+
+    def order_events(self, rec: OrderRecord) -> list[OrderEventRecord]:
+        """A plausible stored history ending in the order's status (what the store would return)."""
+        path = [OrderStatus.SUBMITTED, OrderStatus.ACCEPTED]
+        if rec.status not in path:
+            path.append(rec.status)
+        trade = next((f.trade_id for f in self.fills_list if f.client_order_id == rec.client_order_id), None)
+        return [
+            OrderEventRecord(id=i + 1, client_order_id=rec.client_order_id, status=status,
+                             previous=path[i - 1] if i else None,
+                             filled=rec.filled if status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)
+                             else Decimal(0),
+                             reason="", trade_id=trade if status is rec.status and rec.filled else None,
+                             ts_ms=rec.created_ms + i)
+            for i, status in enumerate(path)
+        ]
 
     async def fills(self, *, client_order_id: str | None, symbol: str | None, limit: int,
                     offset: int) -> Sequence[Record]:
@@ -208,6 +229,8 @@ class MemoryBackend:
         return {"state": self.state.value, "kill_switch": self.kill_switch, "reason": self.state_reason}
 
     async def pause(self, reason: str) -> Record:
+        if self.kill_switch:  # like AppAdmin.pause: pausing cannot lift a kill switch
+            raise KillSwitchEngaged("trading was killed and stays HALTED; resume with confirmation first")
         self.audit.append(("pause", reason))
         if self.state is TradingState.ACTIVE:
             self.state, self.state_reason = TradingState.REDUCING, reason

@@ -103,7 +103,8 @@ async def test_cli_orders_table_and_one_0_unknown_1(server: AdminServer, capsys:
                                 "STATUS", "UPDATED"]
     assert len(lines) == 4 and all(("ACCEPTED" in ln or "PARTIALLY_FILLED" in ln) for ln in lines[1:])
     assert await cli("orders", "aaiti-00002", *base) == exit_codes.OK
-    assert "client_order_id  aaiti-00002" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "client_order_id  aaiti-00002" in out and "\nevents:\n" in out and "SUBMITTED" in out
     assert await cli("orders", "missing-1", *base) == 1
     assert "no order with client_order_id 'missing-1' (404 not_found)" in capsys.readouterr().err
 
@@ -168,3 +169,61 @@ def test_render_log_readable() -> None:
     line = render_log({"timestamp": "2026-01-01T00:00:00.123456Z", "level": "info", "actor": "feed",
                        "event": "feed.connected", "symbols": 3})
     assert line == "2026-01-01T00:00:00.123 INFO     feed           feed.connected symbols=3"
+
+
+# -- a broken local config never blocks the admin verbs ----------------------------------------
+BROKEN_ELSEWHERE = "[daemon]\nbogus = 1\n[[strategies]]\nname = 'no strategy path'\n"
+
+
+async def test_cli_url_and_env_token_never_read_the_config(
+    server: AdminServer, backend: MemoryBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cwd = tmp_path / "operator"  # not the daemon's own config directory
+    cwd.mkdir()
+    (cwd / "aaiti.toml").write_text("this is [not toml\n")
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("AAITI_ADMIN_TOKEN", TOKEN)
+    assert await cli("kill", "--url", server.url, "--reason", "t") == exit_codes.OK
+    assert backend.kill_switch and backend.audit == [("kill", "t")]
+    assert await cli("status", "--url", server.url) == exit_codes.OK
+    assert await cli("reload", "--url", server.url) == exit_codes.OK
+    assert await cli("status", "--url", server.url, "--config", str(cwd / "missing.toml")) == exit_codes.OK
+    monkeypatch.delenv("AAITI_ADMIN_TOKEN")
+    assert await cli("resume", "--confirm", "--url", server.url, "--token", TOKEN) == exit_codes.OK
+    assert "invalid config" not in capsys.readouterr().err
+
+
+async def test_cli_reads_only_the_admin_section(
+    server: AdminServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cwd = tmp_path / "operator"
+    cwd.mkdir()
+    (cwd / "token").write_text(TOKEN + "\n")
+    (cwd / "aaiti.toml").write_text(f"[admin]\nport = {server.port}\ntoken_file = 'token'\n{BROKEN_ELSEWHERE}")
+    monkeypatch.chdir(cwd)
+    assert await cli("status") == exit_codes.OK
+    assert await cli("kill", "--config", str(cwd / "aaiti.toml")) == exit_codes.OK
+    assert "invalid config" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[admin]\nport = 'eighty'\n", "admin.port: expected an integer, got string 'eighty'"),
+    ("[admin]\nport = 8787\nbogus = 1\n", "admin.bogus: unknown key"),
+    ("admin = 3\n", "admin: expected a table, got integer 3"),
+    ("[admin\nport = 1\n", "<root>: invalid TOML"),
+])
+async def test_cli_broken_admin_section_2_says_what(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    cfg = tmp_path / "cli.toml"
+    cfg.write_text(text + BROKEN_ELSEWHERE)
+    assert await cli("kill", "--config", str(cfg)) == exit_codes.CONFIG_ERROR
+    err = capsys.readouterr().err
+    assert f"{cfg}: {expected}" in err, err
+    assert "daemon.bogus" not in err and "strategies" not in err
+
+
+async def test_cli_missing_explicit_config_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await cli("status", "--config", str(tmp_path / "nope.toml")) == exit_codes.CONFIG_ERROR
+    assert f"{tmp_path / 'nope.toml'}: <root>: file not found" in capsys.readouterr().err
