@@ -36,11 +36,11 @@ from actors.kernel.actor import MessageActor
 from actors.kernel.channel import Channel, OverflowPolicy
 from actors.kernel.supervisor import ChildSpec, Supervisor, SupervisorPolicy
 from actors.model.market import Trade
+from bench.memory_backend import MemoryBackend
 from config.schema.ops import AdminSection
 from daemon.admin.server import AdminServer
 from daemon.logging_setup import LoggingSetup
 from daemon.runtime import run_loop
-from tests.integration.ops.memory_backend import MemoryBackend
 
 TOKEN = "bench-token-0123456789abcdef"
 

@@ -1,8 +1,10 @@
 """A small but real ``AdminBackend``: in-memory orders/fills/positions, a real ConfigReloader,
 LogRing and Metrics, trading-state rules like the risk gate's (kill switch needs confirmation).
 
-Used by the admin-server tests and ``bench/admin_load.py`` until ``App`` implements the
-protocol (the lead then adds child-process tests against the real daemon).
+A stand-in daemon for load and contract work on the admin server alone: ``bench/admin_load.py``
+drives it, and the admin-server tests use it (the daemon itself is tested through a real child
+process in ``tests/integration/ops/test_daemon_admin.py``). It lives in ``bench/`` because
+benchmarks import nothing from ``tests/``.
 """
 
 from __future__ import annotations
