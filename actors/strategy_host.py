@@ -120,6 +120,8 @@ class StrategyHost(Actor):
         self.context = self.context.with_params(params)
         if self.strategy is not None:
             self.strategy.reconfigure(params)
+        # Operators (and the reload tests) see that the running instance took the new params.
+        self.log.info("strategy.reconfigured", params=dict(params), running=self.strategy is not None)
 
     async def wait_idle(self) -> None:
         """Wait until the host next runs out of input: everything delivered so far was handled

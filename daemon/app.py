@@ -396,34 +396,44 @@ class App:
 
     # -- reload ----------------------------------------------------------------------------
     def _on_reload(self, new: LoadedConfig, changed: tuple[str, ...]) -> None:
+        """Apply a validated config to the running daemon (``ConfigReloader`` subscriber).
+
+        Only fields in ``daemon.reloader.LIVE_FIELDS`` can differ from what runs; the set of
+        strategies and their identity cannot (restart-required), so every section has its
+        host. Idempotent: it compares with what runs, so the reloader can call it again with
+        the previous config to undo a failed apply. Strategies go first: their params are
+        re-validated by the host and are the only step expected to be able to raise.
+        """
         cfg = new.config
+        p = self.pipeline
+        if p is not None:
+            for section in cfg.strategies:
+                host = p.hosts.get(section.name)
+                if host is None:
+                    raise RuntimeError(f"strategy {section.name!r} is configured but not running")
+                if dict(host.context.params) != dict(section.params):
+                    host.reconfigure(section.params)
+            for section in cfg.strategies:
+                if section.enabled and not p.strategies.is_running(section.name):
+                    p.strategies.start_child(section.name)
+                elif not section.enabled and p.strategies.is_running(section.name):
+                    self._spawn(p.strategies.terminate_child(section.name))
+            # The gate re-reads its limits through ``current_config`` at its next message boundary.
+            if any(path.startswith("risk.") for path in changed) and not p.control.try_send(
+                ConfigChanged(version=new.version)
+            ):
+                raise RuntimeError("the risk gate's control channel is full; the new limits were not delivered")
         if "log.level" in changed:
             self.logging.level.set(cfg.log.level)
         if "log.ring_size" in changed:
             self.logging.ring.resize(cfg.log.ring_size)
         if "admin.metrics_cache_s" in changed:
             self.metrics.cache_s = cfg.admin.metrics_cache_s
-        p = self.pipeline
-        if p is None:
-            return
-        if any(path.startswith("risk.") for path in changed):
-            # The gate re-reads its limits at its next message boundary.
-            p.control.try_send(ConfigChanged(version=new.version))
-        if any(path.startswith(("feed.replay.speed", "feed.synthetic.speed")) for path in changed):
+        if any(path in ("feed.replay.speed", "feed.synthetic.speed") for path in changed):
             source: object = self.source
             if isinstance(source, AdjustableSpeed):
                 kind = cfg.feed.source
                 source.set_speed(cfg.feed.replay.speed if kind == "replay" else cfg.feed.synthetic.speed)
-        for section in cfg.strategies:
-            host = p.hosts.get(section.name)
-            if host is None:
-                continue
-            if dict(host.context.params) != dict(section.params):
-                host.reconfigure(section.params)
-            if section.enabled and not p.strategies.is_running(section.name):
-                p.strategies.start_child(section.name)
-            elif not section.enabled and p.strategies.is_running(section.name):
-                self._spawn(p.strategies.terminate_child(section.name))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -8,10 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from config.errors import ConfigError, ConfigIssue
+from config.errors import ConfigError
 from config.loader import LoadedConfig, load_config
 from config.render import config_to_plain
-from config.schema.root import AaitiConfig
 from daemon import exit_codes
 
 DEFAULT_CONFIG = "aaiti.toml"
@@ -31,36 +30,6 @@ def _load_or_exit(path: str | None) -> LoadedConfig:
         raise _exit_invalid(exc) from None
 
 
-def strategy_issues(config: AaitiConfig) -> list[ConfigIssue]:
-    """Load every ``[[strategies]]`` class and validate its params, as the daemon does at start.
-
-    The same two calls the composition root makes while wiring the tree
-    (``load_strategy_class``, then ``Strategy.validate_params`` on the context's params, which
-    ``StrategyHost`` runs), so a file this accepts does not fail there. Imports the strategy
-    modules; starts nothing.
-    """
-    from actors.strategy_api import StrategyContext, StrategyLoadError, StrategyParamsError, load_strategy_class
-
-    issues: list[ConfigIssue] = []
-    for i, section in enumerate(config.strategies):
-        where = f"strategies[{i}]"
-        try:
-            cls = load_strategy_class(section.strategy)
-        except StrategyLoadError as exc:
-            issues.append(ConfigIssue(f"{where}.strategy", str(exc)))
-            continue
-        except Exception as exc:  # the module itself failed while importing: run would stop on it too
-            issues.append(ConfigIssue(f"{where}.strategy", f"importing {section.strategy!r} raised {exc!r}"))
-            continue
-        try:
-            cls.validate_params(StrategyContext.from_section(section).params, strategy=section.name)
-        except StrategyParamsError as exc:
-            issues.append(ConfigIssue(f"{where}.params" + (f".{exc.key}" if exc.key else ""), exc.problem))
-        except Exception as exc:  # a params type whose own check raised something unexpected
-            issues.append(ConfigIssue(f"{where}.params", f"validating raised {exc!r}"))
-    return issues
-
-
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Print the effective config (secrets redacted) or the errors (exit 2).
 
@@ -68,6 +37,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     then each strategy's class and params (``strategy_issues``).
     """
     loaded = _load_or_exit(args.path)
+    from daemon.reloader import strategy_issues
+
     issues = strategy_issues(loaded.config)
     if issues:
         raise _exit_invalid(ConfigError(str(args.path), issues))
