@@ -47,6 +47,7 @@ from actors.event_router import EventRouter
 from actors.feed import Feed
 from actors.kernel.actor import Actor, ActorState
 from actors.kernel.channel import Channel
+from actors.kernel.clock import MarketClock
 from actors.kernel.supervisor import Supervisor
 from actors.model.market import MarketEvent, Quote
 from actors.orders.order_manager import OrderManager
@@ -386,7 +387,7 @@ class Pipeline:
         if origin_ns:
             self.latency.record(time.perf_counter_ns() - origin_ns)
 
-    def _build(self, store: Store, venue: PaperVenue) -> Supervisor:
+    def _build(self, store: Store, venue: PaperVenue, clock: MarketClock) -> Supervisor:
         """The daemon's own pipeline (``daemon.pipeline.build_pipeline``) plus the lockstep hook."""
         s = self.settings
         om_kw: dict[str, Any] = {}
@@ -395,7 +396,7 @@ class Pipeline:
         if s.closed_order_window is not None:
             om_kw["closed_order_window"] = s.closed_order_window
         cfg = s.config()
-        built = build_pipeline(cfg, store=store, venue=venue, source=self.source, clock=market_clock_for(self.source),
+        built = build_pipeline(cfg, store=store, venue=venue, source=self.source, clock=clock,
                                on_submit=self._on_submit, order_manager_options=om_kw)
         if s.lockstep:
             self.lockstep = Lockstep(built.hosts, store, timeout_s=s.lockstep_timeout_s, flush=s.lockstep_flush)
@@ -423,13 +424,14 @@ class Pipeline:
     async def _run_in(self, tmp: Path, progress: Progress | None, progress_every: int,
                       settle_timeout_s: float) -> PipelineResult:
         s = self.settings
+        clock = market_clock_for(self.source)
         venue = PaperVenue(tmp / "paper-venue.db", PaperVenueSection(
             fsync=s.venue_fsync, initial_balances={s.quote: s.initial_quote, s.base: Decimal(0)},
-        ), {s.symbol: s.instrument()})
+        ), {s.symbol: s.instrument()}, clock=clock)
         await venue.start()
         store = await Store.open(tmp / "state.db")
         self.venue, self.store = venue, store
-        root = self._build(store, venue)
+        root = self._build(store, venue, clock)
         self.root = root
         feed, host, om, gate = self.feed, self.host, self.om, self.gate
         assert feed is not None and host is not None and om is not None and gate is not None

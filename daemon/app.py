@@ -157,11 +157,12 @@ class App:
                 cfg.venue.paper,
                 cfg.instruments,
                 venue_name=cfg.venue.name,
+                clock=self.clock,
             )
         else:
             from adapters.ccxt_venue.venue import CcxtVenue
 
-            venue = CcxtVenue(self._ccxt_section(), name=cfg.venue.name, symbols=cfg.feed.symbols)
+            venue = CcxtVenue(self._ccxt_section(), name=cfg.venue.name, symbols=cfg.feed.symbols, clock=self.clock)
         try:
             await venue.start()
         except Exception as exc:

@@ -41,7 +41,7 @@ async def run_replay_to_end(loaded: LoadedConfig, workdir: Path, timeout_s: floa
     source = build_source(cfg.feed, loaded.resolve)
     clock = market_clock_for(source)
     store = await Store.open(workdir / "state.db")
-    venue = PaperVenue(workdir / "paper.db", cfg.venue.paper, cfg.instruments, venue_name=cfg.venue.name)
+    venue = PaperVenue(workdir / "paper.db", cfg.venue.paper, cfg.instruments, venue_name=cfg.venue.name, clock=clock)
     await venue.start()
     built = build_pipeline(cfg, store=store, venue=venue, source=source, clock=clock)
     built.feed.after_bars = Lockstep(built.hosts, store)

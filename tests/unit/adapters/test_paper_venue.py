@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -12,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from actors.kernel.clock import perf_ns
 from actors.model.market import Bar, Quote, Trade
 from actors.model.orders import Fill, OrderRequest, OrderStatus, OrderType, Side, VenueOrder
+from actors.ports.capabilities import MarketTap
 from actors.ports.venue import OrderNotFound, OrderRejected, Venue, VenueUpdate
 from adapters.paper_venue import PaperVenue
 from config.schema.trading import InstrumentSection, PaperVenueSection
@@ -46,17 +47,21 @@ def config(**kw: Any) -> PaperVenueSection:
     return PaperVenueSection(**base)
 
 
-class Clock:
+class FakeClock:
+    """Business time that moves only when a test moves it."""
+
+    simulated = True
+
     def __init__(self) -> None:
         self.ms = 1_700_000_000_000
 
-    def __call__(self) -> int:
+    def now_ms(self) -> int:
         return self.ms
 
 
 @pytest.fixture
 async def venue(tmp_path: Path) -> AsyncIterator[PaperVenue]:
-    v = PaperVenue(tmp_path / "paper.sqlite", config(), INSTRUMENTS, clock_ms=Clock())
+    v = PaperVenue(tmp_path / "paper.sqlite", config(), INSTRUMENTS, clock=FakeClock())
     await v.start()
     yield v
     await v.close()
@@ -87,6 +92,7 @@ async def drain(stream: AsyncIterator[VenueUpdate], n: int) -> list[VenueUpdate]
 
 async def test_paper_venue_is_a_venue_protocol_instance(venue: PaperVenue) -> None:
     assert isinstance(venue, Venue)
+    assert isinstance(venue, MarketTap)
 
 
 async def test_market_buy_fills_at_ask_with_slippage_and_taker_fee(venue: PaperVenue) -> None:
@@ -281,8 +287,8 @@ async def test_state_survives_close_and_reopen(tmp_path: Path) -> None:
 
 
 async def test_fills_since_filters_by_time_and_symbol(tmp_path: Path) -> None:
-    clock = Clock()
-    v = PaperVenue(tmp_path / "p.sqlite", config(), INSTRUMENTS, clock_ms=clock)
+    clock = FakeClock()
+    v = PaperVenue(tmp_path / "p.sqlite", config(), INSTRUMENTS, clock=clock)
     await v.start()
     try:
         v.on_market(quote(0.00199, 0.002))
@@ -301,9 +307,9 @@ async def test_latency_delays_acknowledgement(tmp_path: Path) -> None:
     await v.start()
     try:
         v.on_market(quote(0.00199, 0.002))
-        t0 = time.perf_counter()
+        t0 = perf_ns()
         await v.submit(req("a", Side.BUY, "10"))
-        assert time.perf_counter() - t0 >= 0.03
+        assert perf_ns() - t0 >= 30_000_000
     finally:
         await v.close()
 
