@@ -1,7 +1,15 @@
 """Actor base: lifecycle, an inbox, a progress heartbeat and a bound logger.
 
-An actor owns its state and talks to others only through channels. The supervisor
-runs ``main()`` in a task; subclasses implement ``run()`` (or ``handle()`` for the
+An actor owns its state. It changes another actor's state only by sending it a message on
+a channel. Besides channels, exactly two things are allowed between actors, both reads or
+one-way observations that cannot change the other's state:
+
+* reading an immutable snapshot the owner publishes (``snapshot()``, the order manager's
+  ``portfolio`` view that the risk gate reads once per change);
+* the feed's synchronous taps: the paper venue, the risk gate and the market clock observe
+  every market event before strategies do, and must return at once.
+
+The supervisor runs ``main()`` in a task; subclasses implement ``run()`` (or ``handle()`` for the
 default inbox loop) and call ``beat()`` whenever they make progress, which is what the
 watchdog reads to tell a busy actor from a stalled one.
 """
