@@ -22,6 +22,12 @@ it as ONE transaction (group commit), so concurrent tasks can never interleave
 transactions or meet "database is locked" from our own load. Callers either await their
 operation's commit or enqueue it (``*_nowait``) and move on; ``flush()`` waits for
 everything queued so far. Reads use a second, read-only connection.
+
+A fresh database only ever starts from a *missing* file (created beside it and renamed
+into place, so a crash never leaves a half-made one): a file that exists but is empty or
+lost its tables is refused, because opening it as new would silently start a fresh
+account over lost state. A file another process holds is reported as locked (naming the
+process when it can), never as damaged.
 """
 
 from __future__ import annotations
@@ -31,7 +37,6 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -40,9 +45,10 @@ from typing import Any, Literal
 import aiosqlite
 import msgspec
 
+from actors.kernel.clock import monotonic
 from adapters.storage.audit import audit_row_hash
-from adapters.storage.errors import StoreError
-from adapters.storage.migrations import APPLICATION_ID, SCHEMA_VERSION, migrate, user_version
+from adapters.storage.errors import StoreError, is_busy, one_line, sqlite_failure
+from adapters.storage.migrations import APPLICATION_ID, SCHEMA_VERSION, expected_objects, migrate, user_version
 
 SyncMode = Literal["NORMAL", "FULL"]
 Call = Callable[[aiosqlite.Connection], Awaitable[Any]]
@@ -86,9 +92,12 @@ class WriteOp:
         self.priority = priority
 
 
+_RESTORE_OR_DELETE = "restore a backup, or delete the file to start a fresh account"
+
+
 def _describe(exc: BaseException) -> str:
-    """First line of an exception's message (SQLite messages are one line)."""
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """An exception's message on one line."""
+    return one_line(str(exc)) or type(exc).__name__
 
 
 def _readonly_uri(path: Path) -> str:
@@ -120,10 +129,26 @@ async def _connect(path: Path, *, busy_timeout_ms: int, readonly: bool) -> aiosq
     return conn
 
 
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def lock_holder_pid(path: Path) -> int | None:
+    """The pid recorded in ``<db>.lock`` by the process that holds (or last held) the lock."""
+    try:
+        text = _lock_path(path).read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 def acquire_process_lock(path: Path) -> int:
-    """Take an exclusive advisory lock on ``<db>.lock`` so two daemons never share a state file."""
+    """Take an exclusive advisory lock on ``<db>.lock`` so two daemons never share a state file.
+
+    The holder writes its pid into the lock file, so a refused second process can name it.
+    """
     _check_path(path)
-    lock_path = path.with_name(path.name + ".lock")
+    lock_path = _lock_path(path)
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
@@ -132,7 +157,13 @@ def acquire_process_lock(path: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
-        raise StoreError("in use by another aaiti process (lock held)", path=path, reason="locked") from exc
+        pid = lock_holder_pid(path)
+        holder = f"pid {pid}" if pid is not None else "pid unknown"
+        raise StoreError(f"is locked: in use by another aaiti process ({holder}, holding {lock_path.name}); "
+                         "stop that process first", path=path, reason="locked") from exc
+    with contextlib.suppress(OSError):  # the pid is only informative; the flock is the lock
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
 
@@ -144,70 +175,157 @@ def release_process_lock(fd: int) -> None:
         os.close(fd)
 
 
+def check_file_before_open(path: Path, *, create: bool) -> bool:
+    """Refuse what must never become a fresh database; True when ``path`` does not exist yet.
+
+    A file that exists is never re-initialised: zero bytes is ``StoreError`` reason
+    ``empty``. A missing file is ``missing`` unless ``create``, and also when its ``-wal``
+    file is left (a new database would replay a log that is not its own).
+    """
+    _check_path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        if not create:
+            raise StoreError("does not exist", path=path, reason="missing") from None
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise StoreError(
+                f"does not exist, but its write-ahead log {wal.name} does: a new database would replay it. "
+                f"Restore the database file, or delete {wal.name} as well to start a fresh account",
+                path=path, reason="missing") from None
+        return True
+    except OSError as exc:
+        raise StoreError(f"cannot stat: {exc.strerror}", path=path, reason="io") from exc
+    if size == 0:
+        raise StoreError(f"exists but is empty (0 bytes); refusing to start a fresh account over it: "
+                         f"{_RESTORE_OR_DELETE}", path=path, reason="empty")
+    return False
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+async def _create_database(path: Path, *, busy_timeout_ms: int) -> None:
+    """Create and migrate a new database beside ``path``, then rename it into place.
+
+    A crash during creation leaves only ``<db>.new`` (removed by the next attempt), never
+    a half-made file at ``path`` that the next start would have to refuse.
+    """
+    tmp = path.with_name(path.name + ".new")
+    try:
+        for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-journal", "-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
+        conn = await aiosqlite.connect(tmp, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await migrate(conn, 0)
+        finally:
+            await conn.close()
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+        _fsync_path(path.parent)
+    except sqlite3.Error as exc:
+        raise sqlite_failure(exc, path, doing=f"cannot create ({tmp.name})", default_reason="io") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot create ({tmp.name}): {exc.strerror or exc}", path=path, reason="io") from exc
+
+
+async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
+    async with conn.execute(sql) as cur:
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+def _check_identity(path: Path, *, app_id: int, version: int, objects: dict[str, str]) -> None:
+    """Refuse a file that is not a complete aaiti state database of a version we know."""
+    if app_id not in (0, APPLICATION_ID):
+        raise StoreError("is an SQLite database but not an aaiti state database", path=path, reason="foreign")
+    if not objects:
+        raise StoreError(f"exists but has no tables (an empty SQLite database); refusing to start a fresh account "
+                         f"over it: {_RESTORE_OR_DELETE}", path=path, reason="empty")
+    if app_id == 0:
+        raise StoreError("is an SQLite database but not an aaiti state database", path=path, reason="foreign")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"has schema version {version}, newer than this aaiti supports ({SCHEMA_VERSION}); "
+            "run the newer aaiti or restore a backup",
+            path=path, reason="newer_schema",
+        )
+    if version == 0:
+        raise StoreError(f"has tables but no schema version (its creation was interrupted?); refusing to start a "
+                         f"fresh account over it: {_RESTORE_OR_DELETE}", path=path, reason="incomplete")
+    expected = expected_objects(version)
+    missing = sorted(name for name in expected if name not in objects)
+    lost_tables = [name for name in missing if expected[name] == "table"]
+    if lost_tables:
+        raise StoreError(f"has lost table(s) {', '.join(lost_tables)} of schema version {version}; refusing to "
+                         f"start a fresh account over it: {_RESTORE_OR_DELETE}", path=path, reason="incomplete")
+    if missing:
+        raise StoreError(f"lacks {', '.join(missing)} of schema version {version} (removed outside aaiti?); "
+                         "restore a backup", path=path, reason="incomplete")
+
+
 async def open_database(
     path: Path,
     *,
     synchronous: SyncMode = "NORMAL",
     busy_timeout_ms: int = 5000,
     quick_check: bool = True,
+    create: bool = True,
 ) -> tuple[aiosqlite.Connection, aiosqlite.Connection, int]:
     """Open (creating and migrating if needed) a state database.
 
     Returns the write connection, a read-only connection and the schema version the file
-    had before migration. Every failure is a ``StoreError`` with a one-line message.
+    had before migration (0 for a new file). Only a *missing* file is created, and only
+    with ``create``: a file that exists but is empty or lost its tables is refused
+    (``empty`` / ``incomplete``), never silently started as a fresh account. Every failure
+    is a ``StoreError`` with a one-line message.
     """
-    _check_path(path)
+    created = check_file_before_open(path, create=create)
+    if created:
+        await _create_database(path, busy_timeout_ms=busy_timeout_ms)
     try:
         writer = await _connect(path, busy_timeout_ms=busy_timeout_ms, readonly=False)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open: {_describe(exc)}", path=path, reason="io") from exc
+        raise sqlite_failure(exc, path, doing="cannot open", default_reason="io") from exc
     try:
         try:
-            async with writer.execute("PRAGMA journal_mode = WAL") as cur:
-                row = await cur.fetchone()
-            if not row or str(row[0]).lower() != "wal":
-                raise StoreError(f"cannot switch to WAL journal mode (got {row[0] if row else None})",
-                                 path=path, reason="io")
-            await writer.execute(f"PRAGMA synchronous = {synchronous}")
+            # Identify the file before changing anything in it (the WAL switch writes its header).
             version = await user_version(writer)
-            async with writer.execute("PRAGMA application_id") as cur:
-                app_row = await cur.fetchone()
-            app_id = int(app_row[0]) if app_row else 0
-            async with writer.execute("SELECT count(*) FROM sqlite_schema") as cur:
-                n_row = await cur.fetchone()
-            n_objects = int(n_row[0]) if n_row else 0
+            app_id = int(await _scalar(writer, "PRAGMA application_id") or 0)
+            async with writer.execute("SELECT name, type FROM sqlite_schema") as cur:
+                objects = {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+            _check_identity(path, app_id=app_id, version=version, objects=objects)
+            mode = await _scalar(writer, "PRAGMA journal_mode = WAL")
+            if str(mode).lower() != "wal":
+                raise StoreError(f"cannot switch to WAL journal mode (got {mode})", path=path, reason="io")
+            await writer.execute(f"PRAGMA synchronous = {synchronous}")
             if quick_check:
-                async with writer.execute("PRAGMA quick_check(1)") as cur:
-                    qc = await cur.fetchone()
-                if not qc or qc[0] != "ok":
-                    raise StoreError(f"is corrupt (quick_check: {qc[0] if qc else '?'}); restore a backup or "
-                                     "move it aside", path=path, reason="corrupt")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"is not a valid SQLite database or is corrupt ({_describe(exc)}); "
-                             "restore a backup or move it aside", path=path, reason="corrupt") from exc
-        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and n_objects > 0):
-            raise StoreError("is an SQLite database but not an aaiti state database", path=path, reason="foreign")
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"has schema version {version}, newer than this aaiti supports ({SCHEMA_VERSION}); "
-                "run the newer aaiti or restore a backup",
-                path=path, reason="newer_schema",
-            )
+                qc = [str(r[0]) for r in await writer.execute_fetchall("PRAGMA quick_check(1)")]
+                if qc != ["ok"]:
+                    raise StoreError(f"is corrupt (quick_check: {one_line(chr(10).join(qc)) or '?'}); restore a "
+                                     "backup or move it aside", path=path, reason="corrupt")
+        except sqlite3.Error as exc:
+            raise sqlite_failure(exc, path) from exc
         try:
             await migrate(writer, version)
         except sqlite3.Error as exc:
-            raise StoreError(f"migration from schema version {version} failed: {_describe(exc)}",
-                             path=path, reason="corrupt") from exc
+            raise sqlite_failure(exc, path, doing=f"migration from schema version {version} failed") from exc
         await writer.create_function("aaiti_audit_hash", 5, audit_row_hash, deterministic=True)
         try:
             reader = await _connect(path, busy_timeout_ms=busy_timeout_ms, readonly=True)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open a read connection: {_describe(exc)}", path=path,
-                             reason="io") from exc
+            raise sqlite_failure(exc, path, doing="cannot open a read connection", default_reason="io") from exc
     except BaseException:
         await writer.close()
         raise
-    return writer, reader, version
+    return writer, reader, 0 if created else version
 
 
 class Writer:
@@ -406,9 +524,13 @@ class Writer:
 
     def _fail(self, op: WriteOp, exc: Exception) -> None:
         self.failed_ops += 1
-        reason = "constraint" if isinstance(exc, sqlite3.IntegrityError) else "write_failed"
-        err = exc if isinstance(exc, StoreError) else StoreError(
-            f"write failed: {_describe(exc)}", path=self._path, reason=reason)
+        if isinstance(exc, StoreError):
+            err = exc
+        elif isinstance(exc, sqlite3.Error) and is_busy(exc):
+            err = sqlite_failure(exc, self._path, doing="write failed")
+        else:
+            reason = "constraint" if isinstance(exc, sqlite3.IntegrityError) else "write_failed"
+            err = StoreError(f"write failed: {_describe(exc)}", path=self._path, reason=reason)
         self.last_error = str(err)
         fut = op.future
         if fut is not None:
@@ -417,7 +539,7 @@ class Writer:
                 fut.set_exception(err)
             return
         # Nobody waits for this one: log it here (rate-limited), once.
-        now = time.monotonic()
+        now = monotonic()
         if now - self._last_error_log >= 5.0:
             self._log.error("store.write_failed", error=str(err), sql=(op.sql or "call")[:80],
                             suppressed=self._suppressed)

@@ -9,6 +9,7 @@ written by a newer aaiti and is refused (``StoreError`` reason ``newer_schema``)
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 
 import aiosqlite
 
@@ -157,8 +158,53 @@ _V1 = (
     "SELECT RAISE(ABORT, 'fills are immutable'); END",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _V1),)
+# Version 2: audit rows carry an HMAC under a key kept outside the database (see audit.py).
+# Rows written before stay unkeyed (NULL). The head recorded in ``kv`` gets its own HMAC,
+# computed by ``aaiti_audit_mac`` — a function only a writer holding the key registers,
+# so an INSERT from any other connection fails.
+_V2 = (
+    "ALTER TABLE audit_log ADD COLUMN key_id TEXT",
+    "ALTER TABLE audit_log ADD COLUMN mac TEXT",
+    "DROP TRIGGER audit_log_head",
+    """
+    CREATE TRIGGER audit_log_head AFTER INSERT ON audit_log BEGIN
+        INSERT INTO kv(key, value, updated_ms)
+        VALUES ('audit.head', json_object('id', NEW.id, 'hash', NEW.hash, 'key_id', NEW.key_id,
+                                          'mac', aaiti_audit_mac('head', NEW.id, NEW.hash)), NEW.ts_ms)
+        ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms;
+    END""",
+    # From which row on every row must be keyed; the first writer holding the key signs it.
+    # Written in the migration's own transaction, so no window exists in which rows could
+    # be added or stripped while the record is missing.
+    "INSERT INTO kv(key, value, updated_ms) "
+    "SELECT 'audit.keyed_from', json_object('id', coalesce(max(id), 0) + 1), "
+    "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) FROM audit_log",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _V1),
+    Migration(2, "keyed audit log (HMAC per row and on the head)", _V2),
+)
 SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def expected_objects(version: int, migrations: tuple[Migration, ...] = MIGRATIONS) -> dict[str, str]:
+    """Name → type (table, index, trigger, view) of every schema object a file at ``version`` has.
+
+    Computed by applying the migrations to an empty in-memory database, so it can never
+    drift from them. Used to refuse a file that lost tables or triggers.
+    """
+    conn = sqlite3.connect(":memory:")
+    try:
+        for m in migrations:
+            if m.version > version:
+                break
+            for stmt in m.statements:
+                conn.execute(stmt)
+        rows = conn.execute("SELECT name, type FROM sqlite_schema").fetchall()
+    finally:
+        conn.close()
+    return {str(name): str(kind) for name, kind in rows}
 
 
 async def user_version(conn: aiosqlite.Connection) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +24,7 @@ import aiosqlite
 import msgspec
 import structlog
 
+from actors.kernel.clock import wall_ms
 from actors.model.orders import (
     OPEN_STATUSES,
     Fill,
@@ -37,7 +37,14 @@ from actors.model.orders import (
 )
 from actors.model.positions import PositionView
 from actors.model.records import LedgerSnapshot, OrderRecord
-from adapters.storage.audit import GENESIS_HASH, canonical_json
+from adapters.storage.audit import (
+    APPEND_AUDIT_SQL,
+    AuditKey,
+    anchor_audit_log,
+    canonical_json,
+    default_audit_key_path,
+    load_audit_key,
+)
 from adapters.storage.database import (
     SyncMode,
     WriteOp,
@@ -79,7 +86,7 @@ def _to_dec(s: str | None) -> Decimal | None:
 
 
 def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return wall_ms()
 
 
 class OrderEventRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,16 +165,6 @@ _SET_STATE = (
     "INSERT INTO kv (key, value, updated_ms) VALUES (?, ?, ?) "
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms"
 )
-# The id and both hashes are computed inside the statement, so consecutive appends in one
-# transaction (executemany) each see the row before them.
-_APPEND_AUDIT = (
-    "INSERT INTO audit_log (id, ts_ms, kind, payload, prev_hash, hash) "
-    "SELECT n.id, :ts, :kind, :payload, n.prev, aaiti_audit_hash(n.prev, n.id, :ts, :kind, :payload) "
-    "FROM (SELECT coalesce((SELECT max(id) FROM audit_log), 0) + 1 AS id, "
-    f"coalesce((SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1), '{GENESIS_HASH}') AS prev) AS n"
-)
-
-
 def _order_params(r: OrderRecord) -> tuple[Any, ...]:
     return (
         r.client_order_id, r.venue, r.venue_order_id, r.strategy, r.symbol, r.side.value, r.type.value,
@@ -219,9 +216,11 @@ class Store:
         *,
         schema_version: int,
         fsync_orders: bool,
+        audit_key: AuditKey,
     ) -> None:
         """Use ``Store.open``; this only assembles already-open parts."""
         self.path = path
+        self.audit_key = audit_key
         self.schema_version = schema_version
         self._writer = writer
         self._reader = reader
@@ -244,27 +243,48 @@ class Store:
         quick_check: bool = True,
         lock: bool = True,
         max_batch: int = 2000,
+        create: bool = True,
+        audit_key: AuditKey | None = None,
     ) -> Store:
-        """Open or create the database at ``path``; raises ``StoreError`` with a one-line message.
+        """Open the database at ``path`` (created only if missing and ``create``).
 
-        ``fsync_orders`` makes order inserts durable against power loss (live trading);
-        ``lock`` takes an exclusive advisory lock so a second process cannot open it.
+        Raises ``StoreError`` with a one-line message; a file that exists but is empty or
+        lost its tables is refused, never started as a fresh account. ``fsync_orders``
+        makes order inserts durable against power loss (live trading); ``lock`` takes an
+        exclusive advisory lock so a second process cannot open it. ``audit_key`` keys the
+        audit log; None uses ``load_audit_key`` on ``audit.key`` beside the database,
+        creating it on first use. A log keyed with another key is refused (``audit_key``).
         """
         p = Path(path)
         log = structlog.get_logger("aaiti").bind(actor="store", db=str(p))
         lock_fd = acquire_process_lock(p) if lock else None
         try:
             writer_conn, reader, before = await open_database(
-                p, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms, quick_check=quick_check
+                p, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms, quick_check=quick_check, create=create
             )
+            try:  # after the file is accepted: a refused file gets no key file made for it
+                key = audit_key or load_audit_key(default_audit_key_path(p), create=True)
+                if key is None:  # not reached: a missing key file was just created
+                    raise StoreError("no audit key", path=p, reason="audit_key")
+            except BaseException:
+                await reader.close()
+                await writer_conn.close()
+                raise
         except BaseException:
             if lock_fd is not None:
                 release_process_lock(lock_fd)
             raise
+        await writer_conn.create_function("aaiti_audit_mac", 3, key.mac, deterministic=True)
         writer = Writer(writer_conn, p, synchronous=synchronous, log=log, max_batch=max_batch)
         writer.start()
-        store = cls(p, writer, reader, lock_fd, schema_version=SCHEMA_VERSION, fsync_orders=fsync_orders)
+        store = cls(p, writer, reader, lock_fd, schema_version=SCHEMA_VERSION, fsync_orders=fsync_orders,
+                    audit_key=key)
+
+        async def anchor(conn: aiosqlite.Connection) -> str:
+            return await anchor_audit_log(conn, key, p)
+
         try:
+            anchored = await writer.submit(WriteOp(call=anchor, durable=True))
             store.boot = await writer.submit(WriteOp(call=_bump_boot, durable=True))
         except BaseException:
             await store.close()
@@ -273,7 +293,11 @@ class Store:
         # from an older backup, whose counter would repeat).
         store._coid_stem = _b36(store.boot) + "".join(secrets.choice(_B36) for _ in range(3))
         log.info("store.opened", schema_version=SCHEMA_VERSION, migrated_from=before if before != SCHEMA_VERSION
-                 else None, boot=store.boot, synchronous=synchronous, fsync_orders=fsync_orders)
+                 else None, boot=store.boot, synchronous=synchronous, fsync_orders=fsync_orders,
+                 audit_key_id=key.key_id, audit_key_source=key.source, audit_anchor=anchored)
+        if anchored == "no_record":
+            log.warning("store.audit_anchor_missing", detail="the audit log's keyed-from record is missing or "
+                        "unsigned under keyed rows; `aaiti audit verify` reports it")
         return store
 
     async def close(self) -> None:
@@ -639,15 +663,14 @@ class Store:
         await self._write(WriteOp(_SET_STATE, (key, canonical_json(value), _now_ms()), durable=durable), True)
 
     # -- audit ------------------------------------------------------------------------------------
-    @staticmethod
-    def _audit_op(kind: str, payload: Any, ts_ms: int | None) -> WriteOp:
+    def _audit_op(self, kind: str, payload: Any, ts_ms: int | None) -> WriteOp:
         return WriteOp(
-            _APPEND_AUDIT, {"ts": ts_ms if ts_ms is not None else _now_ms(), "kind": kind,
-                            "payload": canonical_json(payload)},
+            APPEND_AUDIT_SQL, {"ts": ts_ms if ts_ms is not None else _now_ms(), "kind": kind,
+                               "payload": canonical_json(payload), "key_id": self.audit_key.key_id},
         )
 
     async def append_audit(self, kind: str, payload: Mapping[str, Any], *, ts_ms: int | None = None) -> None:
-        """Append a hash-chained audit row; awaits commit."""
+        """Append a hash-chained, HMAC-keyed audit row; awaits commit."""
         await self._write(self._audit_op(kind, payload, ts_ms), True)
 
     def append_audit_nowait(self, kind: str, payload: Mapping[str, Any], *, ts_ms: int | None = None) -> None:

@@ -50,6 +50,22 @@ def test_corrupt_state_database_exits_4_with_one_clear_line(tmp_path: Path) -> N
     assert any(r.get("event") == "daemon.startup_failed" for r in proc.lines)
 
 
+def test_zero_byte_state_database_exits_4_and_is_not_started_fresh(tmp_path: Path) -> None:
+    config = paper_config(tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    db = state / "aaiti-paper-paper.db"
+    db.write_bytes(b"")  # truncate -s 0 of an existing account
+    proc = run_to_exit(config)
+    assert proc.proc.returncode == exit_codes.STATE_ERROR
+    err = proc.stderr()
+    lines = [line for line in err.splitlines() if "aaiti-paper-paper.db" in line]
+    assert len(lines) == 1 and "empty" in lines[0] and "Traceback" not in err
+    assert db.stat().st_size == 0
+    events = [r.get("event") for r in proc.lines]
+    assert "daemon.ready" not in events and "store.opened" not in events
+
+
 def test_malformed_data_file_exits_4_naming_file_and_line(tmp_path: Path) -> None:
     data = tmp_path / "tape.csv.gz"
     with gzip.open(data, "wt") as f:
@@ -72,7 +88,9 @@ def test_state_database_in_use_by_another_daemon_exits_4(tmp_path: Path) -> None
         first.wait_for_event("daemon.ready", timeout=30)
         second = run_to_exit(config)
         assert second.proc.returncode == exit_codes.STATE_ERROR
-        assert "lock" in second.stderr().lower()
+        err = second.stderr()
+        assert "lock" in err.lower()
+        assert f"pid {first.proc.pid}" in err and "move it aside" not in err
         first.proc.send_signal(signal.SIGTERM)
         assert first.wait(timeout=15) == 0
     finally:
