@@ -127,6 +127,7 @@ class App:
         self._disabled_at_start: list[str] = []
         self.admin: AdminServer | None = None
         self._state_changed = asyncio.Event()
+        self._ready_sent = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.reloader.subscribe(self._on_reload)
 
@@ -380,6 +381,12 @@ class App:
             self.log.debug("daemon.trading_state_seen", state=ev.state.value)
             self._state_changed.set()
             self._state_changed = asyncio.Event()
+            if ev.state is TradingState.HALTED and not self._ready_sent:
+                # Halted before start-up finished (e.g. the venue refused our credentials):
+                # the daemon is up for the operator, so tell systemd instead of letting
+                # TimeoutStartSec kill it into a restart loop.
+                self._ready_sent = True
+                self.notifier.ready(f"trading HALTED before start-up completed: {ev.reason}")
 
     async def _gate_feed_on_reconcile(self) -> None:
         p = self.pipeline
@@ -393,6 +400,7 @@ class App:
         p.feed.start_gate.set()
         state = self.trading_state()[0].value
         self.log.info("daemon.ready", strategies=sorted(p.hosts), trading_state=state)
+        self._ready_sent = True
         self.notifier.ready(f"trading {state}; strategies: {', '.join(sorted(p.hosts))}")
 
     # -- reload ----------------------------------------------------------------------------

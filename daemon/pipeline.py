@@ -16,6 +16,11 @@ front of it) and when the feed may start (``feed.start_gate``).
 Market time: when the clock is a ``MarketClock`` (replay, synthetic), the first feed tap
 advances it to each event's timestamp, so every actor downstream reads the same market
 "now" and per-minute and per-day limits count the data's own minutes and days.
+
+Lockstep: on a ``MarketClock`` the feed also runs in lockstep by default (``Lockstep`` as
+its ``after_bars`` hook, ``Pipeline.lockstep``): after each bar it waits until the
+strategies and the orders they set off caught up. So ``aaiti run`` on replayed data, a
+backtest and a benchmark of the same config and tape trade the same orders and fills.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from actors.strategy_portfolio import TrackingPortfolio
 from adapters.storage.store import Store
 from config.schema.kernel import SupervisorSection
 from config.schema.root import AaitiConfig
+from daemon.lockstep import Lockstep
 
 __all__ = ["ControlMessage", "Pipeline", "build_pipeline", "market_clock_for", "supervisor_policy"]
 
@@ -85,6 +91,7 @@ class Pipeline:
     control: Channel[ControlMessage]
     state_events: Channel[TradingStateChanged]
     strategy_events: dict[str, Channel[OrderFeedback]]
+    lockstep: Lockstep | None = None
 
     @property
     def channels(self) -> list[Channel[Any]]:
@@ -131,6 +138,7 @@ def build_pipeline(
     portfolios: Mapping[str, TrackingPortfolio] | None = None,
     on_submit: Callable[[int], None] | None = None,
     order_manager_options: Mapping[str, Any] | None = None,
+    lockstep: bool | None = None,
 ) -> Pipeline:
     """Wire feed → strategies → risk gate → order manager → venue → router under supervisors.
 
@@ -138,6 +146,10 @@ def build_pipeline(
     reconciler re-read their sections through it); by default the config never changes.
     ``portfolios`` are the strategies' stored positions and open orders, so a restart
     resumes them. ``on_submit(origin_ns)`` is called when an order is handed to the venue.
+    ``lockstep`` installs ``Lockstep`` as the feed's ``after_bars`` hook (``Pipeline.lockstep``);
+    None (the default) means: when ``clock`` is a ``MarketClock``, i.e. the data is replayed
+    or simulated. A caller that wants other lockstep settings changes that instance's
+    attributes or replaces the hook (one hook: ``after_bars`` holds a single callable).
     Raises ``StrategyLoadError``/``StrategyParamsError`` for a strategy that cannot load.
     """
     cfg = config
@@ -163,6 +175,7 @@ def build_pipeline(
         drain_timeout_s=cfg.daemon.order_drain_timeout_s,
         fills_lookback_s=cfg.reconciler.fills_lookback_s,
         on_submit=on_submit,
+        control=control,
         **dict(order_manager_options or {}),
     )
     reconciler = Reconciler(
@@ -229,6 +242,11 @@ def build_pipeline(
         supervisor_policy(sup, RestartStrategy.REST_FOR_ONE),
     )
     strategies = Supervisor("strategies", host_specs, supervisor_policy(sup))
+    hook: Lockstep | None = None
+    in_lockstep = isinstance(clock, MarketClock) if lockstep is None else lockstep
+    if in_lockstep:
+        hook = Lockstep(hosts, store)
+        feed.after_bars = hook
     return Pipeline(
         feed=feed,
         order_manager=om,
@@ -245,4 +263,5 @@ def build_pipeline(
         control=control,
         state_events=state_events,
         strategy_events=strategy_events,
+        lockstep=hook,
     )

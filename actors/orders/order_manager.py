@@ -19,6 +19,14 @@ orders are DENIED with reason ``store_unavailable``. Submit outcomes:
 - a ``VenueOrder`` → applied only if the order is still SUBMITTED (the update stream may
   already have told us more).
 
+An order's in-flight age counts from when its submit is sent, not from its write-ahead.
+
+Refused credentials (``VenueAuthenticationError``, or a submit rejected with reason
+``AUTHENTICATION``) are definite: the order manager asks the risk gate to HALT trading
+(``SetTradingState`` on ``control``, once until the venue accepts us again) and stays up. On a
+first start, when the venue refuses the balance read, it waits for the venue with back-off
+instead of failing (a failure would be restarted into a loop).
+
 Every status change goes through the table's state machine; an illegal one is refused,
 logged, counted and audited. Everything after the write-ahead (status updates, events,
 fills, snapshots) is written behind: after a crash, the reconciler re-establishes it from
@@ -34,11 +42,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from actors.kernel.actor import Actor
 from actors.kernel.channel import Channel, ChannelClosed
 from actors.kernel.clock import Clock, WallClock, monotonic
+from actors.model.control import SetTradingState, TradingState
 from actors.model.orders import (
     ApprovedIntent,
     CancelAll,
@@ -62,14 +71,32 @@ from actors.orders.order_table import (
 )
 from actors.orders.outbox import EventOutbox
 from actors.ports.stores import OrderStore
-from actors.ports.venue import OrderNotFound, OrderRejected, Venue, VenueUnavailable
+from actors.ports.venue import (
+    OrderNotFound,
+    OrderRejected,
+    Venue,
+    VenueAuthenticationError,
+    VenueError,
+    VenueUnavailable,
+    is_authentication_refusal,
+)
 
-__all__ = ["STORE_UNAVAILABLE", "OrderCommand", "OrderManager", "OrderManagerSnapshot"]
+__all__ = ["STORE_UNAVAILABLE", "ControlSink", "OrderCommand", "OrderManager", "OrderManagerSnapshot"]
 
 OrderCommand = ApprovedIntent | CancelOrder | CancelAll
 
 _S = OrderStatus
 STORE_UNAVAILABLE = "store_unavailable"
+#: Back-off of the balance read of a first start the venue refused (doubling up to the max).
+_VENUE_WAIT_FIRST_S = 1.0
+_VENUE_WAIT_MAX_S = 60.0
+
+
+class ControlSink(Protocol):
+    """Where trading-state requests go: the risk gate's control channel (a ``Channel`` satisfies it)."""
+
+    async def send(self, item: SetTradingState) -> None:
+        """Deliver one request, waiting for room if needed."""
 
 
 class OrderManager(Actor):
@@ -84,6 +111,8 @@ class OrderManager(Actor):
     the market event behind it; 0 when unknown) right before each ``venue.submit`` call —
     the end of tick-to-submit latency for metrics and benchmarks. It must be cheap and
     must not raise (an exception is logged and otherwise ignored).
+    ``control`` (optional; also settable as an attribute) is the risk gate's control channel:
+    refused venue credentials halt trading through it.
     """
 
     kind = "order_manager"
@@ -108,6 +137,7 @@ class OrderManager(Actor):
         dedup_window: int = 200_000,
         closed_order_window: int = 10_000,
         on_submit: Callable[[int], None] | None = None,
+        control: ControlSink | None = None,
     ) -> None:
         super().__init__(name, inbox=commands)
         if not (0 < len(client_id_prefix) <= 12 and client_id_prefix.isascii() and client_id_prefix.isalnum()):
@@ -124,7 +154,10 @@ class OrderManager(Actor):
         self._snapshot_interval_s = snapshot_interval_s
         self._store_backlog_limit = store_backlog_limit
         self.on_submit = on_submit
+        self.control = control
         self.loaded = asyncio.Event()
+        #: Why trading was halted for refused venue credentials (None: the venue accepts us).
+        self.venue_refusal: str | None = None
         # The table outlives restarts of this actor: counters and the published version go on.
         self._table = OrderTable(clock=self._clock, dedup_window=dedup_window,
                                  closed_order_window=closed_order_window)
@@ -140,6 +173,7 @@ class OrderManager(Actor):
         self._stopping = False
         self._fills_since_snapshot = 0
         self._last_snapshot = monotonic()
+        self._waiting_for_venue = False
 
     # ------------------------------------------------------------------------------------
     # lifecycle
@@ -154,10 +188,14 @@ class OrderManager(Actor):
         snap = await store.latest_ledger_snapshot()
         if snap is None:
             # First start on this database: the venue's balances are the starting point.
-            balances = {a: b.total for a, b in (await self._venue.balances()).items()}
-            seq = await store.save_ledger_snapshot(LedgerSnapshot(ts_ms=self._clock.now_ms(), balances=balances))
-            table.restore_ledger((), balances)
-            self.log.info("order.first_start", balances={a: str(v) for a, v in balances.items()}, fill_seq=seq)
+            try:
+                balances = await self._venue_balances()
+            except VenueAuthenticationError as exc:
+                # Restarting would only hammer the venue: run() waits for it, then loads.
+                await self._halt_for_credentials(exc, "first start")
+                self._waiting_for_venue = True
+                return
+            await self._start_ledger(balances)
         else:
             table.restore_ledger(snap.positions, snap.balances)
             replay = await store.fills_after(snap.fill_seq)
@@ -165,6 +203,37 @@ class OrderManager(Actor):
                 table.replay_fill(f)
             if replay:
                 self.log.info("order.fills_replayed", count=len(replay), since_seq=snap.fill_seq)
+        await self._load_orders()
+
+    async def _venue_balances(self) -> dict[str, Decimal]:
+        return {a: b.total for a, b in (await self._venue.balances()).items()}
+
+    async def _start_ledger(self, balances: dict[str, Decimal]) -> None:
+        seq = await self._store.save_ledger_snapshot(LedgerSnapshot(ts_ms=self._clock.now_ms(), balances=balances))
+        self._table.restore_ledger((), balances)
+        self.log.info("order.first_start", balances={a: str(v) for a, v in balances.items()}, fill_seq=seq)
+
+    async def _await_venue_then_load(self) -> None:
+        """First start refused by the venue: retry the balance read with back-off, then load."""
+        delay = _VENUE_WAIT_FIRST_S
+        while True:
+            await asyncio.sleep(delay)
+            self.beat(0)
+            try:
+                balances = await self._venue_balances()
+            except VenueError as exc:
+                self.log.debug("order.venue_still_refusing", reason=exc.reason, retry_s=delay)
+                delay = min(delay * 2, _VENUE_WAIT_MAX_S)
+                continue
+            break
+        self.venue_refusal = None
+        self._waiting_for_venue = False
+        self.log.info("order.venue_accepted")
+        await self._start_ledger(balances)
+        await self._load_orders()
+
+    async def _load_orders(self) -> None:
+        table, store = self._table, self._store
         for venue_name, trade_id in await store.fill_keys_since(self._clock.now_ms() - self._lookback_ms):
             table.mark_seen(venue_name, trade_id)
         open_orders = await store.open_orders()
@@ -179,6 +248,8 @@ class OrderManager(Actor):
 
     async def run(self) -> None:
         """Consume commands in batches; the update consumer and publisher run alongside."""
+        if self._waiting_for_venue:
+            await self._await_venue_then_load()
         self._background = [
             asyncio.create_task(self._consume_updates(), name=f"{self.name}.updates"),
             asyncio.create_task(self._outbox.run(), name=f"{self.name}.publisher"),
@@ -233,8 +304,11 @@ class OrderManager(Actor):
     def pending_work(self) -> int:
         """Commands waiting plus events not yet delivered.
 
-        In-flight venue calls are excluded: a slow venue is not a stalled order manager.
+        In-flight venue calls are excluded: a slow venue is not a stalled order manager; nor is
+        one waiting for the venue to accept our credentials.
         """
+        if self._waiting_for_venue:
+            return 0
         return len(self._commands) + len(self._outbox)
 
     async def _backpressure(self) -> None:
@@ -296,7 +370,7 @@ class OrderManager(Actor):
             return
         table.took_in(intents[-1].intent.intent_id)
         for rec, ap in zip(records, intents, strict=True):
-            event = table.add_submitted(rec)
+            event = table.add_submitted(rec, sent=False)
             # The decision trail: which approved intent became which order, tamper-evident.
             self._store.append_audit_nowait("order.submitted", {
                 "client_order_id": rec.client_order_id, "strategy": rec.strategy, "symbol": rec.symbol,
@@ -333,6 +407,7 @@ class OrderManager(Actor):
                 hook(origin_ns)
             except Exception as exc:
                 self.log.error("order.on_submit_hook_failed", error=repr(exc))
+        table.mark_sent(coid)
         try:
             vo = await self._venue.submit(req)
         except OrderRejected as exc:
@@ -340,6 +415,8 @@ class OrderManager(Actor):
             cur = table.open_order(coid)
             if cur is not None and cur.status is _S.SUBMITTED:
                 self._commit((table.transition(cur, _S.REJECTED, exc.reason),))
+            if is_authentication_refusal(exc):
+                await self._halt_for_credentials(exc, f"submit {coid}")
         except VenueUnavailable as exc:
             table.counts.submit_unknown += 1
             self.log.warning("order.submit_outcome_unknown", client_order_id=coid, reason=exc.reason)
@@ -349,6 +426,7 @@ class OrderManager(Actor):
             table.counts.submit_unknown += 1
             self.log.error("order.submit_failed_unexpectedly", client_order_id=coid, error=repr(exc))
         else:
+            self.venue_refusal = None
             cur = table.open_order(coid)
             if cur is not None and cur.status is _S.SUBMITTED:
                 self.apply_venue_order(vo)
@@ -427,6 +505,7 @@ class OrderManager(Actor):
             stream = self._venue.updates()
             try:
                 async for update in stream:
+                    self.venue_refusal = None
                     if isinstance(update, Fill):
                         self.apply_fill(update)
                     else:
@@ -435,6 +514,8 @@ class OrderManager(Actor):
                     await self._outbox.wait_for_room()
             except asyncio.CancelledError:
                 raise
+            except VenueAuthenticationError as exc:
+                await self._halt_for_credentials(exc, "update stream")
             except Exception as exc:
                 self.log.warning("order.updates_failed", error=repr(exc))
             finally:
@@ -447,6 +528,22 @@ class OrderManager(Actor):
             # The stream ended or failed: updates in between are lost; the reconciler covers them.
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
+
+    async def _halt_for_credentials(self, exc: VenueError, where: str) -> None:
+        """The venue refused our credentials: ask the risk gate to HALT trading (once until it accepts us)."""
+        if self.venue_refusal is not None:
+            return
+        reason = f"{where}: {exc}"
+        self.venue_refusal = reason
+        self.log.warning("order.halt_requested", reason=reason)
+        control = self.control
+        if control is not None:
+            try:
+                await control.send(SetTradingState(state=TradingState.HALTED, reason=reason))
+                return
+            except ChannelClosed:
+                pass
+        self.log.error("order.halt_not_delivered", reason=reason, control_channel=control is not None)
 
     def apply_venue_order(self, vo: VenueOrder) -> bool:
         """Apply the venue's view of one of our orders; False if ignored (stale/unknown/illegal/same)."""

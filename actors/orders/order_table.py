@@ -39,7 +39,10 @@ _CLOSED_BY_VENUE = (_S.REJECTED, _S.EXPIRED, _S.DENIED)
 
 
 class InFlightOrder(msgspec.Struct, frozen=True, kw_only=True):
-    """An order waiting for the venue (submit or cancel outcome unknown so far)."""
+    """An order waiting for the venue (submit or cancel outcome unknown so far).
+
+    ``age_s`` counts from when its request was sent (0 while a submit waits to be sent).
+    """
 
     client_order_id: str
     symbol: str
@@ -163,7 +166,8 @@ class OrderTable:
         self._orders: dict[str, OrderRecord] = {}
         self._closed: dict[str, OrderRecord] = {}
         self._closed_order: deque[str] = deque()
-        self._inflight: dict[str, float] = {}
+        # In flight since (process time) the request was sent; None: written ahead, not sent yet.
+        self._inflight: dict[str, float | None] = {}
         self._submitting: set[str] = set()
         self._deferred_cancels: dict[str, str] = {}
 
@@ -221,11 +225,15 @@ class OrderTable:
         self.last_intent_id = intent_id
         self.version += 1
 
-    def add_submitted(self, rec: OrderRecord) -> OrderEvent:
-        """Track a new order whose write-ahead insert committed (SUBMITTED, in flight)."""
+    def add_submitted(self, rec: OrderRecord, *, sent: bool = True) -> OrderEvent:
+        """Track a new order whose write-ahead insert committed (SUBMITTED, in flight).
+
+        ``sent=False``: its submit is still to be sent; its in-flight age counts from
+        :meth:`mark_sent` (a submit queued behind others is not late), 0 until then.
+        """
         coid = rec.client_order_id
         self._orders[coid] = rec
-        self._inflight[coid] = self._process_time()
+        self._inflight[coid] = self._process_time() if sent else None
         self._submitting.add(coid)
         self._ledger.register_order(coid, symbol=rec.symbol, side=rec.side, size=rec.size)
         self._count(_S.SUBMITTED)
@@ -237,6 +245,15 @@ class OrderTable:
         """An order that could not be written ahead: DENIED, never tracked, never sent."""
         self._count(_S.DENIED)
         return self._event(rec, _S.DENIED, _S.INITIALIZED, reason)
+
+    def mark_sent(self, client_order_id: str) -> None:
+        """The submit is being sent to the venue now: its in-flight age starts here.
+
+        How long the venue may still execute a request whose answer was lost counts from when
+        it was sent, not from the write-ahead (which may be a while earlier under backpressure).
+        """
+        if client_order_id in self._inflight:
+            self._inflight[client_order_id] = self._process_time()
 
     def finish_submit(self, client_order_id: str) -> None:
         """The venue answered the submit (or the call ended without an answer)."""
@@ -413,11 +430,11 @@ class OrderTable:
         return len(self._orders)
 
     def in_flight(self, older_than_s: float = 0.0) -> list[InFlightOrder]:
-        """Orders waiting for the venue, with their age in seconds (process time)."""
+        """Orders waiting for the venue, with their age in seconds since sent (process time)."""
         now = self._process_time()
         out = []
         for coid, since in self._inflight.items():
-            age = now - since
+            age = 0.0 if since is None else now - since
             rec = self._orders.get(coid)
             if rec is not None and age >= older_than_s:
                 out.append(InFlightOrder(client_order_id=coid, symbol=rec.symbol, status=rec.status, age_s=age))

@@ -4,6 +4,9 @@ Errors are typed so callers can tell a definite refusal from an unknown outcome:
 ``OrderRejected`` means the venue said no (never retry as-is); ``VenueUnavailable`` means
 we do not know what happened (timeout, disconnect, 5xx) — for a submit, the order stays
 in flight until ``query`` by client order id resolves it; it is never resent blindly.
+``VenueAuthenticationError`` (a ``VenueUnavailable`` with reason ``AUTHENTICATION``) means the
+venue refused our credentials: definite and not retryable until the operator fixes them.
+A submit refused for that reason is an ``OrderRejected`` with reason ``AUTHENTICATION``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,25 @@ class OrderNotFound(VenueError):
 
 class VenueUnavailable(VenueError):
     """Outcome unknown: timeout, disconnect, 5xx, rate limit, open circuit."""
+
+
+#: Reason code of a call the venue refused because of our credentials.
+AUTHENTICATION = "AUTHENTICATION"
+
+
+class VenueAuthenticationError(VenueUnavailable):
+    """The venue refused our credentials (wrong or missing key or secret, an IP allow-list, missing
+    permissions). Definite and not retryable: calls keep failing until the operator fixes the
+    credentials. The message names the venue and what to check, never the secret.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(AUTHENTICATION, message)
+
+
+def is_authentication_refusal(exc: BaseException) -> bool:
+    """True when ``exc`` says the venue refused our credentials (on a read, a cancel or a submit)."""
+    return isinstance(exc, VenueError) and exc.reason == AUTHENTICATION
 
 
 VenueUpdate = VenueOrder | Fill
@@ -68,5 +90,8 @@ class Venue(Protocol):
         """Balances by asset."""
 
     def updates(self) -> AsyncIterator[VenueUpdate]:
-        """Stream of order updates and fills as they happen (may skip during outages)."""
+        """Stream of order updates and fills as they happen (may skip during outages).
+
+        May raise ``VenueAuthenticationError`` when the venue starts refusing our credentials.
+        """
         ...

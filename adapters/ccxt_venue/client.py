@@ -7,7 +7,8 @@ What every instance built here gets:
 - ``enableRateLimit`` on (ccxt's leaky bucket), ccxt's own ``maxRetriesOnFailure`` left at 0
   (it would retry order POSTs), ``adjustForTimeDifference`` on, the REST timeout and the
   websocket keepalive from the config;
-- for Binance: spot-only market loading, no sapi currency/margin calls;
+- for Binance: spot-only market loading, no sapi currency/margin calls, ``recvWindow`` from
+  ``recv_window_ms``;
 - credentials, in order: the files ``$<credentials_dir_env>/<api_key_credential>`` and
   ``…/<secret_credential>`` (systemd ``LoadCredential=``), the environment variables
   ``api_key_env`` / ``secret_env``, the config values; with ``start_simulator`` and none of
@@ -133,6 +134,8 @@ def exchange_options(cfg: CcxtVenueSection) -> dict[str, Any]:
                 "fetchMargins": False,
                 "fetchOpenOrders": {"warnWithoutSymbol": False},
                 "defaultType": "spot",
+                # How long a signed request stays valid after its timestamp (ccxt sends it with each).
+                "recvWindow": cfg.recv_window_ms,
             }
         )
     return options

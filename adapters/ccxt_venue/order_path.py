@@ -5,13 +5,18 @@
 - Submit outcomes: a definite refusal → ``OrderRejected(reason)``: INSUFFICIENT_FUNDS,
   WOULD_TAKE, INVALID_ORDER, UNKNOWN_SYMBOL, BAD_REQUEST, AUTHENTICATION, MARKET_CLOSED,
   REJECTED, CLOCK_SKEW (-1021 after a resync), PRECISION / INVALID_PRICE / INVALID_QUANTITY
-  (checked before sending: ccxt would silently round the size or price), CIRCUIT_OPEN (the
-  order breaker refused the call: nothing was sent). Anything else — timeout, disconnect,
-  5xx, ``OperationFailed``, unknown ``ExchangeError``, rate limit, a malformed reply, and
-  Binance's "Duplicate order sent." (an order with our id *exists*) — → ``VenueUnavailable(reason)``:
-  the order stays in flight and the caller resolves it with a query; nothing is ever resent.
+  (checked before sending: ccxt would silently round the size or price), RATE_LIMITED (429,
+  or -1015 too many new orders) and IP_BANNED (418): Binance places no order when it answers
+  so, and the order breaker then stays open for the ``Retry-After`` or the ban, refusing
+  the following submits unsent with the same reason (and AUTHENTICATION while our
+  credentials are refused); CIRCUIT_OPEN (the order breaker refused the call after
+  failures: nothing was sent). Anything else — timeout, disconnect, 5xx, ``OperationFailed``,
+  unknown ``ExchangeError``, a malformed reply, and Binance's "Duplicate order sent." (an
+  order with our id *exists*) — → ``VenueUnavailable(reason)``: the order stays in flight
+  and the caller resolves it with a query; nothing is ever resent.
 - A cancel of an order the venue does not know → ``OrderNotFound``; reads that fail →
-  ``VenueUnavailable``; a query of an order the venue never saw → None.
+  ``VenueUnavailable`` (``VenueAuthenticationError`` when our credentials are refused); a
+  query of an order the venue never saw → None.
 - Binance REST trades carry the venue order id only: our client order id comes from the
   tracker, one ``fetch_orders`` for many unknown orders, or a ``fetch_order`` per order.
 """
@@ -24,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.model.orders import Balance, Fill, OrderRequest, OrderType, VenueOrder
-from actors.ports.venue import OrderNotFound, OrderRejected, VenueUnavailable
+from actors.ports.venue import AUTHENTICATION, OrderNotFound, OrderRejected, VenueUnavailable
 from adapters.ccxt_venue import normalize
 from adapters.ccxt_venue.order_tracking import OrderTracker
 from adapters.ccxt_venue.rest import RestGateway
@@ -84,10 +89,18 @@ class OrderPath:
             raise OrderRejected("PRECISION", f"price {req.price} is not on the tick (would send {rounded_p})")
         return amount, price
 
-    def _submit_refusal(self, exc: BaseException) -> OrderRejected | None:
-        """The OrderRejected for a definite refusal of a submit, None when the outcome is unknown."""
+    def _submit_refusal(self, exc: BaseException, paused: str | None) -> OrderRejected | None:
+        """The OrderRejected for a definite refusal of a submit, None when the outcome is unknown.
+
+        ``paused`` is the reason code of a rate limit, a ban or refused credentials (None: none
+        of these): Binance placed no order.
+        """
         is_a = self._session.is_a
         text = str(exc)
+        if paused == AUTHENTICATION:
+            return OrderRejected(paused, self._rest.credentials.message("submit"))
+        if paused is not None:
+            return OrderRejected(paused, text[:300])
         if is_a(exc, "InvalidOrder") and "duplicate order" in text.lower():
             return None  # an order with our id exists: resolve by query
         for name, reason in _SUBMIT_REFUSALS:
@@ -127,17 +140,21 @@ class OrderPath:
                             raise OrderRejected("CLOCK_SKEW", f"time resync failed: {sync_exc!r}") from None
                         continue
                     raise OrderRejected("CLOCK_SKEW", str(exc)[:300]) from None
-                rest.note_rate_limit(exc, "submit")
-                refusal = self._submit_refusal(exc)
+                paused = rest.note_refusal(exc, "submit")
+                refusal = self._submit_refusal(exc, paused)
                 if refusal is not None:
                     tracker.forget(coid)
                     raise refusal from None
                 if isinstance(exc, CircuitOpenError):
                     # Nothing was sent: a definite (local) refusal, not an unknown outcome that
                     # would keep the order in flight until its request could no longer arrive.
+                    # A pause (rate limit, ban, credentials) refuses with its own reason.
                     tracker.forget(coid)
-                    raise OrderRejected("CIRCUIT_OPEN", f"submit {coid}: {exc}") from None
+                    reason = rest.pause_reason(exc) or "CIRCUIT_OPEN"
+                    detail = rest.credentials.message("submit") if reason == AUTHENTICATION else f"submit {coid}: {exc}"
+                    raise OrderRejected(reason, detail) from None
                 raise rest.unavailable(exc, f"submit {coid}") from None
+        rest.credentials.accepted()
         vo = self._reply(raw, coid, "submit")
         tracker.record(vo)
         trades = raw.get("trades") if isinstance(raw, Mapping) else None
@@ -186,6 +203,7 @@ class OrderPath:
         while True:
             try:
                 raw = await rest.rest_breaker.call(ex.cancel_order, vid, symbol, {"clientOrderId": client_order_id})
+                rest.credentials.accepted()
                 break
             except asyncio.CancelledError:
                 raise
@@ -199,7 +217,7 @@ class OrderPath:
                     except Exception as sync_exc:
                         raise rest.unavailable(sync_exc, "cancel/time_resync") from None
                     continue
-                rest.note_rate_limit(exc, "cancel")
+                rest.note_refusal(exc, "cancel")
                 raise rest.unavailable(exc, f"cancel {client_order_id}") from None
         vo = self._reply(raw, client_order_id, "cancel")
         self._tracker.record(vo)

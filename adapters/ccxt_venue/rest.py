@@ -11,6 +11,11 @@
   out until it passes. 418 (IP ban): the same until the ban ends (``Retry-After`` or the
   "banned until" time in the body). 400 ``-1015`` (``RateLimitExceeded``, too many new
   orders): only the order breaker pauses.
+  A refused submit carries the pause's reason (``RATE_LIMITED`` / ``IP_BANNED``) as a definite
+  rejection: Binance places no order when it answers 429 or 418 (see :meth:`RestGateway.pause_reason`).
+- ``AuthenticationError`` (our credentials refused): every breaker is forced open for
+  ``auth_retry_s``, one error is logged and the venue's update streams end with the error
+  (:mod:`adapters.ccxt_venue.auth_refusal`); calls in the meantime raise ``VenueAuthenticationError``.
 - ``InvalidNonce`` (-1021, clock skew): ``load_time_difference()`` and one more attempt.
 - Reads are retried on ``NetworkError`` with tenacity: exponential backoff with jitter,
   ``read_retry_attempts`` attempts. Never retried: ``InsufficientFunds``, ``InvalidOrder``,
@@ -29,7 +34,9 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from actors.kernel.clock import Clock
-from actors.ports.venue import VenueUnavailable
+from actors.ports.venue import AUTHENTICATION, VenueAuthenticationError, VenueUnavailable
+from adapters.ccxt_venue import auth_refusal
+from adapters.ccxt_venue.auth_refusal import CredentialsGuard
 from adapters.ccxt_venue.session import VenueSession
 from adapters.circuit_breaker import (
     BreakerPolicy,
@@ -37,9 +44,24 @@ from adapters.circuit_breaker import (
     BreakerState,
     CircuitBreaker,
     CircuitOpenError,
+    Outcome,
 )
 
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,})")
+#: Reasons of a breaker forced open by a rate limit or a ban → the definite reason of a refused submit.
+_PAUSE_REASONS = {"rate_limited": "RATE_LIMITED", "ip_banned": "IP_BANNED"}
+_RATE_LIMIT_NAMES = frozenset({"DDoSProtection", "RateLimitExceeded"})
+
+
+def _order_outcome(exc: BaseException) -> Outcome:
+    """How a submit's error counts on the order breaker.
+
+    A rate limit or a ban is a definite refusal (no order placed) and pauses the breaker by
+    itself: counted as a failure it would latch the breaker as if outcomes were unknown.
+    """
+    if _RATE_LIMIT_NAMES.intersection(cls.__name__ for cls in type(exc).__mro__):
+        return Outcome.IGNORE
+    return auth_refusal.classify(exc)
 
 #: (ccxt exception class, reason) of ``VenueUnavailable`` after timeouts and rate limits, most
 #: specific first.
@@ -59,6 +81,7 @@ class RestGateway:
     ``clock`` is business time (epoch ms: when an IP ban ends); ``monotonic`` drives the
     breakers. ``on_order_latched`` is called when the order breaker latches: the venue's
     state must then be re-read over REST before orders may flow again.
+    ``on_credentials_refused`` is called once when the venue starts refusing our credentials.
     """
 
     def __init__(
@@ -68,6 +91,7 @@ class RestGateway:
         clock: Clock,
         monotonic: Callable[[], float],
         on_order_latched: Callable[[], None],
+        on_credentials_refused: Callable[[VenueAuthenticationError], None],
     ) -> None:
         self._session = session
         self._clock = clock
@@ -83,6 +107,7 @@ class RestGateway:
                 half_open_calls=cfg.breaker_half_open_calls,
             ),
             clock=monotonic,
+            classify=auth_refusal.classify,
             on_change=self._on_breaker_change,
         )
         self.order_breaker = CircuitBreaker(
@@ -95,11 +120,21 @@ class RestGateway:
                 latching=cfg.order_breaker_latching,
             ),
             clock=monotonic,
+            classify=_order_outcome,
             on_change=self._on_breaker_change,
         )
         self.rate_limited = 0
         self.bans = 0
         self.time_resyncs = 0
+        self.credentials = CredentialsGuard(
+            session.name,
+            cfg.exchange_id,
+            breakers=(self.rest_breaker, self.order_breaker),
+            retry_s=cfg.auth_retry_s,
+            log=self._log,
+            credentials=lambda: session.credentials_source,
+            on_refused=on_credentials_refused,
+        )
 
     # -- breakers --------------------------------------------------------------------------------
     def breaker_snapshots(self) -> tuple[BreakerSnapshot, BreakerSnapshot]:
@@ -141,10 +176,27 @@ class RestGateway:
                     return None
         return None
 
-    def note_rate_limit(self, exc: BaseException, op: str) -> None:
-        """Pause the breakers if ``exc`` is a rate limit or a ban (429/418/-1015); else nothing."""
+    def note_rate_limit(self, exc: BaseException, op: str) -> str | None:
+        """Pause the breakers if ``exc`` is a rate limit or a ban (429/418/-1015).
+
+        Returns the reason code (``RATE_LIMITED`` / ``IP_BANNED``), None for any other error.
+        """
         if self._session.is_a(exc, "DDoSProtection", "RateLimitExceeded"):
-            self._on_rate_limit(exc, op)
+            return self._on_rate_limit(exc, op)
+        return None
+
+    def note_refusal(self, exc: BaseException, op: str) -> str | None:
+        """Handle a rate limit, a ban or a refusal of our credentials; returns its reason code or None."""
+        if self.credentials.note(exc, op):
+            return AUTHENTICATION
+        return self.note_rate_limit(exc, op)
+
+    @staticmethod
+    def pause_reason(exc: CircuitOpenError) -> str | None:
+        """The reason code of a call a paused breaker refused (rate limit, ban, credentials); None otherwise."""
+        if auth_refusal.refused_by_guard(exc):
+            return AUTHENTICATION
+        return _PAUSE_REASONS.get(exc.reason)
 
     def _on_rate_limit(self, exc: BaseException, op: str) -> str:
         """Pause every REST call after a 429/418/-1015; returns the reason code."""
@@ -186,9 +238,13 @@ class RestGateway:
     def unavailable(self, exc: BaseException, op: str) -> VenueUnavailable:
         """The VenueUnavailable for an exception that ended a REST call (the caller handles and logs it)."""
         if isinstance(exc, CircuitOpenError):
+            if auth_refusal.refused_by_guard(exc):
+                return self.credentials.error(op)
             return VenueUnavailable("CIRCUIT_OPEN", f"{op}: {exc}")
         if isinstance(exc, VenueUnavailable):
             return exc
+        if auth_refusal.is_credentials_refusal(exc):
+            return self.credentials.error(op)
         is_a = self._session.is_a
         if is_a(exc, "RequestTimeout"):
             reason = "TIMEOUT"
@@ -203,11 +259,14 @@ class RestGateway:
         return is_a(exc, "NetworkError") and not is_a(exc, "DDoSProtection", "RateLimitExceeded", "InvalidNonce")
 
     # -- calls ---------------------------------------------------------------------------------
-    async def read(self, op: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def read(
+        self, op: str, fn: Callable[..., Any], *args: Any, private: bool = True, **kwargs: Any
+    ) -> Any:
         """A REST read under the rest breaker: retried on NetworkError, resync on -1021.
 
-        Raises ccxt's OrderNotFound / BadSymbol as they are (callers map them); anything else
-        that ends the call becomes ``VenueUnavailable``.
+        Raises ccxt's OrderNotFound / BadSymbol as they are (callers map them); a refusal of
+        our credentials becomes ``VenueAuthenticationError``, anything else that ends the call
+        ``VenueUnavailable``. ``private``: a signed call (its success proves the credentials).
         """
         cfg = self._session.config
         is_a = self._session.is_a
@@ -224,10 +283,13 @@ class RestGateway:
                 ):
                     with attempt:
                         try:
-                            return await self.rest_breaker.call(fn, *args, **kwargs)
+                            result = await self.rest_breaker.call(fn, *args, **kwargs)
                         except Exception as exc:
-                            self.note_rate_limit(exc, op)
+                            self.note_refusal(exc, op)
                             raise
+                        if private:
+                            self.credentials.accepted()
+                        return result
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

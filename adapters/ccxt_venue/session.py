@@ -16,6 +16,7 @@ class VenueSession:
 
     ``name`` is the venue name stored with orders and fills; ``symbols`` the unified symbols
     traded. ``exchange`` and ``markets`` are set at start; ``closing`` from ``close()`` on.
+    ``credentials_source`` says where the API credentials came from (safe to log; set at start).
     """
 
     name: str
@@ -28,6 +29,7 @@ class VenueSession:
     markets: frozenset[str] = frozenset()
     started: bool = False
     closing: bool = False
+    credentials_source: str = "none"
 
     def __post_init__(self) -> None:
         self.malformed = MalformedCounter(self.log, "ccxt_venue.malformed")

@@ -11,7 +11,9 @@ since the last seen — and re-dials with exponential backoff and jitter (reset 
 ``poll_interval_s``; after every (re)subscription it polls once more, since events during
 the gap are never replayed. Without a user stream (no credentials, or an exchange without
 ``watchOrders``/``watchMyTrades``) it only polls. A complete poll also lifts a latched order
-breaker: the venue's state has been re-read.
+breaker: the venue's state has been re-read. While the venue refuses our credentials
+(:mod:`adapters.ccxt_venue.auth_refusal`) it does not re-dial until that pause ends (its polls
+fail fast, unsent, meanwhile).
 
 ccxt.pro resolves a watch only when a message arrives while it is pending: reports that
 land between one ``watch_*`` returning and the next being armed sit in ccxt's cache until
@@ -35,7 +37,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from actors.kernel.clock import Clock
-from actors.ports.venue import VenueUnavailable, VenueUpdate
+from actors.ports.venue import VenueAuthenticationError, VenueUnavailable, VenueUpdate
 from adapters.ccxt_venue import normalize
 from adapters.ccxt_venue.backoff import Backoff, reconnect_backoff
 from adapters.ccxt_venue.client import close_ws_clients, ws_clients
@@ -219,6 +221,7 @@ class UserStreamEngine:
         backoff = reconnect_backoff(cfg, rng=self._rng, clock=self._monotonic)
         first = True
         while True:
+            await self._wait_out_credentials_refusal()
             reason = await self._session_once(backoff, first)
             first = False
             self.connected = False
@@ -229,6 +232,19 @@ class UserStreamEngine:
             log = self._log.info if reason.startswith("stall:") else self._log.warning
             log("ccxt_venue.user_stream_down", reason=reason, redial_in_s=round(delay, 3), attempt=backoff.attempt)
             await self._poll_while_down(delay)
+
+    async def _wait_out_credentials_refusal(self) -> None:
+        """While the venue refuses our credentials, wait for the pause to end instead of re-dialling."""
+        guard, breaker = self._rest.credentials, self._rest.rest_breaker
+        while guard.refused is not None:
+            remaining = breaker.snapshot().open_remaining_s
+            if remaining is None or remaining <= 0:
+                return  # the pause is over: this dial is the trial
+            await asyncio.sleep(remaining)
+
+    def _note_failure(self, exc: BaseException) -> None:
+        """A refusal of our credentials by the user-data stream pauses the venue like a REST one."""
+        self._rest.credentials.note(exc, "user_stream")
 
     async def _session_once(self, backoff: Backoff, first: bool) -> str:
         """One connection of the user-data stream; returns why it ended."""
@@ -312,8 +328,11 @@ class UserStreamEngine:
             if cause is not None and is_a(cause, "InvalidNonce"):
                 with contextlib.suppress(Exception):
                     await self._rest.resync_time("user_stream")
+            if cause is not None:
+                self._note_failure(cause)
             return f"subscription failed: {cause!r}"
         except Exception as exc:
+            self._note_failure(exc)
             if is_a(exc, "InvalidNonce"):
                 with contextlib.suppress(Exception):
                     await self._rest.resync_time("user_stream")
@@ -352,7 +371,8 @@ class UserStreamEngine:
             raise
         except Exception as exc:
             self.poll_failures += 1
-            self._log.warning("ccxt_venue.poll_failed", why=why, error=repr(exc)[:300])
+            if not isinstance(exc, VenueAuthenticationError):  # that one was logged once, when it began
+                self._log.warning("ccxt_venue.poll_failed", why=why, error=repr(exc)[:300])
             return False
         if latched_before and order_breaker.latched:
             self._rest.reset_order_breaker("venue state re-read over REST")

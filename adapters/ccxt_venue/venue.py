@@ -4,10 +4,13 @@
 
 - :mod:`adapters.ccxt_venue.rest` — REST calls under circuit breakers (``rest`` for reads and
   cancels, a latching ``orders`` breaker for submission), read retries, rate-limit and ban
-  pauses, time resync after -1021;
+  pauses, time resync after -1021, and (:mod:`adapters.ccxt_venue.auth_refusal`) the pause
+  after the venue refused our credentials;
 - :mod:`adapters.ccxt_venue.order_path` — submit, cancel, query and the REST reads, with
   ccxt's errors mapped to ``OrderRejected`` / ``VenueUnavailable`` / ``OrderNotFound``
   (a submit whose outcome is unknown is never resent: the caller resolves it by query);
+  refused credentials → ``VenueAuthenticationError`` (reads, cancels), and the update
+  streams end with it once, when the venue starts refusing them;
 - :mod:`adapters.ccxt_venue.order_tracking` — what was last handed out per order, the
   regress filter and fill de-duplication;
 - :mod:`adapters.ccxt_venue.user_stream` — the user-data engine behind :meth:`CcxtVenue.updates`
@@ -33,7 +36,7 @@ from actors.kernel import clock as kernel_clock
 from actors.kernel.clock import Clock, WallClock
 from actors.model.orders import Balance, Fill, OrderRequest, VenueOrder
 from actors.ports.capabilities import ConnectionHealth
-from actors.ports.venue import VenueUpdate
+from actors.ports.venue import VenueAuthenticationError, VenueUpdate
 from adapters.ccxt_venue.client import credential_source
 from adapters.ccxt_venue.fanout import UpdateFanout
 from adapters.ccxt_venue.order_path import OrderPath
@@ -44,8 +47,6 @@ from adapters.ccxt_venue.shared import breaker_view, open_exchange, release_exch
 from adapters.ccxt_venue.user_stream import UserStreamEngine, user_ws_filter
 from adapters.circuit_breaker import BreakerSnapshot, CircuitBreaker
 from config.schema.trading import CcxtVenueSection
-
-_RECV_WINDOW_MS = 10_000  # ccxt's default for Binance
 
 
 class CcxtVenueStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +72,8 @@ class CcxtVenueStats(msgspec.Struct, frozen=True, kw_only=True):
     bans: int
     time_resyncs: int
     subscribers: int
+    credentials_refused: str | None = None
+    credential_refusals: int = 0
 
 
 class CcxtVenue:
@@ -105,7 +108,10 @@ class CcxtVenue:
         self._start_lock = asyncio.Lock()
         self._fanout = UpdateFanout(config.update_buffer)
         self._tracker = OrderTracker(self._fanout.publish)
-        self._rest = RestGateway(self._session, clock=clock, monotonic=monotonic, on_order_latched=self._resync)
+        self._rest = RestGateway(
+            self._session, clock=clock, monotonic=monotonic, on_order_latched=self._resync,
+            on_credentials_refused=self._credentials_refused,
+        )
         self._orders = OrderPath(self._session, self._rest, self._tracker)
         self._user_stream = UserStreamEngine(
             self._session, self._rest, self._orders, self._tracker, self._fanout,
@@ -114,6 +120,10 @@ class CcxtVenue:
 
     def _resync(self) -> None:
         self._user_stream.request_resync()
+
+    def _credentials_refused(self, error: VenueAuthenticationError) -> None:
+        # Subscribers (the order manager) learn it from their stream and halt trading.
+        self._fanout.fail_all(error)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -127,12 +137,13 @@ class CcxtVenue:
                 return
             session.errors.load()
             session.closing = False
+            session.credentials_source = credential_source(session.config, self._environ)
             session.exchange, self._owns_exchange = open_exchange(
                 session.config, session.exchange, environ=self._environ,
                 on_malformed=session.malformed.on_undecodable_frame,
             )
             ex = session.exchange
-            await self._rest.read("load_markets", ex.load_markets)
+            await self._rest.read("load_markets", ex.load_markets, private=False)
             session.markets = frozenset(ex.markets or {})
             unknown = [s for s in session.symbols if s not in session.markets]
             if unknown:
@@ -143,7 +154,7 @@ class CcxtVenue:
                 "ccxt_venue.started",
                 exchange=session.config.exchange_id,
                 markets=len(session.markets),
-                credentials=credential_source(session.config, self._environ),
+                credentials=session.credentials_source,
                 base_url=session.config.base_url or None,
             )
 
@@ -190,6 +201,8 @@ class CcxtVenue:
             bans=rest.bans,
             time_resyncs=rest.time_resyncs,
             subscribers=len(self._fanout),
+            credentials_refused=rest.credentials.refused,
+            credential_refusals=rest.credentials.refusals,
         )
 
     def connection_health(self) -> ConnectionHealth:
@@ -218,7 +231,7 @@ class CcxtVenue:
         was lost may still be executed, so an order the venue does not know yet is not
         lost before this (the reconciler waits for it), plus a second of margin.
         """
-        window_ms = _RECV_WINDOW_MS
+        window_ms = self._session.config.recv_window_ms
         options = getattr(self._session.exchange, "options", None)
         if isinstance(options, Mapping):
             with contextlib.suppress(TypeError, ValueError):

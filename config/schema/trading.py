@@ -116,12 +116,79 @@ class RiskSection:
 
 @dataclasses.dataclass(frozen=True)
 class PaperVenueSection:
-    """Simulated venue that fills against the market feed."""
+    """Simulated venue that fills against the market feed; paper trading and backtests share its fill model.
 
-    maker_fee_bps: float = setting(10.0, "Maker fee in basis points.", ge=0, le=1000)
-    taker_fee_bps: float = setting(10.0, "Taker fee in basis points.", ge=0, le=1000)
-    slippage_bps: float = setting(1.0, "Adverse slippage applied to market orders.", ge=0, le=1000)
-    latency_ms: float = setting(0.0, "Simulated acknowledgement latency.", ge=0, le=10_000)
+    Orders are checked against the instrument's filters (``[instruments]``) before anything is
+    booked, with the reason codes the live ccxt venue gives for the same order: ``PRECISION``
+    (size off ``step_size``, price off ``tick_size``), ``INVALID_QUANTITY`` / ``INVALID_PRICE``
+    (not a positive number; a market order with a price), ``INVALID_ORDER`` (the exchange's
+    "Filter failure": size outside ``min_qty``..``max_qty`` is LOT_SIZE, value under
+    ``min_notional`` is NOTIONAL), ``INSUFFICIENT_FUNDS``, ``NO_MARKET_DATA``, ``UNKNOWN_SYMBOL``.
+
+    The *visible liquidity* a taker meets is, from the freshest source: the order book's levels
+    (book snapshots or deltas, when the book's best level is the current touch); else the quote's
+    touch, up to its quoted size (unlimited when the quote carries no size); else the last trade
+    print, up to its size when ``trade_volume_limited``; else the last bar's close, unlimited.
+    Every taker price is moved ``slippage_bps`` against us and rounded to the tick against us;
+    executions at the same price are reported as one fill. The same events always give the same
+    fills (no randomness).
+    """
+
+    maker_fee_bps: float = setting(
+        10.0, "Fee, in basis points of the fill's value (quote currency), of fills of resting limit orders.",
+        ge=0, le=1000,
+    )
+    taker_fee_bps: float = setting(
+        10.0, "Fee, in basis points of the fill's value (quote currency), of fills of market orders and of "
+        "limit orders marketable when they reach the book.", ge=0, le=1000,
+    )
+    slippage_bps: float = setting(
+        1.0, "Adverse slippage of every taker execution: each price taken (book level, touch or trade print) "
+        "is moved this much against us, then rounded to the tick against us; a limit order's price caps it.",
+        ge=0, le=1000,
+    )
+    latency_ms: float = setting(
+        0.0, "Market time from submission to the book (whole ms, rounded up). On a market clock (replay, "
+        "backtest) an order submitted at market time t is acknowledged as ACCEPTED at once and reaches the book "
+        "at the first market event with ts >= t + latency_ms, then trades against the market as of that event "
+        "(fills arrive on the update stream); cancels act at once. On the wall clock (live data) submit and "
+        "cancel wait this long in real time, then act on the market as it is. 0: orders reach the book on "
+        "submission.", ge=0, le=10_000,
+    )
+    ack_delay_ms: float = setting(
+        0.0, "Real (process) time every submit and cancel call waits before it acts, on any clock: simulates a "
+        "slow venue round trip for tests of in-flight orders. Keep 0 in backtests, where it only slows the run.",
+        ge=0, le=10_000,
+    )
+    limit_fill: Literal["touch", "through"] = setting(
+        "touch", "When a market price fills a resting limit order at its limit (as maker): \"touch\", a trade "
+        "print or an opposite quote at or through the limit (buy: trade or ask <= limit); \"through\", only "
+        "strictly through it (buy: trade or ask < limit), as if our order were last in the queue at its price. "
+        "Orders are served best price first, then oldest first.",
+    )
+    trade_volume_limited: bool = setting(
+        True, "A trade print (or a quote's size, or with match_on_bars a bar's volume) offers only its own size: "
+        "one print is shared among the resting limit orders it reaches (a share rounded down to step_size), and "
+        "with no quotes a market order meets the last print's size as visible liquidity. False: prints (and "
+        "quotes through resting orders) fill any size. A size of 0 (unknown) is always unlimited.",
+    )
+    market_remainder: Literal["fill_at_worst", "partial_then_next_events"] = setting(
+        "fill_at_worst", "What a market order (or the taker part of a marketable limit order) does beyond the "
+        "visible liquidity: \"fill_at_worst\", it fills now through the simulated depth (see depth_step_bps, "
+        "depth_levels; a limit order stops at its limit and rests the rest); \"partial_then_next_events\", it "
+        "takes only the visible liquidity now (PARTIALLY_FILLED) and then each later market event's (a quote's "
+        "touch size, a book's levels, or with no quotes a print's size) until filled or canceled; a limit "
+        "order rests its remainder at once.",
+    )
+    depth_step_bps: float = setting(
+        0.0, "Simulated depth beyond the visible liquidity (fill_at_worst): the k-th extra chunk, the size of the "
+        "first visible level, trades k x depth_step_bps worse than the last visible price. 0: the rest fills "
+        "at the last visible price.", ge=0, le=1000,
+    )
+    depth_levels: int = setting(
+        10, "Most extra chunks of simulated depth a fill_at_worst order walks; what is left after them fills at "
+        "the last chunk's price (bounds the fills of a large order against a thin book).", ge=0, le=1000,
+    )
     initial_balances: dict[str, Decimal] = setting(
         factory=lambda: {"ETH": Decimal("10"), "XRP": Decimal("0")},
         doc="Starting balances of a new paper account (asset code -> amount >= 0).",
@@ -244,6 +311,19 @@ class CcxtVenueSection:
     rate_limit_pause_s: float = setting(
         10.0, "Pause after a rate limit (429: all REST calls; -1015: new orders) without a Retry-After.", gt=0,
         restart=True,
+    )
+    recv_window_ms: int = setting(
+        10_000,
+        "recvWindow of signed requests (ms): how long after its timestamp the venue still accepts a request "
+        "(Binance: at most 60000, its own default 5000). An order whose reply was lost may be executed until "
+        "then, so it is only declared lost after this (plus 2 s).",
+        ge=1, le=60_000, restart=True,
+    )
+    auth_retry_s: float = setting(
+        300.0,
+        "After the venue refused our credentials (wrong key or secret, IP allow-list, permissions), how long "
+        "every private call fails fast before one is tried again; trading is HALTED meanwhile.",
+        gt=0, le=86_400, restart=True,
     )
     update_buffer: int = setting(
         100_000,

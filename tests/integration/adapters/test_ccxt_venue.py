@@ -13,10 +13,18 @@ from typing import Any
 
 import msgspec
 import pytest
+from structlog.testing import capture_logs
 
 from actors.model.orders import Fill, OrderRequest, OrderStatus, OrderType, Side, VenueOrder
 from actors.ports.capabilities import ReportsConnectionHealth
-from actors.ports.venue import OrderNotFound, OrderRejected, Venue, VenueUnavailable, VenueUpdate
+from actors.ports.venue import (
+    OrderNotFound,
+    OrderRejected,
+    Venue,
+    VenueAuthenticationError,
+    VenueUnavailable,
+    VenueUpdate,
+)
 from adapters.binance_sim import BinanceSimulator, SimulatorConfig
 from adapters.ccxt_venue import CcxtVenue, resolve_credentials
 from adapters.circuit_breaker import BreakerState
@@ -388,9 +396,9 @@ async def test_rate_limit_429_with_retry_after_blocks_calls_until_it_passes(
         with pytest.raises(VenueUnavailable) as info:
             await call
         assert info.value.reason == "CIRCUIT_OPEN"
-    with pytest.raises(OrderRejected) as refused:
+    with pytest.raises(OrderRejected) as refused:  # unsent, refused with the pause's own reason
         await venue.submit(limit("rl-1"))
-    assert refused.value.reason == "CIRCUIT_OPEN"
+    assert refused.value.reason == "RATE_LIMITED"
     clock.advance(6.9)
     with pytest.raises(VenueUnavailable):
         await venue.query("rl-1", SYM)
@@ -423,10 +431,146 @@ async def test_ip_ban_418_forces_breakers_open_until_ban_ends(
     sent = len(static_sim.requests)
     with pytest.raises(OrderRejected) as refused:
         await venue.submit(limit("ban-1"))
-    assert refused.value.reason == "CIRCUIT_OPEN" and len(static_sim.requests) == sent
+    assert refused.value.reason == "IP_BANNED" and len(static_sim.requests) == sent
     static_sim.faults.lift_ban()
     clock.advance(120)
     assert (await venue.submit(limit("ban-2"))).status is OrderStatus.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("arm", "reason"),
+    [
+        (lambda sim: sim.faults.rate_limit(retry_after_s=7, path="/api/v3/order", method="POST"), "RATE_LIMITED"),
+        (lambda sim: sim.faults.ban(7), "IP_BANNED"),
+        (lambda sim: sim.faults.fail_rest(400, code=-1015, msg="Too many new orders; current limit is 10 orders "
+                                          "per SECOND.", path="/api/v3/order", method="POST"), "RATE_LIMITED"),
+    ],
+    ids=["429", "418", "-1015"],
+)
+async def test_rate_limit_or_ban_on_submit_is_a_definite_rejection_and_pauses_submits(
+    static_sim: BinanceSimulator, make_venue: VenueFactory, arm: Callable[[BinanceSimulator], object], reason: str
+) -> None:
+    """Binance places no order when it answers an order POST with 429 / 418 / -1015: a definite
+    rejection (never an unknown outcome waiting for a query), and following submits are refused
+    unsent, with the same reason, until the Retry-After / ban / pause has passed."""
+    clock = FakeClock()
+    venue: CcxtVenue = await make_venue(static_sim, monotonic=clock, rate_limit_pause_s=7.0)
+    arm(static_sim)
+    with pytest.raises(OrderRejected) as refused:
+        await venue.submit(limit("rl-s1"))
+    assert refused.value.reason == reason
+    assert sim_orders(static_sim, "rl-s1") == []
+    sent = len(static_sim.requests)
+    with pytest.raises(OrderRejected) as again:
+        await venue.submit(limit("rl-s2"))
+    assert again.value.reason == reason and len(static_sim.requests) == sent  # refused unsent
+    orders = venue.stats().breakers[1]
+    assert orders.state is BreakerState.OPEN and not orders.latched
+    assert orders.open_remaining_s is not None and 6 <= orders.open_remaining_s <= 7
+    static_sim.faults.lift_ban()
+    clock.advance(7)
+    assert (await venue.submit(limit("rl-s3"))).status is OrderStatus.ACCEPTED
+    assert not venue.order_breaker.latched
+
+
+async def test_recv_window_is_configurable_sent_with_signed_requests_and_sets_submit_expiry(
+    static_sim: BinanceSimulator, make_venue: VenueFactory
+) -> None:
+    venue: CcxtVenue = await make_venue(static_sim, recv_window_ms=5_000)
+    await venue.submit(limit("rw-1"))
+    assert "recvWindow=5000" in static_sim.requests.find("POST", "/api/v3/order")[-1].body
+    assert venue.submit_expiry_s == 7.0
+    default: CcxtVenue = await make_venue(static_sim)
+    assert default.submit_expiry_s == 12.0  # ccxt's Binance default of 10 s, as before
+
+
+BAD_SECRET = "not-the-simulators-secret-7f3a"
+
+
+async def test_wrong_credentials_logged_once_then_every_private_call_fails_fast_unsent(
+    static_sim: BinanceSimulator, make_venue: VenueFactory
+) -> None:
+    """A signature the venue refuses (-1022) is definite: one clear error, the breakers held open for
+    ``auth_retry_s`` (no call reaches the venue meanwhile), then one trial call."""
+    clock = FakeClock()
+    with capture_logs() as logs:
+        venue: CcxtVenue = await make_venue(static_sim, monotonic=clock, secret=BAD_SECRET, auth_retry_s=60.0)
+        with pytest.raises(VenueAuthenticationError) as info:
+            await venue.balances()
+        sent = len(static_sim.requests)
+        for call in (venue.balances(), venue.open_orders(), venue.fills_since(0), venue.cancel("x", SYM),
+                     venue.query("x", SYM)):
+            with pytest.raises(VenueAuthenticationError):
+                await call
+        with pytest.raises(OrderRejected) as refused:
+            await venue.submit(limit("auth-1"))
+        assert len(static_sim.requests) == sent  # nothing left while refused
+        clock.advance(60)
+        with pytest.raises(VenueAuthenticationError):  # the trial call: refused again
+            await venue.balances()
+        assert len(static_sim.requests) == sent + 1
+        with pytest.raises(VenueAuthenticationError):
+            await venue.balances()
+        assert len(static_sim.requests) == sent + 1
+    error = info.value
+    assert error.reason == "AUTHENTICATION" and isinstance(error, VenueUnavailable)
+    for text in ("binance", "-1022", "API key and secret", "IP allow-list", "permissions"):
+        assert text in str(error)
+    assert refused.value.reason == "AUTHENTICATION" and "IP allow-list" in str(refused.value)
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert [e["event"] for e in errors] == ["ccxt_venue.credentials_refused"]
+    assert errors[0]["credentials"] == "config" and "-1022" in errors[0]["detail"]
+    assert all(BAD_SECRET not in repr(e) for e in logs)
+    assert BAD_SECRET not in str(error) and BAD_SECRET not in str(refused.value)
+    stats = venue.stats()
+    assert stats.credentials_refused is not None and stats.credential_refusals == 2
+    health = venue.connection_health()  # what /status shows
+    assert [(b.name, b.state) for b in health.breakers] == [("rest", "open"), ("orders", "open")]
+    assert all(b.reason.startswith("credentials_refused: -1022") for b in health.breakers)
+
+
+async def test_credentials_accepted_again_after_the_pause_ends_the_refusal(
+    static_sim: BinanceSimulator, make_venue: VenueFactory
+) -> None:
+    """An allow-list or permission fixed at the venue: the trial call after the pause succeeds."""
+    clock = FakeClock()
+    venue: CcxtVenue = await make_venue(static_sim, monotonic=clock, auth_retry_s=60.0)
+    static_sim.faults.fail_rest(401, code=-2015, msg="Invalid API-key, IP, or permissions for action.",
+                                path="/api/v3/account")
+    with pytest.raises(VenueAuthenticationError) as info:
+        await venue.balances()
+    assert "-2015" in str(info.value)
+    clock.advance(60)
+    assert "USDT" in await venue.balances()
+    assert venue.stats().credentials_refused is None
+    assert (await venue.submit(limit("auth-ok"))).status is OrderStatus.ACCEPTED
+
+
+async def test_missing_credentials_refused_without_calling_the_venue(
+    static_sim: BinanceSimulator, make_venue: VenueFactory
+) -> None:
+    venue: CcxtVenue = await make_venue(static_sim, api_key="", secret="")
+    with pytest.raises(VenueAuthenticationError) as info:
+        await venue.balances()
+    assert "apiKey" in str(info.value) and "from none" in str(info.value)
+    assert requests_to(static_sim, "GET", "/api/v3/account") == 0
+
+
+async def test_refused_credentials_end_update_streams_with_the_error(
+    static_sim: BinanceSimulator, make_venue: VenueFactory
+) -> None:
+    """The order manager learns of the refusal from its update stream (it may make no call itself)."""
+    venue: CcxtVenue = await make_venue(static_sim, secret=BAD_SECRET)
+    stream = venue.updates()  # starts the user-data engine, whose first poll is refused
+
+    async def consume() -> None:
+        async for _ in stream:
+            pass
+
+    with pytest.raises(VenueAuthenticationError):
+        await asyncio.wait_for(consume(), WAIT)
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert venue.stats().credentials_refused is not None
 
 
 async def test_clock_skew_1021_resyncs_time_then_succeeds(
