@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
+CHROMIUM_STAMP := $(VENV)/.chromium-installed
 PKGS := daemon actors adapters config
 
 .PHONY: run test lint typecheck unit soak chaos bench clean
@@ -22,10 +23,18 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@ $(RUN_STAMP)
 
+# The backtest report's browser test drives Debian's chromium (Playwright cannot download its
+# own browser offline). Installed as root, only when missing; `make run` never needs it.
+$(CHROMIUM_STAMP): | $(BIN)/python
+	if [ ! -x /usr/bin/chromium ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+	touch $@
+
 run: $(RUN_STAMP)
 	$(BIN)/aaiti run --config aaiti.toml
 
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/ruff check $(PKGS) tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
