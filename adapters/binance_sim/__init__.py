@@ -8,6 +8,7 @@ fault-injection checklist of its §7 (see :class:`FaultPlan`).
 from adapters.binance_sim.ccxt_support import ccxt_config, loopback_api_urls, point_ccxt_at
 from adapters.binance_sim.config import (
     FaultConfig,
+    HistoryFile,
     MarketSourceConfig,
     SimulatorConfig,
     SymbolConfig,
@@ -23,6 +24,7 @@ __all__ = [
     "BinanceSimulator",
     "FaultConfig",
     "FaultPlan",
+    "HistoryFile",
     "LoggedRequest",
     "MarketSourceConfig",
     "RequestLog",

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import sys
 
-from adapters.binance_sim.config import FaultConfig, MarketSourceConfig, SimulatorConfig, default_symbols
+from adapters.binance_sim.config import FaultConfig, HistoryFile, MarketSourceConfig, SimulatorConfig, default_symbols
 from adapters.binance_sim.server import BinanceSimulator, run_simulator
 
 
@@ -34,7 +34,16 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
     p.add_argument("--ws-queue-max", type=int, default=50_000, help="frames queued per socket before a drop")
     p.add_argument("--symbols", default=None, help="comma-separated subset of BTCUSDT,ETHUSDT,XRPETH")
     p.add_argument("--ws-drop-interval-s", type=float, default=0.0, help="chaos: drop sockets periodically")
+    p.add_argument("--history", action="append", default=[], metavar="SYMBOL:KIND:PATH",
+                   help="serve a recorded file as SYMBOL's history (KIND: trades or a kline interval such as 1m); "
+                        "repeatable")
     args = p.parse_args(argv)
+    history: list[HistoryFile] = []
+    for spec in args.history:
+        symbol, kind, path = [*spec.split(":", 2), "", ""][:3]
+        if not (symbol and kind and path):
+            p.error(f"--history {spec!r}: expected SYMBOL:KIND:PATH, e.g. XRPETH:1m:data/market/x.csv.gz")
+        history.append(HistoryFile(symbol=symbol.upper(), kind=kind, path=path))
     market = MarketSourceConfig(
         kind=args.market,
         seed=args.seed,
@@ -59,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
         ticker_interval_ms=args.ticker_ms,
         ws_queue_max=args.ws_queue_max,
         faults=FaultConfig(ws_drop_interval_s=args.ws_drop_interval_s),
+        history=tuple(history),
     )
 
 

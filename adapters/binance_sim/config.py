@@ -150,6 +150,24 @@ class MarketSourceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryFile:
+    """A recorded file the simulator serves as ``symbol``'s history (``GET /klines``, ``/aggTrades``, ...).
+
+    ``kind`` is ``"trades"`` for a trade tape (``ts_ms,trade_id,side,price,amount,cost``) or
+    the kline interval of a candle file (``ts_ms,open,high,low,close,volume``, e.g. ``"1m"``).
+    ``.gz`` files are read as gzip.
+    """
+
+    symbol: str
+    kind: str
+    path: str
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ValueError(f"history file for {self.symbol}: empty path")
+
+
+@dataclass(frozen=True, slots=True)
 class FaultConfig:
     """Faults active from start-up (rates are probabilities per request/event, 0 = off).
 
@@ -216,6 +234,8 @@ class SimulatorConfig:
     order_history_max: int = 100_000
     candle_history_minutes: int = 2 * 24 * 60
     shutdown_timeout_s: float = 0.5
+    #: Recorded files served as history (see :class:`HistoryFile`); empty = live data only.
+    history: tuple[HistoryFile, ...] = ()
 
     def __post_init__(self) -> None:
         names = [s.symbol for s in self.symbols]
@@ -227,6 +247,9 @@ class SimulatorConfig:
             raise ValueError("api_key and api_secret must be non-empty")
         if self.ticker_interval_ms <= 0 or self.kline_interval_ms <= 0:
             raise ValueError("ticker_interval_ms and kline_interval_ms must be > 0")
+        for item in self.history:
+            if item.symbol not in names:
+                raise ValueError(f"history file {item.path}: {item.symbol!r} is not a configured symbol")
 
     def symbol(self, name: str) -> SymbolConfig:
         """Return the market config for Binance id ``name`` (KeyError if unknown)."""

@@ -21,6 +21,7 @@ _FIXED_WEIGHTS: Mapping[tuple[str, str], int] = MappingProxyType(
         ("GET", "/api/v3/klines"): 2,
         ("GET", "/api/v3/aggTrades"): 4,
         ("GET", "/api/v3/trades"): 25,
+        ("GET", "/api/v3/historicalTrades"): 25,
         ("GET", "/api/v3/avgPrice"): 2,
         ("GET", "/api/v3/account"): 20,
         ("POST", "/api/v3/order"): 1,

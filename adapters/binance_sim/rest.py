@@ -22,6 +22,7 @@ from adapters.binance_sim.decimals import fmt
 from adapters.binance_sim.errors import ApiError
 from adapters.binance_sim.exchange import SimExchange
 from adapters.binance_sim.faults import FaultPlan, RestFault
+from adapters.binance_sim.history import RecordedHistory
 from adapters.binance_sim.market_data import TIMEFRAMES_MS
 from adapters.binance_sim.order_params import parse_new_order
 from adapters.binance_sim.ratelimit import RateLimiter
@@ -57,7 +58,11 @@ def _int(
 
 
 class RestApi:
-    """Route table and handlers of the REST API."""
+    """Route table and handlers of the REST API.
+
+    ``history`` (symbol -> recorded history) answers the history endpoints (klines,
+    aggTrades, historicalTrades) of the symbols it has, instead of their live market.
+    """
 
     def __init__(
         self,
@@ -67,6 +72,7 @@ class RestApi:
         clock: SimClock,
         config: SimulatorConfig,
         log: RequestLog,
+        history: Mapping[str, RecordedHistory] | None = None,
     ) -> None:
         self._ex = exchange
         self._faults = faults
@@ -74,6 +80,7 @@ class RestApi:
         self._clock = clock
         self._config = config
         self._log = log
+        self._history: Mapping[str, RecordedHistory] = history or {}
 
     def add_routes(self, app: web.Application) -> None:
         """Register every REST route (call after websocket routes: the catch-all goes last)."""
@@ -85,6 +92,7 @@ class RestApi:
         get("/api/v3/depth", self.depth, allow_head=False)
         get("/api/v3/trades", self.trades, allow_head=False)
         get("/api/v3/aggTrades", self.agg_trades, allow_head=False)
+        get("/api/v3/historicalTrades", self.historical_trades, allow_head=False)
         get("/api/v3/klines", self.klines, allow_head=False)
         get("/api/v3/avgPrice", self.avg_price, allow_head=False)
         get("/api/v3/ticker/24hr", self.ticker_24hr, allow_head=False)
@@ -231,18 +239,35 @@ class RestApi:
         return _json([payloads.recent_trade(t) for t in list(st.stats.recent)[-limit:]])
 
     async def agg_trades(self, request: web.Request) -> web.Response:
-        """``GET /api/v3/aggTrades``."""
+        """``GET /api/v3/aggTrades`` (recorded history first: :mod:`adapters.binance_sim.history`)."""
         params = self._params(request)
         st = self._ex.state(params.get("symbol"))
         limit = _int(params, "limit", default=500, lo=1, hi=1000)
         assert limit is not None
-        trades = st.stats.agg_trades(
-            from_id=_int(params, "fromId", lo=0),
-            start_ms=_int(params, "startTime", lo=0),
-            end_ms=_int(params, "endTime", lo=0),
-            limit=limit,
-        )
+        from_id = _int(params, "fromId", lo=0)
+        start_ms = _int(params, "startTime", lo=0)
+        end_ms = _int(params, "endTime", lo=0)
+        hist = self._history.get(st.cfg.symbol)
+        if hist is not None and hist.serves_trades:
+            trades = hist.agg_trades(from_id=from_id, start_ms=start_ms, end_ms=end_ms, limit=limit)
+        else:
+            trades = st.stats.agg_trades(from_id=from_id, start_ms=start_ms, end_ms=end_ms, limit=limit)
         return _json([payloads.agg_trade(t) for t in trades])
+
+    async def historical_trades(self, request: web.Request) -> web.Response:
+        """``GET /api/v3/historicalTrades`` (``fromId``, ``limit``): recorded trades, else recent ones."""
+        params = self._params(request)
+        st = self._ex.state(params.get("symbol"))
+        limit = _int(params, "limit", default=500, lo=1, hi=1000)
+        assert limit is not None
+        from_id = _int(params, "fromId", lo=0)
+        hist = self._history.get(st.cfg.symbol)
+        if hist is not None and hist.serves_trades:
+            trades = hist.historical_trades(from_id=from_id, limit=limit)
+        else:
+            recent = list(st.stats.recent)
+            trades = [t for t in recent if t.trade_id >= from_id][:limit] if from_id is not None else recent[-limit:]
+        return _json([payloads.recent_trade(t) for t in trades])
 
     async def klines(self, request: web.Request) -> web.Response:
         """``GET /api/v3/klines``."""
@@ -255,13 +280,15 @@ class RestApi:
             raise ApiError(400, -1120, "Invalid interval.")
         limit = _int(params, "limit", default=500, lo=1, hi=1000)
         assert limit is not None
-        candles = st.stats.klines(
-            interval,
-            start_ms=_int(params, "startTime", lo=0),
-            end_ms=_int(params, "endTime", lo=0),
-            limit=limit,
-            now_ms=self._clock.now_ms(),
-        )
+        start_ms = _int(params, "startTime", lo=0)
+        end_ms = _int(params, "endTime", lo=0)
+        hist = self._history.get(st.cfg.symbol)
+        if hist is not None and hist.serves_klines(interval):
+            candles = hist.klines(interval, start_ms=start_ms, end_ms=end_ms, limit=limit)
+        else:
+            candles = st.stats.klines(
+                interval, start_ms=start_ms, end_ms=end_ms, limit=limit, now_ms=self._clock.now_ms()
+            )
         return _json([payloads.kline_row(c, interval) for c in candles])
 
     async def avg_price(self, request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from adapters.binance_sim.clock import SimClock
 from adapters.binance_sim.config import SimulatorConfig
 from adapters.binance_sim.exchange import SimExchange
 from adapters.binance_sim.faults import FaultPlan
+from adapters.binance_sim.history import RecordedHistory, load_history
 from adapters.binance_sim.market_driver import MarketDriver, make_driver
 from adapters.binance_sim.market_ws import MarketStreamHub
 from adapters.binance_sim.ratelimit import RateLimiter
@@ -59,7 +60,11 @@ class BinanceSimulator:
         )
         self.market_streams = MarketStreamHub(self.exchange, self.faults, self.clock, self.config, self.requests)
         self.user_streams = UserStreamHub(self.exchange, self.faults, self.clock, self.config, self.requests)
-        self.rest = RestApi(self.exchange, self.faults, self.limiter, self.clock, self.config, self.requests)
+        #: Recorded history per symbol (``config.history``), read before the server listens.
+        self.history: dict[str, RecordedHistory] = load_history(self.config.history)
+        self.rest = RestApi(
+            self.exchange, self.faults, self.limiter, self.clock, self.config, self.requests, self.history
+        )
         self.driver: MarketDriver = make_driver(self.exchange, self.config.market)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None

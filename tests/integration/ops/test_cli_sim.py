@@ -70,7 +70,7 @@ def test_every_simulator_option_is_forwarded(monkeypatch: pytest.MonkeyPatch) ->
     argv = ["--host", "127.0.0.2", "--port", "0", "--seed", "9", "--market", "replay", "--tick-ms", "5",
             "--trades-per-tick", "3", "--replay-path", "x.csv", "--replay-symbol", "ETHUSDT", "--replay-speed", "0",
             "--order-limit-10s", "7", "--weight-limit", "70", "--ticker-ms", "9", "--ws-queue-max", "11",
-            "--symbols", "ETHUSDT", "--ws-drop-interval-s", "2.5"]
+            "--symbols", "ETHUSDT", "--ws-drop-interval-s", "2.5", "--history", "ETHUSDT:1m:x.csv"]
     documented = {a for action in _sim_parser_actions() for a in action}
     assert documented - {"-h", "--help"} == {a for a in argv if a.startswith("--")}  # every option covered
     seen: list[list[str] | None] = []
@@ -78,6 +78,7 @@ def test_every_simulator_option_is_forwarded(monkeypatch: pytest.MonkeyPatch) ->
     assert main(["sim", *argv]) == 0
     assert seen == [argv]
     assert parse_args(argv).port == 0 and parse_args(argv).market.kind == "replay"
+    assert [(h.symbol, h.kind, h.path) for h in parse_args(argv).history] == [("ETHUSDT", "1m", "x.csv")]
 
 
 def _sim_parser_actions() -> list[list[str]]:
