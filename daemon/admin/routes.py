@@ -10,7 +10,6 @@ the backend or await its async queries/commands — no blocking I/O on the loop.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeVar
@@ -18,6 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from aiohttp import web
 
+from actors.kernel.clock import monotonic
 from actors.model.orders import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus
 from config.schema.ops import AdminSection
 from daemon.admin.auth import BearerAuth
@@ -107,7 +107,7 @@ class AdminContext:
     def note_unauthorized(self, request: web.Request, reason: str) -> None:
         """Count a refused request; log at most once a second (a brute force must not flood the log)."""
         self.unauthorized += 1
-        now = time.monotonic()
+        now = monotonic()
         if now - self._unauth_logged_at >= 1.0:
             self.log.warning("admin.unauthorized", method=request.method, path=request.path, remote=request.remote,
                              reason=reason, suppressed=self._unauth_suppressed)

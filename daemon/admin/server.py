@@ -16,7 +16,6 @@ POST commands are logged (``admin.command``) with their outcome.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +25,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler as AiohttpHandler
 
+from actors.kernel.clock import perf_s
 from config.schema.ops import AdminSection
 from daemon.admin.auth import AdminConfigError, BearerAuth, check_bind, is_loopback
 from daemon.admin.backend import AdminBackend, AdminError
@@ -95,7 +95,7 @@ def _http_message(request: web.Request, exc: web.HTTPException) -> str:
 @web.middleware
 async def _errors(request: web.Request, handler: AiohttpHandler) -> web.StreamResponse:
     ctx = request.app[CTX]
-    t0 = time.perf_counter()
+    t0 = perf_s()
     status = 500
     try:
         resp = await handler(request)
@@ -121,7 +121,7 @@ async def _errors(request: web.Request, handler: AiohttpHandler) -> web.StreamRe
     finally:
         if request.method == "POST":
             ctx.log.info("admin.command", method=request.method, path=request.path, status=status,
-                         remote=request.remote, duration_ms=round((time.perf_counter() - t0) * 1000, 2))
+                         remote=request.remote, duration_ms=round((perf_s() - t0) * 1000, 2))
 
 
 def build_app(ctx: AdminContext, client_max_size: int = 65_536) -> web.Application:

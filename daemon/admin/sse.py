@@ -15,13 +15,13 @@ comments while idle, and ``event: end`` when the server shuts down.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from actors.kernel.clock import monotonic
 from daemon.logging_setup import LEVELS, LogRing
 
 SCAN_SLICE = 5000
@@ -136,7 +136,7 @@ class LogStreams:
                 for line in await encode_records(picked):
                     seq += 1
                     await resp.write(b"id: %d\nevent: log\ndata: %s\n\n" % (seq, line))
-            last_write = time.monotonic()
+            last_write = monotonic()
             while not self.closing:
                 transport = request.transport
                 if transport is None or transport.is_closing():
@@ -145,9 +145,9 @@ class LogStreams:
                     async with asyncio.timeout(min(_WAKE_S, keepalive_s)):
                         rec = await queue.get()
                 except TimeoutError:
-                    if time.monotonic() - last_write >= keepalive_s:
+                    if monotonic() - last_write >= keepalive_s:
                         await resp.write(b": keepalive\n\n")
-                        last_write = time.monotonic()
+                        last_write = monotonic()
                     continue
                 if rec is self._end:
                     break
@@ -155,7 +155,7 @@ class LogStreams:
                     continue
                 seq += 1
                 await resp.write(b"id: %d\nevent: log\ndata: %s\n\n" % (seq, encode_record(rec)))
-                last_write = time.monotonic()
+                last_write = monotonic()
             if self.closing:
                 await resp.write(b"event: end\ndata: {}\n\n")
         except ConnectionResetError:
