@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CHROMIUM_STAMP := $(VENV)/.chromium-installed
+PROMTOOL_STAMP := $(VENV)/.promtool-installed
 PKGS := daemon actors adapters config
 
 .PHONY: run test lint typecheck unit soak chaos bench clean
@@ -31,10 +32,29 @@ $(CHROMIUM_STAMP): | $(BIN)/python
 	fi
 	touch $@
 
+# The observability tests run promtool (check/test the alert rules) from Debian's prometheus
+# package, installed as root only when missing. Installing it must not leave a Prometheus
+# server behind: the service is stopped and disabled, and any prometheus process that the
+# install started (not one that ran before) is ended by its pid.
+$(PROMTOOL_STAMP): | $(BIN)/python
+	if ! command -v promtool >/dev/null 2>&1; then \
+		before=" $$(pgrep -x prometheus | tr '\n' ' ')"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus || exit 1; \
+		if [ -d /run/systemd/system ]; then systemctl stop prometheus.service || true; fi; \
+		if command -v systemctl >/dev/null 2>&1; then systemctl disable prometheus.service || true; fi; \
+		if [ -x /etc/init.d/prometheus ]; then \
+			/etc/init.d/prometheus stop || true; update-rc.d prometheus disable || true; \
+		fi; \
+		for pid in $$(pgrep -x prometheus); do \
+			case "$$before" in *" $$pid "*) ;; *) kill "$$pid" || true ;; esac; \
+		done; \
+	fi
+	touch $@
+
 run: $(RUN_STAMP)
 	$(BIN)/aaiti run --config aaiti.toml
 
-test: $(DEV_STAMP) $(CHROMIUM_STAMP)
+test: $(DEV_STAMP) $(CHROMIUM_STAMP) $(PROMTOOL_STAMP)
 	$(BIN)/ruff check $(PKGS) tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache

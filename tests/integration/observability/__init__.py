@@ -1,0 +1,1 @@
+"""Tests of the observability pack in ``config/observability/`` (alert rules, Grafana dashboard)."""
