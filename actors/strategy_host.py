@@ -38,12 +38,13 @@ OrderFeedback = OrderEvent | OrderDenied
 class StrategyCallbackError(RuntimeError):
     """A strategy callback raised; ``__cause__`` is the original exception."""
 
-    def __init__(self, strategy: str, callback: str, symbol: str | None) -> None:
+    def __init__(self, strategy: str, callback: str, symbol: str | None, cause: BaseException | None = None) -> None:
         self.strategy = strategy
         self.callback = callback
         self.symbol = symbol
         where = f" ({symbol})" if symbol else ""
-        super().__init__(f"strategy {strategy!r}: {callback}{where} raised")
+        what = f": {cause!r}" if cause is not None else ""
+        super().__init__(f"strategy {strategy!r}: {callback}{where} raised{what}")
 
 
 class StrategyHost(Actor):
@@ -129,9 +130,13 @@ class StrategyHost(Actor):
 
         For lockstep replays and tests; costs nothing while nobody waits.
         """
+        await self.next_idle()
+
+    def next_idle(self) -> asyncio.Future[None]:
+        """A future resolved the next time the host runs out of input (registered at once)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._idle_waiters.append(fut)
-        await fut
+        return fut
 
     def _notify_idle(self) -> None:
         waiters = self._idle_waiters
@@ -172,7 +177,7 @@ class StrategyHost(Actor):
         except Exception as exc:
             self.log.error("strategy.callback_failed", callback=callback, symbol=symbol, error=repr(exc),
                            exc_info=exc)
-            raise StrategyCallbackError(self.context.name, callback, symbol) from exc
+            raise StrategyCallbackError(self.context.name, callback, symbol, exc) from exc
 
     # -- dispatch ------------------------------------------------------------------------
     def _dispatch_event(self, ev: OrderFeedback) -> None:

@@ -397,10 +397,11 @@ class Pipeline:
             om_kw["closed_order_window"] = s.closed_order_window
         cfg = s.config()
         built = build_pipeline(cfg, store=store, venue=venue, source=self.source, clock=clock,
-                               on_submit=self._on_submit, order_manager_options=om_kw)
-        if s.lockstep:
-            self.lockstep = Lockstep(built.hosts, store, timeout_s=s.lockstep_timeout_s, flush=s.lockstep_flush)
-            built.feed.after_bars = self.lockstep
+                               on_submit=self._on_submit, order_manager_options=om_kw, lockstep=s.lockstep)
+        self.lockstep = built.lockstep
+        if self.lockstep is not None:
+            self.lockstep.timeout_s = s.lockstep_timeout_s
+            self.lockstep.flush = s.lockstep_flush
         self.built = built
         self.feed, self.host, self.gate, self.om, self.router = (
             built.feed, built.hosts["ema"], built.risk_gate, built.order_manager, built.router)

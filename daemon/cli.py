@@ -67,9 +67,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_loop(main, use_uvloop=cfg.daemon.use_uvloop)
 
 
+AUDIT_VERIFY_HELP = """\
+Checks the audit log of a state database, read-only (safe while the daemon runs), and
+names the first bad row (exit 4) or prints OK (exit 0). It checks:
+  - every row's SHA-256 chain link and content hash;
+  - every keyed row's HMAC-SHA256 under the audit key, that every row from the signed
+    keyed-from record on is keyed, and that no unkeyed row follows a keyed one;
+  - that the recorded head is signed by the key and names the last row (a deleted or
+    rewritten tail is caught);
+  - PRAGMA integrity_check of the whole file.
+Rows written before the key existed (databases from before audit keys) are reported as
+"unkeyed before row N": they are protected by the hash chain only.
+It cannot detect: a rewrite by someone holding both the key and the database (they can
+re-sign everything); the whole file being rolled back to an earlier copy of itself (a
+restored backup); a file downgraded to the unkeyed schema (key columns dropped). Keep
+the key away from the database (the systemd credential audit_key) and copy the head
+line elsewhere if those matter. The default key file lives in the state directory: it
+protects against edits of the database file (or of a copy) alone, not against someone
+who can read the state directory.
+The key: --key-file, else the systemd credential audit_key ($CREDENTIALS_DIRECTORY),
+else audit.key in the state directory (beside the database), as the daemon uses it.
+"""
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Check the audit log's hash chain; name the first bad row (exit 4) or say OK (exit 0)."""
-    from adapters.storage.audit import verify_audit
+    """Check the audit log (chain, HMACs, head, file integrity); name the first bad row (exit 4) or say OK."""
+    from adapters.storage.audit import AuditKey, default_audit_key_path, load_audit_key, verify_audit
     from adapters.storage.errors import StoreError
     from adapters.storage.paths import state_db_path
 
@@ -80,7 +103,15 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         cfg = loaded.config
         db = state_db_path(loaded.resolve(cfg.daemon.state_dir), cfg.daemon.mode, cfg.venue.name)
     try:
-        report = verify_audit(db)
+        key: AuditKey | None
+        if args.key_file:  # an explicit file wins over the credential
+            explicit = Path(args.key_file).expanduser()
+            key = load_audit_key(explicit, environ={})
+            if key is None:
+                raise StoreError(f"audit key {explicit}: no such file, or empty", reason="audit_key")
+        else:
+            key = load_audit_key(default_audit_key_path(db))
+        report = verify_audit(db, key)
     except StoreError as exc:
         print(f"aaiti: {exc}", file=sys.stderr)
         return exit_codes.STATE_ERROR
@@ -107,13 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_config)
     p = sub.add_parser("audit", help="audit log tools")
     audit = p.add_subparsers(dest="audit_command", required=True)
-    v = audit.add_parser("verify", help="verify the hash chain of the audit log")
+    v = audit.add_parser("verify", help="verify the audit log: hash chain, HMACs, head, file integrity",
+                         description=AUDIT_VERIFY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("--db", default=None, help="state database (default: from the config)")
     v.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="config naming the state directory")
+    v.add_argument("--key-file", default=None, help="audit key file (default: see above)")
     v.set_defaults(func=cmd_audit_verify)
     from daemon.cli_admin import add_admin_commands
 
     add_admin_commands(sub)
+    from daemon.backtest.command import add_backtest_command  # `aaiti backtest`; the pipeline is imported when it runs
+
+    add_backtest_command(sub)
+    from daemon.data.command import add_data_commands  # `aaiti data download`; ccxt is imported only when it runs
+
+    add_data_commands(sub)
     # No arguments of its own (not even -h): everything after "sim" is the simulator's, left
     # over by parse_known_args in main(). (argparse.REMAINDER would drop leading options.)
     p = sub.add_parser("sim", help="run the Binance spot simulator on 127.0.0.1 (options: aaiti sim --help)",

@@ -17,10 +17,12 @@ Market time: when the clock is a ``MarketClock`` (replay, synthetic), the first 
 advances it to each event's timestamp, so every actor downstream reads the same market
 "now" and per-minute and per-day limits count the data's own minutes and days.
 
-Lockstep: on a ``MarketClock`` the feed also runs in lockstep by default (``Lockstep`` as
-its ``after_bars`` hook, ``Pipeline.lockstep``): after each bar it waits until the
-strategies and the orders they set off caught up. So ``aaiti run`` on replayed data, a
-backtest and a benchmark of the same config and tape trade the same orders and fills.
+Lockstep: when the data is replayed or simulated as fast as possible (a ``MarketClock``
+and ``speed = 0``), the feed runs in lockstep by default (``Lockstep`` as its
+``after_bars`` hook, ``Pipeline.lockstep``): after each bar it waits until the strategies
+and the orders they set off caught up. So ``aaiti run`` on such a replay, a backtest and a
+benchmark of the same config and tape trade the same orders and fills. A paced replay
+(``speed > 0``) is live time compressed: orders have the time they have live, no lockstep.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from actors.strategy_host import OrderFeedback, StrategyHost
 from actors.strategy_portfolio import TrackingPortfolio
 from adapters.storage.store import Store
 from config.schema.kernel import SupervisorSection
+from config.schema.market import FeedSection
 from config.schema.root import AaitiConfig
 from daemon.lockstep import Lockstep
 
@@ -118,6 +121,12 @@ def market_clock_for(source: MarketDataSource) -> MarketClock:
     return MarketClock(src.start_ts_ms if isinstance(src, HasStartTime) else 0)
 
 
+def _unpaced(feed: FeedSection) -> bool:
+    """True when the configured source replays or simulates as fast as possible."""
+    speed = feed.replay.speed if feed.source == "replay" else feed.synthetic.speed
+    return feed.source in ("replay", "synthetic") and speed == 0
+
+
 def _clock_tap(clock: MarketClock) -> Callable[[MarketEvent], None]:
     advance = clock.advance
 
@@ -147,9 +156,9 @@ def build_pipeline(
     ``portfolios`` are the strategies' stored positions and open orders, so a restart
     resumes them. ``on_submit(origin_ns)`` is called when an order is handed to the venue.
     ``lockstep`` installs ``Lockstep`` as the feed's ``after_bars`` hook (``Pipeline.lockstep``);
-    None (the default) means: when ``clock`` is a ``MarketClock``, i.e. the data is replayed
-    or simulated. A caller that wants other lockstep settings changes that instance's
-    attributes or replaces the hook (one hook: ``after_bars`` holds a single callable).
+    None (the default) means: when ``clock`` is a ``MarketClock`` and the configured replay or
+    synthetic source is unpaced (``speed = 0``). A caller that wants other lockstep settings
+    changes that instance's attributes or replaces the hook (``after_bars`` holds one callable).
     Raises ``StrategyLoadError``/``StrategyParamsError`` for a strategy that cannot load.
     """
     cfg = config
@@ -243,9 +252,15 @@ def build_pipeline(
     )
     strategies = Supervisor("strategies", host_specs, supervisor_policy(sup))
     hook: Lockstep | None = None
-    in_lockstep = isinstance(clock, MarketClock) if lockstep is None else lockstep
+    in_lockstep = (isinstance(clock, MarketClock) and _unpaced(cfg.feed)) if lockstep is None else lockstep
     if in_lockstep:
-        hook = Lockstep(hosts, store)
+        channels = (intents, commands, events)
+
+        def order_path_quiet() -> bool:
+            return not (any(len(c) for c in channels) or gate.pending_work() or om.pending_work()
+                        or om.in_flight() or any(len(c) for c in strategy_events.values()))
+
+        hook = Lockstep(hosts, store, order_path_quiet)
         feed.after_bars = hook
     return Pipeline(
         feed=feed,

@@ -1,27 +1,20 @@
-"""Run the daemon's own pipeline over a finite replay to its end (for tests).
+"""Run the daemon's own pipeline over a finite replay to its end (for tests), through the backtest runner.
 
-Resources are real (SQLite store and paper account in a temporary directory); the wiring
-is ``daemon.pipeline.build_pipeline``; the clock is the market clock the daemon uses for
-replayed data; the feed runs in lockstep so the run is deterministic.
+``daemon.backtest.runner.run_backtest`` is the one "run the pipeline to the end of the
+data" there is: the wiring is ``daemon.pipeline.build_pipeline``, the clock the market
+clock the daemon uses for replayed data, the feed runs in lockstep, and the store and
+paper account are real SQLite files in ``workdir``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from pathlib import Path
 
-from actors.kernel.actor import ActorState
-from actors.kernel.supervisor import Supervisor
 from actors.model.records import OrderRecord
 from actors.risk.state import RiskSnapshot
-from adapters.market_data.factory import build_source
-from adapters.paper_venue import PaperVenue
-from adapters.storage.store import Store
 from config.loader import LoadedConfig
-from daemon.lockstep import Lockstep
-from daemon.pipeline import build_pipeline, market_clock_for, supervisor_policy
-from tests.waiting import wait_until
+from daemon.backtest.runner import run_backtest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,37 +27,8 @@ class ReplayOutcome:
     fills: int
 
 
-async def run_replay_to_end(loaded: LoadedConfig, workdir: Path, timeout_s: float = 120.0) -> ReplayOutcome:
-    """Build the pipeline for ``loaded`` (feed.on_end must be "stop"), run it to the end."""
-    cfg = loaded.config
-    assert cfg.feed.on_end == "stop"
-    source = build_source(cfg.feed, loaded.resolve)
-    clock = market_clock_for(source)
-    store = await Store.open(workdir / "state.db")
-    venue = PaperVenue(workdir / "paper.db", cfg.venue.paper, cfg.instruments, venue_name=cfg.venue.name, clock=clock)
-    await venue.start()
-    built = build_pipeline(cfg, store=store, venue=venue, source=source, clock=clock)
-    built.feed.after_bars = Lockstep(built.hosts, store)
-    root = Supervisor("root", built.children(), supervisor_policy(cfg.supervisor))
-    task = asyncio.create_task(root.main())
-    try:
-        await asyncio.wait_for(built.reconciler.ready.wait(), timeout_s)
-        assert built.feed.start_gate is not None
-        built.feed.start_gate.set()
-        om, gate = built.order_manager, built.risk_gate
-        await wait_until(
-            lambda: built.feed.state is ActorState.STOPPED and built.feed.snapshot().ended
-            and not any(len(ch) for ch in (built.intents, built.commands, built.events))
-            and not om.open_order_count() and not om.pending_work() and not gate.pending_work(),
-            timeout=timeout_s,
-        )
-        await store.flush()
-        assert root.total_restarts == 0, root.last_errors
-        orders = await store.orders(limit=100_000)
-        c = om.snapshot().counters
-        return ReplayOutcome(risk=gate.snapshot(), orders=orders, submitted=c.submitted, fills=c.fills_applied)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await venue.close()
-        await store.close()
+async def run_replay_to_end(loaded: LoadedConfig, workdir: Path) -> ReplayOutcome:
+    """Run ``loaded``'s pipeline over its data to the end; no strategy may fail."""
+    run = await run_backtest(loaded, workdir=workdir)
+    assert not run.strategy_errors and run.gave_up is None, (run.strategy_errors, run.gave_up)
+    return ReplayOutcome(risk=run.risk, orders=run.orders, submitted=len(run.orders), fills=len(run.fills))

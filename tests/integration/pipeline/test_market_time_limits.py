@@ -8,7 +8,6 @@ the minutes the data lived through, so it denies only a minute that really held 
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -21,10 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 async def test_default_config_replayed_at_speed_0_is_rate_limited_in_market_time_only(tmp_path: Path) -> None:
     loaded = load_config(ROOT / "aaiti.toml")
     cfg = loaded.config
-    feed = dataclasses.replace(
-        cfg.feed, on_end="stop", replay=dataclasses.replace(cfg.feed.replay, speed=0.0, loop=False)
-    )
-    loaded = dataclasses.replace(loaded, config=dataclasses.replace(cfg, feed=feed))
+    # The runner replays the config's tape once at speed 0 (speed, loop and on_end forced).
     out = await run_replay_to_end(loaded, tmp_path)
 
     limit = cfg.risk.max_orders_per_minute
