@@ -1,28 +1,62 @@
-"""Logs every closed bar at INFO: what a user watching the JSON log expects to see.
+"""Logs every closed bar at INFO and keeps the most recent ones for the operator's charts.
 
 Bars are rare compared with market events (one per symbol and timeframe per period),
 so one log line each is affordable; it subscribes to the feed like a strategy does.
+The newest ``keep`` bars of each (symbol, timeframe) stay in a bounded ring that the
+admin console draws its candlestick charts from (``history()``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import UTC, datetime
+
+import msgspec
 
 from actors.kernel.actor import MessageActor
 from actors.kernel.channel import Channel
 from actors.model.market import Bar
 
+DEFAULT_KEEP = 300
+"""Bars kept per (symbol, timeframe): five hours of 1-minute bars."""
+
+
+class BarSeries(msgspec.Struct, frozen=True, kw_only=True):
+    """The recent closed bars of one symbol and timeframe, oldest first."""
+
+    symbol: str
+    timeframe: str
+    bars: tuple[Bar, ...]
+
+
+class BarHistory(msgspec.Struct, frozen=True, kw_only=True):
+    """Recent bars of every (symbol, timeframe) seen; ``version`` grows with each bar taken in."""
+
+    version: int
+    series: tuple[BarSeries, ...]
+
 
 class BarLog(MessageActor[Bar]):
-    """Writes one ``feed.bar`` line per closed bar."""
+    """Writes one ``feed.bar`` line per closed bar and keeps the newest ``keep`` per series."""
 
     kind = "bar_log"
 
-    def __init__(self, name: str, bars: Channel[Bar]) -> None:
+    def __init__(self, name: str, bars: Channel[Bar], keep: int = DEFAULT_KEEP) -> None:
         super().__init__(name, bars)
+        self._keep = keep
+        self._rings: dict[tuple[str, str], deque[Bar]] = {}
+        self._version = 0
 
     async def handle(self, msg: Bar) -> None:
-        """Log the bar."""
+        """Log the bar and remember it."""
+        ring = self._rings.get((msg.symbol, msg.timeframe))
+        if ring is None:
+            ring = self._rings[(msg.symbol, msg.timeframe)] = deque(maxlen=self._keep)
+        if ring and ring[-1].ts_ms >= msg.ts_ms:
+            # A replay that loops starts again from its first bar: a chart's time axis must rise.
+            ring.clear()
+        ring.append(msg)
+        self._version += 1
         self.log.info(
             "feed.bar",
             symbol=msg.symbol,
@@ -35,3 +69,11 @@ class BarLog(MessageActor[Bar]):
             volume=msg.volume,
             trades=msg.trades,
         )
+
+    def history(self) -> BarHistory:
+        """A copy of the rings (sorted by symbol, then timeframe), safe to hand to another task."""
+        series = tuple(
+            BarSeries(symbol=symbol, timeframe=timeframe, bars=tuple(ring))
+            for (symbol, timeframe), ring in sorted(self._rings.items())
+        )
+        return BarHistory(version=self._version, series=series)

@@ -17,9 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from actors.bar_log import BarHistory, BarSeries
 from actors.kernel.channel import Channel, OverflowPolicy
 from actors.kernel.supervisor import ChildStatus
 from actors.model.control import HealthVerdict, TradingState
+from actors.model.market import Bar
 from actors.model.orders import OPEN_STATUSES, Fill, OrderStatus, OrderType, Side
 from actors.model.positions import PositionView
 from actors.model.records import OrderRecord
@@ -42,6 +44,7 @@ class MemoryBackend:
     def __init__(self, ring: LogRing, config_path: Path, *, symbols: int = 3, orders: int = 30,
                  metrics_cache_s: float = 0.0) -> None:
         self._ring = ring
+        self.config_path = config_path
         self.reloader = ConfigReloader(load_config(config_path))
         self.started = time.monotonic()
         self.verdict = HealthVerdict(status="healthy", ts_ms=int(time.time() * 1000))
@@ -151,6 +154,9 @@ class MemoryBackend:
                                                         "reasons": list(self.verdict.reasons)},
             "config_version": self.reloader.current.version, "actors": self.actor_statuses(),
             "channels": [c.stats for c in self.channels],
+            "circuit_breakers": [{"name": "venue", "state": "closed", "trips": 1, "latched": False,
+                                  "open_remaining_s": None, "reason": ""}],
+            "reconnects": {"market_data": 2},
         }
 
     def readiness(self) -> tuple[bool, Sequence[str]]:
@@ -223,6 +229,33 @@ class MemoryBackend:
         await asyncio.sleep(0)
         rows = [d for d in reversed(self.denials) if reason is None or d["reason"] == reason]
         return rows[offset:offset + limit]
+
+    def equity_history(self) -> Sequence[Record]:
+        """Two hours of equity sampled every 5 s would be 1440 points; a few suffice here."""
+        return [{"ts_ms": 1_700_000_000_000 + i * 5000, "equity": Decimal(1000) + Decimal(i) / 10} for i in range(20)]
+
+    def recent_bars(self) -> BarHistory:
+        """Deterministic 1m bars per symbol, ending where the seeded fills are."""
+        base = 1_700_000_000_000 - 10 * 60_000
+        series = []
+        for k, symbol in enumerate(self.symbols):
+            bars = []
+            for i in range(30):
+                mid = 0.5 + 0.01 * ((i * (k + 3)) % 7) - 0.02
+                bars.append(Bar(symbol=symbol, ts_ms=base + i * 60_000, timeframe="1m", open=mid,
+                                high=mid + 0.01, low=mid - 0.01, close=mid + (0.005 if i % 2 else -0.005),
+                                volume=100.0 + i))
+            series.append(BarSeries(symbol=symbol, timeframe="1m", bars=tuple(bars)))
+        return BarHistory(version=1, series=tuple(series))
+
+    async def recent_fills(self, *, symbol: str | None, since_ms: int | None, limit: int) -> Sequence[Record]:
+        await asyncio.sleep(0)
+        rows = [f for f in self.fills_list if (symbol is None or f.symbol == symbol)
+                and (since_ms is None or f.ts_ms >= since_ms)]
+        return list(reversed(rows))[:limit]
+
+    def backtests_dir(self) -> Path | None:
+        return self.config_path.parent / "backtests"
 
     async def reload_config(self, source: str) -> ReloadResult:
         return await self.reloader.reload(source)

@@ -7,11 +7,15 @@ gate's control channel, cancels to the order manager's command channel.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actors.bar_log import BarHistory
 from actors.kernel.clock import wall_ms
 from actors.model.control import HealthVerdict, SetTradingState, TradingState
 from actors.model.orders import TERMINAL_STATUSES, CancelAll, CancelOrder, OrderStatus
@@ -31,6 +35,37 @@ if TYPE_CHECKING:
     from adapters.storage.store import Store
 
 VERSION = "0.1.0"
+EQUITY_SAMPLE_S = 5.0
+EQUITY_SAMPLES = 1440  # two hours at one sample per 5 s
+FILL_PAGE = 1000
+MAX_FILL_PAGES = 20  # a bound on one recent_fills call: 20 store reads of 1000 rows
+
+
+class EquityHistory:
+    """A bounded ring of ``(wall-clock ms, equity)`` samples: the console's equity curve.
+
+    ``run`` samples every ``interval_s`` of process time (the curve is about what the
+    operator watched happen, so its axis is wall time even when the data is replayed).
+    """
+
+    def __init__(self, maxlen: int = EQUITY_SAMPLES) -> None:
+        self._samples: deque[tuple[int, Decimal]] = deque(maxlen=maxlen)
+
+    def add(self, ts_ms: int, equity: Decimal) -> None:
+        """Keep one sample (the oldest is dropped when full)."""
+        self._samples.append((ts_ms, equity))
+
+    def samples(self) -> list[tuple[int, Decimal]]:
+        """The samples, oldest first."""
+        return list(self._samples)
+
+    async def run(self, read: Callable[[], Decimal | None], interval_s: float = EQUITY_SAMPLE_S) -> None:
+        """Sample ``read()`` (skipping None: equity unknown yet) until cancelled."""
+        while True:
+            value = read()
+            if value is not None:
+                self.add(wall_ms(), value)
+            await asyncio.sleep(interval_s)
 
 
 class AppAdmin:
@@ -76,6 +111,7 @@ class AppAdmin:
                  "open_remaining_s": b.open_remaining_s, "reason": b.reason}
                 for b in conn.breakers
             ],
+            "reconnects": dict(conn.reconnects),
             "feed": app.feed_snapshot(),
             "venue": {"kind": cfg.venue.kind, "name": cfg.venue.name},
         }
@@ -179,6 +215,34 @@ class AppAdmin:
     async def risk_events(self, *, reason: str | None, limit: int, offset: int) -> Sequence[Record]:
         """Stored risk denials, newest first."""
         return await self._store().risk_events(reason=reason, limit=limit, offset=offset)
+
+    def equity_history(self) -> Sequence[Record]:
+        """Sampled equity, oldest first: ``{"ts_ms", "equity"}``."""
+        return [{"ts_ms": ts, "equity": eq} for ts, eq in self.app.equity_history()]
+
+    def recent_bars(self) -> BarHistory:
+        """The bar log's recent bars per (symbol, timeframe)."""
+        return self.app.recent_bars()
+
+    async def recent_fills(self, *, symbol: str | None, since_ms: int | None, limit: int) -> Sequence[Record]:
+        """The newest ``limit`` stored fills with venue time >= ``since_ms``, newest first.
+
+        The store pages fills oldest first, so this reads forward from ``since_ms`` and keeps
+        the tail; callers pass a recent ``since_ms`` (the charts' first bar) to keep it short.
+        """
+        store = self._store()
+        tail: deque[Record] = deque(maxlen=limit)
+        for page in range(MAX_FILL_PAGES):
+            rows = await store.fills(symbol=symbol, since_ms=since_ms, limit=FILL_PAGE, offset=page * FILL_PAGE)
+            tail.extend(rows)
+            if len(rows) < FILL_PAGE:
+                break
+        return list(reversed(tail))
+
+    def backtests_dir(self) -> Path | None:
+        """``backtests/`` next to the config file (None when running on built-in defaults)."""
+        loaded = self.app.loaded
+        return loaded.base_dir / "backtests" if loaded.path is not None else None
 
     def _audit(self, kind: str, payload: dict[str, Any]) -> None:
         # Operator commands belong in the tamper-evident trail next to the trading decisions.

@@ -25,6 +25,7 @@ from daemon.logging_setup import LogRing
 from daemon.reloader import ReloadResult
 
 if TYPE_CHECKING:
+    from actors.bar_log import BarHistory
     from actors.feed_state import FeedSnapshot
     from actors.orders.order_manager import OrderManagerSnapshot
     from actors.risk.risk_gate import RiskSnapshot
@@ -119,6 +120,14 @@ class DaemonView(Protocol):
 
     def strategy_names(self) -> Sequence[str]:
         """Configured strategy instances."""
+        ...
+
+    def recent_bars(self) -> BarHistory:
+        """The newest closed bars per (symbol, timeframe) (empty before the pipeline is built)."""
+        ...
+
+    def equity_history(self) -> Sequence[tuple[int, Decimal]]:
+        """Sampled ``(wall-clock ms, equity)`` pairs, oldest first, bounded."""
         ...
 
     async def metrics_exposition(self) -> bytes:

@@ -14,10 +14,12 @@ Commands signal refusals by raising an ``AdminError`` subclass (``NotFound``,
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
 
+from actors.bar_log import BarHistory
 from actors.model.control import HealthVerdict
 from actors.model.orders import OrderStatus
 from config.loader import LoadedConfig
@@ -116,6 +118,10 @@ class AdminBackend(Protocol):
       ``unrealized_pnl``; balances: ``asset`` plus ``free``/``locked``/``total``.
     - ``risk()``: ``RiskSnapshot``-like (state, kill_switch, limits, usage, counters).
     - trading-state results of pause/resume/kill: ``state``, ``kill_switch``, ``reason``.
+    - for the web console: ``equity_history()`` (``ts_ms``, ``equity``), ``recent_bars()``,
+      ``recent_fills()`` (``Fill``-like, newest first) and ``backtests_dir()``; ``status()`` may
+      add ``circuit_breakers`` (name, state, trips, latched, open_remaining_s, reason) and
+      ``reconnects`` ({source: count}).
     """
 
     @property
@@ -183,6 +189,22 @@ class AdminBackend(Protocol):
 
     async def risk_events(self, *, reason: str | None, limit: int, offset: int) -> Sequence[Record]:
         """Risk denials, newest first, filtered by reason code and paged."""
+        ...
+
+    def equity_history(self) -> Sequence[Record]:
+        """Sampled equity for the console's curve, oldest first: ``{"ts_ms": int, "equity": Decimal}``."""
+        ...
+
+    def recent_bars(self) -> BarHistory:
+        """The newest closed bars per (symbol, timeframe) for the console's candlestick charts."""
+        ...
+
+    async def recent_fills(self, *, symbol: str | None, since_ms: int | None, limit: int) -> Sequence[Record]:
+        """The newest ``limit`` fills (of ``symbol``; venue time >= ``since_ms``), newest first."""
+        ...
+
+    def backtests_dir(self) -> Path | None:
+        """Directory whose ``*/report.html`` the console lists and serves read-only (None: none)."""
         ...
 
     async def reload_config(self, source: str) -> ReloadResult:

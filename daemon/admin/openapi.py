@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of the admin API, built from the route table (served at /openapi.json).
 
-Paths, methods, parameters, request bodies and security come from ``routes.ROUTES`` —
-the same table the server registers — so the document cannot list a route the server
-lacks or miss one it has (a test checks both directions against the live router).
+Paths, methods, parameters, request bodies and security come from ``console.ALL_ROUTES``
+(the API's ``routes.ROUTES`` and the web console's routes) — the same table the server
+registers — so the document cannot list a route the server lacks or miss one it has (a
+test checks both directions against the live router).
 Request bodies and kernel types (``ReloadResult``, ``ChildStatus``, ``ChannelStats``,
 ``ConfigView``) are described by msgspec's JSON Schema generator; the response shapes the
 backend returns are written out here: they are the API's contract, with
@@ -23,11 +24,11 @@ from actors.kernel.channel import ChannelStats
 from actors.kernel.supervisor import ChildStatus
 from actors.model.orders import OrderStatus
 from daemon.admin.backend import ConfigView
+from daemon.admin.console import ALL_ROUTES
 from daemon.admin.routes import (
     BODY_RESPONSES,
     COMMON_RESPONSES,
     PUBLIC_EXEMPT,
-    ROUTES,
     CommandBody,
     EmptyBody,
     Response,
@@ -163,6 +164,65 @@ def _hand_written() -> dict[str, Any]:
         "StrategyCommand": _obj({"strategy": string, "action": {"type": "string", "enum": ["stop", "start"]},
                                  "accepted": boolean}, ["strategy", "action", "accepted"]),
         "OpenApiDocument": {"type": "object"},
+        **_console_schemas(),
+    }
+
+
+def _console_schemas() -> dict[str, Any]:
+    """Response shapes of the web console's routes (``daemon.admin.console``)."""
+    string = {"type": "string"}
+    integer = {"type": "integer"}
+    number = {"type": "number"}
+    boolean = {"type": "boolean"}
+    dec = {"type": "string", "format": "decimal", "description": "Exact decimal number as a string."}
+    nullable_string = {"anyOf": [string, {"type": "null"}]}
+    return {
+        "HtmlPage": {"type": "string", "description": "An HTML document."},
+        "JavaScript": {"type": "string", "description": "A script."},
+        "Stylesheet": {"type": "string", "description": "A CSS style sheet."},
+        "ConsoleSession": _obj({"authenticated": boolean, "auth_required": boolean, "session_ttl_s": number},
+                               ["authenticated", "auth_required"]),
+        "Breaker": _obj({"name": string, "state": string, "trips": integer, "latched": boolean,
+                         "open_remaining_s": {"anyOf": [number, {"type": "null"}]}, "reason": string},
+                        ["name", "state"]),
+        "EquitySample": _obj({"ts_ms": {**integer, "description": "Wall-clock sample time, epoch ms."},
+                              "equity": dec}, ["ts_ms", "equity"]),
+        "PriceLevel": _obj({"client_order_id": string, "side": {"type": "string", "enum": ["buy", "sell"]},
+                            "type": string, "price": dec, "size": dec, "status": string},
+                           ["client_order_id", "side", "price"], "An open order's price, drawn as a line."),
+        "ChartSeries": _obj(
+            {"symbol": string, "timeframe": string,
+             "bars": {**_array({"type": "array", "items": number, "minItems": 6, "maxItems": 6}),
+                      "description": "[open time (epoch s), open, high, low, close, volume], oldest first."},
+             "fills": {**_array(_ref("Fill")), "description": "The symbol's fills in the window, oldest first."},
+             "levels": _array(_ref("PriceLevel"))},
+            ["symbol", "timeframe", "bars", "fills", "levels"],
+        ),
+        "ConsoleCharts": _obj({"version": integer, "series": _array(_ref("ChartSeries"))}, ["version", "series"]),
+        "ConsoleState": _obj(
+            {
+                "ts_ms": integer, "status": _ref("Status"), "ready": boolean, "not_ready": _array(string),
+                "health": _obj({"status": string, "reasons": _array(string)}, ["status", "reasons"]),
+                "trading_state": {"type": "string", "enum": ["ACTIVE", "REDUCING", "HALTED"]},
+                "kill_switch": boolean, "risk": {"anyOf": [_ref("Risk"), {"type": "null"}]},
+                "positions": _array(_ref("Position")), "balances": _array(_ref("Balance")),
+                "open_orders": _array(_ref("Order")),
+                "fills": {**_array(_ref("Fill")), "description": "Recent fills, newest first."},
+                "denials": {**_array(_ref("RiskEvent")), "description": "Recent risk denials, newest first."},
+                "breakers": _array(_ref("Breaker")),
+                "reconnects": {"type": "object", "additionalProperties": integer},
+                "equity": {**_array(_ref("EquitySample")), "description": "Sampled equity, oldest first."},
+                "problems": {**_array(string), "description": "Parts that could not be read (e.g. store not open)."},
+                "charts": _ref("ConsoleCharts"),
+            },
+            ["ts_ms", "status", "ready", "health", "trading_state", "kill_switch", "positions", "open_orders",
+             "fills", "denials", "equity"],
+            "Everything the web console shows; 'charts' only in the JSON answer.",
+        ),
+        "BacktestReport": _obj({"name": string, "url": string, "modified_ms": integer, "size": integer},
+                               ["name", "url"]),
+        "BacktestReports": _obj({"directory": nullable_string, "exists": boolean,
+                                 "reports": _array(_ref("BacktestReport"))}, ["exists", "reports"]),
     }
 
 
@@ -183,8 +243,7 @@ def _responses(route: Route) -> dict[str, Any]:
             content: dict[str, Any] = {}
             for ctype in resp.content_types:
                 if ctype == "text/event-stream":
-                    content[ctype] = {"schema": {"type": "string", "description":
-                                                 "Events 'log' (data: one LogRecord as JSON) and 'end'."}}
+                    content[ctype] = {"schema": {"type": "string", "description": resp.events}}
                 else:
                     content[ctype] = {"schema": _ref(resp.schema)}
             entry["content"] = content
@@ -219,7 +278,7 @@ def _operation(route: Route) -> dict[str, Any]:
     return op
 
 
-def build_openapi(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
+def build_openapi(routes: Iterable[Route] = ALL_ROUTES) -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``routes``."""
     try:
         version = metadata.version("aaiti")
@@ -242,10 +301,17 @@ def build_openapi(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
             '{"error": <code>, "message": <text>}.',
         },
         "servers": [{"url": "/"}],
-        "security": [{"bearerAuth": []}],
+        "security": [{"bearerAuth": []}, {"consoleSession": []}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "consoleSession": {
+                    "type": "apiKey", "in": "cookie", "name": "aaiti_console_PORT",
+                    "description": "The web console's session cookie (PORT: the admin port), set by POST "
+                    "/console/login; honoured only from the console's own pages (loopback Host, same origin).",
+                },
+            },
             "schemas": schemas,
         },
     }

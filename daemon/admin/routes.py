@@ -419,6 +419,8 @@ class Response:
     description: str
     schema: str | None = "Error"
     content_types: tuple[str, ...] = ("application/json",)
+    events: str = "Events 'log' (data: one LogRecord as JSON) and 'end'."
+    """What a text/event-stream answer carries (documented when ``content_types`` has one)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The embedded admin HTTP server: aiohttp on the daemon's own event loop.
+"""The embedded admin HTTP server: aiohttp on the daemon's own event loop (API and web console).
 
 ``AdminServer(backend, section, token)`` → ``await start()`` returns the bound
 ``(host, port)`` (port 0 in the config picks a free one; the log event
@@ -29,8 +29,10 @@ from actors.kernel.clock import perf_s
 from config.schema.ops import AdminSection
 from daemon.admin.auth import AdminConfigError, BearerAuth, check_bind, is_loopback
 from daemon.admin.backend import AdminBackend, AdminError
+from daemon.admin.console import ALL_ROUTES, CONSOLE, ConsoleRuntime
+from daemon.admin.console_session import same_origin
 from daemon.admin.openapi import build_openapi
-from daemon.admin.routes import CTX, ROUTES, AdminContext, Forbidden, Query, Route, Unauthorized
+from daemon.admin.routes import CTX, AdminContext, Forbidden, Query, Route, Unauthorized
 from daemon.admin.sse import LogStreams
 from daemon.admin.transport import AdminRunner
 
@@ -60,7 +62,10 @@ def _wrap(route: Route) -> AiohttpHandler:
         ctx = request.app[CTX]
         _check_origin(request, ctx)
         if route.auth == "token" or (route.auth == "metrics" and not ctx.settings().metrics_public):
-            problem = ctx.auth.check(request.headers.get("Authorization"))
+            authorization = request.headers.get("Authorization")
+            problem = ctx.auth.check(authorization)
+            if problem is not None and authorization is None and request.app[CONSOLE].sessions.session_of(request):
+                problem = None  # the web console's session cookie (console_session.py)
             if problem is not None:
                 ctx.note_unauthorized(request, problem)
                 raise Unauthorized(problem)
@@ -74,11 +79,13 @@ def _check_origin(request: web.Request, ctx: AdminContext) -> None:
     """Refuse what only a browser would send, so a web page cannot drive the API.
 
     Browsers add ``Origin`` to every cross-site POST (a form or ``fetch`` needs no CORS
-    preflight for "simple" requests); the CLI, curl and Prometheus never do. Without a
-    token, a Host header that is not a loopback name is refused too (DNS rebinding: a
-    page on evil.example resolving to 127.0.0.1 is "same-origin" for the browser).
+    preflight for "simple" requests); the CLI, curl and Prometheus never do. The one
+    browser origin allowed is this server's own on a loopback name: the web console's
+    pages (``console_session.same_origin``). Without a token, a Host header that is not
+    a loopback name is refused too (DNS rebinding: a page on evil.example resolving to
+    127.0.0.1 is "same-origin" for the browser).
     """
-    if request.method == "POST" and "Origin" in request.headers:
+    if request.method == "POST" and "Origin" in request.headers and not same_origin(request):
         raise Forbidden("browser cross-origin requests are refused; use the aaiti CLI or an API client")
     if not ctx.auth.required and not is_loopback(request.url.host or ""):
         raise Forbidden(f"Host {request.host!r} is not a loopback name and no admin token is configured")
@@ -125,12 +132,13 @@ async def _errors(request: web.Request, handler: AiohttpHandler) -> web.StreamRe
 
 
 def build_app(ctx: AdminContext, client_max_size: int = 65_536) -> web.Application:
-    """The aiohttp application with every route of ``ROUTES`` and the JSON error middleware."""
+    """The aiohttp application with every route of ``ALL_ROUTES`` (API and console) and the JSON error middleware."""
     app = web.Application(middlewares=[_errors], client_max_size=client_max_size)
     app[CTX] = ctx
-    for route in ROUTES:
+    app[CONSOLE] = ConsoleRuntime(ctx.backend)
+    for route in ALL_ROUTES:
         app.router.add_route(route.method, route.path, _wrap(route))
-    ctx.openapi = orjson.dumps(build_openapi(ROUTES))
+    ctx.openapi = orjson.dumps(build_openapi(ALL_ROUTES))
     return app
 
 
@@ -204,5 +212,6 @@ class AdminServer:
         if runner is None:
             return
         self.ctx.streams.close_all()
+        self.app[CONSOLE].close()
         await runner.cleanup()
         self.log.info("admin.stopped")

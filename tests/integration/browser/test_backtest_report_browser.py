@@ -13,31 +13,18 @@ never used (``playwright install`` cannot work offline).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from daemon.backtest.html_report import render_html
+from tests.integration.browser.conftest import READY_TIMEOUT_MS, Browser, launch_browser, screenshot_path
 from tests.integration.browser.sample_results import hostile_result, sample_result
 
-if TYPE_CHECKING:  # imported for real inside the fixture, which fails clearly without it
-    from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Page, Route
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",  # CI runs as root
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-READY_TIMEOUT_MS = 15_000  # a deadline for a hung page, not a performance assertion
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage, Dialog, Page
 
 # Colours the report script draws with (daemon/web/report/backtest_report.js).
 UP = (10, 122, 61)
@@ -71,26 +58,6 @@ SUMMARY_JS = """
 """
 
 
-def _unavailable(reason: str) -> None:
-    """``make test`` installs everything the test needs; missing is a failure, never a skip."""
-    pytest.fail(f"{reason} (run `make test`, which installs Debian's chromium and the dev packages)")
-
-
-@dataclass
-class Browser:
-    """A chromium context whose pages may load file:// URLs only; anything else is aborted and recorded."""
-
-    context: BrowserContext
-    blocked: list[str] = field(default_factory=list)
-
-    def route(self, route: Route) -> None:
-        if route.request.url.startswith("file:"):
-            route.continue_()
-        else:
-            self.blocked.append(route.request.url)
-            route.abort()
-
-
 @dataclass
 class OpenedPage:
     """A report page that has finished drawing, with what the browser said while loading it."""
@@ -103,26 +70,8 @@ class OpenedPage:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing (make test installs Debian's chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),  # fresh --user-data-dir
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=LAUNCH_ARGS,
-            viewport={"width": 1280, "height": 1000},
-        )
-        wrapped = Browser(context)
-        context.route("**/*", wrapped.route)
-        try:
-            yield wrapped
-        finally:
-            context.close()
+    with launch_browser(tmp_path_factory.mktemp("chromium-profile"), lambda url: url.startswith("file:")) as b:
+        yield b
 
 
 def open_report(browser: Browser, path: Path) -> OpenedPage:
@@ -158,8 +107,7 @@ def write_report(tmp_path: Path, name: str, result: dict[str, Any]) -> Path:
 
 
 def save_screenshot(opened: OpenedPage, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    opened.page.screenshot(path=str(ARTIFACTS / f"backtest-report-{name}.png"), full_page=True)
+    opened.page.screenshot(path=screenshot_path(f"backtest-report-{name}"), full_page=True)
 
 
 def assert_offline(browser: Browser, opened: OpenedPage, path: Path) -> None:

@@ -39,7 +39,8 @@ DOCUMENTED = sorted(
     for method, op in ops.items()
     for status in op["responses"]
 )
-SAMPLE = {"client_order_id": "aaiti-00002", "name": "ema_fast"}  # an open order, a known strategy
+SAMPLE = {"client_order_id": "aaiti-00002", "name": "ema_fast", "run": "run-1"}  # an open order, a known
+# strategy, a backtest run (``_backtest_report`` writes it)
 LONG_ID = "x" * 200  # longer than any path id may be
 
 
@@ -89,6 +90,13 @@ def _kill(env: Env) -> None:
     env.backend.state = env.backend.state.HALTED
 
 
+def _backtest_report(env: Env) -> None:
+    """A backtests directory next to the config with one report (what ``aaiti backtest`` leaves)."""
+    run = env.config_path.parent / "backtests" / "run-1"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "report.html").write_text("<!DOCTYPE html><html><body><h1>report</h1></body></html>")
+
+
 SPECIFIC: dict[tuple[str, str, int], Scenario] = {
     ("/healthz", "GET", 200): Scenario([Req(auth=False)]),
     ("/readyz", "GET", 200): Scenario([Req(auth=False)], lambda env: env.backend.not_ready.clear()),
@@ -133,6 +141,23 @@ SPECIFIC: dict[tuple[str, str, int], Scenario] = {
     ("/strategies/{name}/start", "POST", 200): Scenario([Req()]),
     ("/strategies/{name}/start", "POST", 400): Scenario([Req(path=f"/strategies/{LONG_ID}/start")]),
     ("/strategies/{name}/start", "POST", 404): Scenario([Req(path="/strategies/ghost/start")]),
+    # the web console (daemon/admin/console.py)
+    ("/", "GET", 200): Scenario([Req(auth=False)]),
+    ("/console/console.js", "GET", 200): Scenario([Req(auth=False)]),
+    ("/console/console.css", "GET", 200): Scenario([Req(auth=False)]),
+    ("/console/lightweight-charts.js", "GET", 200): Scenario([Req(auth=False)]),
+    ("/console/session", "GET", 200): Scenario([Req(auth=False), Req()]),
+    ("/console/login", "POST", 200): Scenario([Req()]),
+    ("/console/login", "POST", 400): Scenario([Req(body=b'{"token": "in-the-body"}')]),
+    ("/console/logout", "POST", 200): Scenario([Req()]),
+    ("/console/logout", "POST", 400): Scenario([Req(body=b"[1]")]),
+    ("/console/state", "GET", 200): Scenario([Req(), Req(query={"follow": "1"}, stream=True)]),
+    ("/console/state", "GET", 400): Scenario([Req(query={"follow": "maybe"})]),
+    ("/console/state", "GET", 429): Scenario([Req(query={"follow": "1"})], lambda env: None),  # one stream open
+    ("/console/backtests", "GET", 200): Scenario([Req()], _backtest_report),
+    ("/backtests/{run}/report.html", "GET", 200): Scenario([Req()], _backtest_report),
+    ("/backtests/{run}/report.html", "GET", 400): Scenario([Req(path="/backtests/.hidden/report.html")]),
+    ("/backtests/{run}/report.html", "GET", 404): Scenario([Req(path="/backtests/nope/report.html")]),
 }
 
 
@@ -218,10 +243,10 @@ async def test_documented_response_body_matches_openapi(
     hold_open: aiohttp.ClientResponse | None = None
     session: aiohttp.ClientSession | None = None
     try:
-        if (path, status) == ("/logs", 429):  # the only allowed log stream is taken
+        if status == 429:  # the only allowed stream (of the log, of the console state) is taken
             session = aiohttp.ClientSession(base_url=servers["token"].url,
                                             headers={"Authorization": f"Bearer {TOKEN}"})
-            hold_open = await session.get("/logs", params={"follow": "1"})
+            hold_open = await session.get(path, params={"follow": "1"})
             await hold_open.content.readuntil(b"\n")
         if scenario.setup is not None:
             scenario.setup(Env(backend, config_path, monkeypatch))

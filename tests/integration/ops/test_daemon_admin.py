@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.admin.routes import ROUTES
+from daemon.admin.console import ALL_ROUTES
 from tests.integration.daemon.daemon_process import REPO
 from tests.integration.daemon.paper_state import venue as venue_books
 from tests.integration.ops.daemon_harness import (
@@ -48,7 +48,7 @@ from tests.integration.ops.daemon_harness import (
 # (30 orders/min, 5 % drawdown); these tests are about operations, not those limits.
 RELAXED = {
     "price_collar_bps = 200": "price_collar_bps = 5000",  # resting LIMIT buys at 0.7 x the market
-    "max_orders_per_minute = 12       # per wall-clock minute: generous for 1m bars, hit by the 600x replay":
+    "max_orders_per_minute = 12     # per minute of market time (replayed data runs on market time)":
         "max_orders_per_minute = 100000",
     'daily_loss_limit = "0.2"       # ETH': 'daily_loss_limit = "5"',
     "max_drawdown_pct = 5": "max_drawdown_pct = 90",
@@ -61,8 +61,14 @@ EXPECTED_ROUTES = {
     ("GET", "/risk"), ("GET", "/risk/events"), ("GET", "/config"), ("GET", "/logs"), ("POST", "/reload"),
     ("POST", "/pause"), ("POST", "/resume"), ("POST", "/kill"), ("POST", "/orders/{client_order_id}/cancel"),
     ("POST", "/strategies/{name}/stop"), ("POST", "/strategies/{name}/start"), ("GET", "/openapi.json"),
+    # The web console and the backtest reports it serves.
+    ("GET", "/"), ("GET", "/console/console.js"), ("GET", "/console/console.css"),
+    ("GET", "/console/lightweight-charts.js"), ("GET", "/console/session"), ("POST", "/console/login"),
+    ("POST", "/console/logout"), ("GET", "/console/state"), ("GET", "/console/backtests"),
+    ("GET", "/backtests/{run}/report.html"),
 }
-PUBLIC = {"/healthz", "/readyz", "/openapi.json"}
+PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/", "/console/console.js", "/console/console.css",
+          "/console/lightweight-charts.js", "/console/session"}
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------
@@ -172,15 +178,20 @@ def test_probes_after_ready_200_without_token(shared: OpsDaemon, api: Api) -> No
     assert ready.json() == {"ready": True, "reasons": []}
 
 
+def concrete_path(path: str) -> str:
+    """A documented path with its parameters filled in."""
+    return path.replace("{client_order_id}", "aa-none-0").replace("{name}", "resting").replace("{run}", "some-run")
+
+
 def test_openapi_lists_every_route_and_each_is_served(api: Api) -> None:
     doc = api.get("/openapi.json", token=None)
     assert doc.status == 200
     documented = {(m.upper(), p) for p, ops in doc.json()["paths"].items() for m in ops}
-    assert documented == EXPECTED_ROUTES == {(r.method, r.path) for r in ROUTES}
+    assert documented == EXPECTED_ROUTES == {(r.method, r.path) for r in ALL_ROUTES}
     # Each documented route exists on the running server (no 404 "no route" / 405); checked with a wrong token
     # so that no command runs.
     for method, path in sorted(EXPECTED_ROUTES):
-        concrete = path.replace("{client_order_id}", "aa-none-0").replace("{name}", "resting")
+        concrete = concrete_path(path)
         resp = api.request(method, concrete, token="wrong-token-000000000000")
         assert resp.status in ((200, 503) if path in PUBLIC else (401,)), (method, path, resp.status)
 
@@ -189,7 +200,7 @@ def test_missing_or_wrong_token_401_on_every_protected_route(shared: OpsDaemon, 
     protected = sorted((m, p) for m, p in EXPECTED_ROUTES if p not in PUBLIC)
     state_before = api.ok("GET", "/risk")["state"]
     for method, path in protected:
-        concrete = path.replace("{client_order_id}", "aa-none-0").replace("{name}", "resting")
+        concrete = concrete_path(path)
         for token, headers in ((None, None), ("not-the-token-00000000000", None), (None, {"Authorization": TOKEN}),
                                (None, {"Authorization": f"Basic {TOKEN}"})):
             resp = api.request(method, concrete, token=token, headers=headers)
@@ -713,8 +724,12 @@ def test_sd_notify_watchdog_pings_stop_while_stalled_and_resume(tmp_path: Path, 
         sock.wait_for("READY")
         begin = d.wait_for_event("ops_test.stall_begin", timeout=30)
         end = d.wait_for_event("ops_test.stall_end", timeout=10)
-        verdict = d.wait_for_event("health.verdict", status="unhealthy")
-        recovered = d.wait_new("health.verdict", d.lines.index(verdict) + 1)
+        # The first verdict after the block (the log is in order: it is judged once the loop ran again).
+        # Before the block a loaded machine may well have seen lag of its own: not what is tested here.
+        verdict = d.wait_new("health.verdict", d.lines.index(end) + 1)
+        # The verdict that lifts it, after any further samples whose own lag still reads unhealthy.
+        recovered = wait_until(lambda: next((r for r in d.events("health.verdict", d.lines.index(verdict) + 1)
+                                             if r["status"] != "unhealthy"), None), 15, "a better health verdict")
         n = len([p for p in sock.pings() if p[0] > _wall(end)])
         wait_until(lambda: len([p for p in sock.pings() if p[0] > _wall(end)]) >= n + 5, 10,
                    "WATCHDOG=1 pings after the stall")
@@ -724,8 +739,13 @@ def test_sd_notify_watchdog_pings_stop_while_stalled_and_resume(tmp_path: Path, 
         sock.close()
     t_begin, t_end, t_verdict = _wall(begin), _wall(end), _wall(verdict)
     assert t_end - t_begin >= block_s * 0.95
-    assert any("event loop lag" in r for r in verdict["reasons"]), verdict
+    assert verdict["status"] == "unhealthy" and any("event loop lag" in r for r in verdict["reasons"]), verdict
     assert t_verdict >= t_end - 0.05  # judged once the loop ran again
+    # The blocked loop is the loop's lag: no actor that waited through it is called stalled (nor restarted).
+    window = d.lines[d.lines.index(begin):d.lines.index(recovered)]
+    assert all(r.startswith("event loop lag") for v in window if v.get("event") == "health.verdict"
+               for r in v["reasons"]), window
+    assert not [r for r in window if r.get("event") == "actor.stalled"], window
     walls = [w for w, _ in sock.pings()]
     before = [w for w in walls if w <= t_begin]
     after = [w for w in walls if w >= t_end]
@@ -738,7 +758,7 @@ def test_sd_notify_watchdog_pings_stop_while_stalled_and_resume(tmp_path: Path, 
     assert after[0] > t_verdict and after[0] >= _wall(recovered) - 0.05
     regular = _gaps([w for w in walls if w >= after[0]])
     assert regular and max(regular) < 1.0, regular  # regular pings again
-    assert not [w for w in walls if t_begin + 0.05 < w < t_end]  # (receipt may trail the send a little)
+    assert not [w for w in walls if t_begin + 0.05 < w < t_end]  # (pings are stamped when sent)
 
 
 def _wall(rec: Mapping[str, Any]) -> float:
