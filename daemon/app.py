@@ -33,6 +33,7 @@ from typing import Any
 import anyio
 import structlog
 
+from actors.bar_log import BarHistory
 from actors.feed_state import FeedSnapshot
 from actors.kernel.channel import ChannelStats
 from actors.kernel.clock import Clock, MarketClock, WallClock, perf_ns, wall_ms
@@ -57,10 +58,11 @@ from config.schema.trading import CcxtVenueSection
 from daemon import exit_codes
 from daemon.admin.auth import AdminConfigError, resolve_token
 from daemon.admin.server import AdminServer
-from daemon.app_admin import AppAdmin
+from daemon.app_admin import AppAdmin, EquityHistory
 from daemon.app_metrics import metrics_snapshot
 from daemon.logging_setup import LoggingSetup, LogRing
 from daemon.metrics import Metrics
+from daemon.notify import NotificationService, NotifyConfigError, OutboxError
 from daemon.pipeline import Pipeline, build_pipeline, supervisor_policy
 from daemon.reloader import ConfigReloader, ReloadResult
 from daemon.sd_notify import SystemdNotifier
@@ -103,6 +105,8 @@ class App:
         self.state_dir = loaded.resolve(cfg.daemon.state_dir)
         self.clock = clock_for(cfg)
         self.notifier = SystemdNotifier(min_status=cfg.systemd.watchdog_min_status, enabled=cfg.systemd.notify)
+        # Off (no-op hooks) until open() resolves the [notify] URLs.
+        self.notifications = NotificationService.off()
         self.metrics = Metrics(
             build_info={"mode": cfg.daemon.mode, "instance": cfg.daemon.name, "version": VERSION},
             cache_s=cfg.admin.metrics_cache_s,
@@ -113,7 +117,7 @@ class App:
             lambda: self.root,
             lambda: self.config.watchdog,
             checks=[self._health_checks],
-            on_verdict=self.notifier.on_verdict,
+            on_verdict=self._on_verdict,
             on_lag=self.metrics.observe_loop_lag,
         )
         self.root = Supervisor(
@@ -248,6 +252,7 @@ class App:
         )
         self._disabled_at_start = [s.name for s in cfg.strategies if not s.enabled]
         self._spawn(self._watch_trading_state(pipeline.state_events))
+        self.notifications.attach(pipeline.router, pipeline.order_manager.order)
 
     def _on_submit(self, origin_ns: int) -> None:
         # End of tick-to-submit: from the market event that caused the intent to the venue call.
@@ -346,6 +351,23 @@ class App:
         """Prometheus text."""
         return await self.metrics.render()
 
+    # Created in open(); None until then (the console's equity curve is empty).
+    _equity_history: EquityHistory | None = None
+
+    def recent_bars(self) -> BarHistory:
+        """The newest closed bars per (symbol, timeframe), kept by the bar log."""
+        if self.pipeline is None:
+            return BarHistory(version=0, series=())
+        return self.pipeline.bar_log.history()
+
+    def equity_history(self) -> Sequence[tuple[int, Decimal]]:
+        """Sampled ``(wall-clock ms, equity)`` pairs, oldest first (bounded ring)."""
+        return self._equity_history.samples() if self._equity_history is not None else []
+
+    def _current_equity(self) -> Decimal | None:
+        snap = self.risk_snapshot()
+        return snap.equity if snap is not None else None
+
     # -- health and readiness ------------------------------------------------------------
     def _health_checks(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
@@ -381,6 +403,7 @@ class App:
             self.log.debug("daemon.trading_state_seen", state=ev.state.value)
             self._state_changed.set()
             self._state_changed = asyncio.Event()
+            self.notifications.on_trading_state(ev)
             if ev.state is TradingState.HALTED and not self._ready_sent:
                 # Halted before start-up finished (e.g. the venue refused our credentials):
                 # the daemon is up for the operator, so tell systemd instead of letting
@@ -459,6 +482,7 @@ class App:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"cannot create state directory {self.state_dir}: {exc.strerror}") from None
+        await self._open_notifications()
         await self._start_simulator()
         self._store = await self._open_store()
         if cfg.venue.kind == "ccxt":
@@ -473,8 +497,28 @@ class App:
             self._build_tree(self._store, self.venue, self.source, portfolios)
         except Exception as exc:
             raise StartupError(f"cannot build the daemon: {exc}", exit_codes.CONFIG_ERROR) from None
+        # The console's equity curve: a bounded sampler; close() cancels it with the other tasks.
+        self._equity_history = EquityHistory()
+        self._spawn(self._equity_history.run(self._current_equity))
         if cfg.admin.enabled:
             await self._start_admin()
+
+    async def _open_notifications(self) -> None:
+        cfg = self.config
+        try:
+            self.notifications = await NotificationService.open(
+                cfg.notify, state_dir=self.state_dir, clock=self.clock, instance=cfg.daemon.name, reads=self,
+                add_secret=self.logging.redactor.add_secret_value,
+                start_detail=f"mode {cfg.daemon.mode}, venue {cfg.venue.name}, version {VERSION}",
+            )
+        except NotifyConfigError as exc:
+            raise StartupError(f"notifications: {exc}", exit_codes.CONFIG_ERROR) from None
+        except OutboxError as exc:
+            raise StartupError(f"notification outbox unusable: {exc}") from None
+
+    def _on_verdict(self, verdict: HealthVerdict) -> None:
+        self.notifier.on_verdict(verdict)
+        self.notifications.on_verdict(verdict)
 
     async def _start_admin(self) -> None:
         cfg = self.config
@@ -541,6 +585,8 @@ class App:
                 await self.simulator.stop()
             except Exception as exc:
                 self.log.error("daemon.close_failed", resource="simulator", error=repr(exc))
+        # Last: the stop message goes out (for up to notify.stop_flush_s) once everything else is closed.
+        await self.notifications.close()
         self.notifier.close()
 
     async def reload(self, source: str) -> None:

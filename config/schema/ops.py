@@ -1,4 +1,4 @@
-"""Operations sections: the admin HTTP endpoint and the systemd integration."""
+"""Operations sections: the admin HTTP endpoint, the systemd integration and notifications."""
 
 from __future__ import annotations
 
@@ -59,3 +59,115 @@ class SystemdSection:
         "a daemon that is only retrying (reconnecting feed, stale data); an unhealthy verdict (stalled actor, "
         "event-loop lag) never pets the watchdog.",
     )
+
+
+#: The kinds of notification events, as ``[notify] events`` names them.
+NOTIFY_EVENT_KINDS: tuple[str, ...] = (
+    "fill",
+    "protective_exit",
+    "risk_denials",
+    "breaker_open",
+    "breaker_closed",
+    "reconnect",
+    "kill",
+    "pause",
+    "resume",
+    "watchdog_unhealthy",
+    "daemon_start",
+    "daemon_stop",
+    "daily_digest",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class NotifySection:
+    """Notifications to chat, e-mail or webhooks through Apprise URLs (see docs/notifications.md).
+
+    The URLs come from ``urls``, the environment variable named by ``urls_env`` and the
+    systemd credential ``urls_credential`` (``$CREDENTIALS_DIRECTORY``), all of them
+    together; they are secrets and are never logged. Without any URL nothing is sent and
+    nothing runs. Messages are written to an outbox (``notify-outbox.db`` in the state
+    directory) and delivered off the trading path, retried with exponential backoff, sent
+    once per event, and coalesced into one summary message beyond ``rate_per_minute``.
+    Event kinds: fill, protective_exit, risk_denials, breaker_open, breaker_closed,
+    reconnect, kill, pause, resume, watchdog_unhealthy, daemon_start, daemon_stop,
+    daily_digest.
+    """
+
+    urls: tuple[str, ...] = setting(
+        factory=tuple,
+        doc="Apprise URLs to notify (prefer urls_env or urls_credential: the URLs carry tokens).",
+        secret=True,
+        restart=True,
+    )
+    urls_env: str = setting(
+        "AAITI_NOTIFY_URLS",
+        "Environment variable holding more Apprise URLs, separated by whitespace or commas; empty: none.",
+        restart=True,
+    )
+    urls_credential: str = setting(
+        "notify_urls",
+        "Name of the systemd credential holding more Apprise URLs, one or more per line "
+        "($CREDENTIALS_DIRECTORY/<name>, set with LoadCredential=); empty: do not look for one.",
+        restart=True,
+        pattern=r"[A-Za-z0-9_.\-]*",
+    )
+    events: dict[str, bool] = setting(
+        factory=dict,
+        doc="Event kinds switched on (true) or off (false), e.g. { fill = false }; a kind not listed is on.",
+        restart=True,
+    )
+    min_severity: Literal["info", "warning", "critical"] = setting(
+        "info", "Least severe message sent (each event kind has a fixed severity).", restart=True
+    )
+    rate_per_minute: int = setting(
+        20,
+        "Messages per minute to each URL; what exceeds it is coalesced into one summary message, never dropped.",
+        ge=1,
+        le=10_000,
+        restart=True,
+    )
+    summary_max_items: int = setting(
+        50, "Most events one summary message lists; more wait for the next one.", ge=2, le=1000, restart=True
+    )
+    retry_initial_s: float = setting(2.0, "Delay before the first retry of a failed delivery.", gt=0, le=3600,
+                                     restart=True)
+    retry_max_s: float = setting(300.0, "Cap of the doubling retry delay.", gt=0, le=86_400, restart=True)
+    denial_burst: int = setting(
+        10, "Risk denials within denial_window_s that make one risk_denials message.", ge=1, le=1_000_000,
+        restart=True,
+    )
+    denial_window_s: float = setting(
+        60.0, "Window of denial_burst, and the least time between two risk_denials messages.", gt=0, le=86_400,
+        restart=True,
+    )
+    poll_interval_s: float = setting(
+        5.0, "How often breakers, reconnects and the business day (daily digest) are checked.", gt=0, le=3600,
+        restart=True,
+    )
+    queue_capacity: int = setting(
+        1000,
+        "Events waiting to be written to the outbox; when full the oldest is dropped and counted.",
+        ge=10,
+        le=1_000_000,
+        restart=True,
+    )
+    keep_days: float = setting(
+        7.0, "Delivered messages are kept this long: the horizon of the once-per-event deduplication.", gt=0,
+        le=3650, restart=True,
+    )
+    stop_flush_s: float = setting(
+        5.0, "At stop, time to deliver what is pending; the rest is sent after the next start.", ge=0, le=300,
+        restart=True,
+    )
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Cross-field checks: known event kinds, retry_max_s >= retry_initial_s."""
+        issues: list[tuple[str, str]] = [
+            (f"events.{kind}", f"unknown event kind {kind!r}; expected one of {', '.join(NOTIFY_EVENT_KINDS)}")
+            for kind in self.events
+            if kind not in NOTIFY_EVENT_KINDS
+        ]
+        if self.retry_max_s < self.retry_initial_s:
+            issues.append(("retry_max_s", "expected a value >= retry_initial_s"))
+        return issues

@@ -7,7 +7,7 @@ import dataclasses
 from config.fields import setting
 from config.schema.kernel import ChannelsSection, DaemonSection, LogSection, SupervisorSection, WatchdogSection
 from config.schema.market import FeedSection, StrategySection
-from config.schema.ops import AdminSection, SystemdSection
+from config.schema.ops import AdminSection, NotifySection, SystemdSection
 from config.schema.trading import InstrumentSection, ReconcilerSection, RiskSection, VenueSection
 
 
@@ -26,6 +26,7 @@ class AaitiConfig:
     channels: ChannelsSection = setting(factory=ChannelsSection, doc="Channel capacities.")
     admin: AdminSection = setting(factory=AdminSection, doc="Admin HTTP endpoint.")
     systemd: SystemdSection = setting(factory=SystemdSection, doc="systemd notifications.")
+    notify: NotifySection = setting(factory=NotifySection, doc="Notifications through Apprise.")
     feed: FeedSection = setting(factory=FeedSection, doc="Market data.")
     strategies: tuple[StrategySection, ...] = setting(factory=tuple, doc="Strategy instances.")
     instruments: dict[str, InstrumentSection] = setting(
