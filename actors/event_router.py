@@ -8,6 +8,7 @@ only logged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from actors.kernel.actor import MessageActor
@@ -25,10 +26,18 @@ class EventRouter(MessageActor[RoutedEvent]):
     def __init__(self, name: str, inbox: Channel[RoutedEvent], targets: dict[str, Channel[Any]]) -> None:
         super().__init__(name, inbox)
         self._targets = targets
+        self._taps: tuple[Callable[[RoutedEvent], None], ...] = ()
+
+    def add_tap(self, tap: Callable[[RoutedEvent], None]) -> None:
+        """Call ``tap(event)`` for every event before it is routed (must not block: e.g.
+        hand it to a bounded queue, as the notification service does)."""
+        self._taps = (*self._taps, tap)
 
     async def handle(self, msg: RoutedEvent) -> None:
         """Log the event, then send it to the strategy that placed the order (or intent)."""
         self._log_event(msg)
+        for tap in self._taps:
+            tap(msg)
         strategy = msg.intent.strategy if isinstance(msg, OrderDenied) else msg.strategy
         ch = self._targets.get(strategy)
         if ch is None:

@@ -53,7 +53,9 @@ class ResolvedToken:
         return len(self.value) < MIN_TOKEN_LENGTH
 
 
-def _read_token(path: Path, what: str, *, missing_ok: bool) -> str | None:
+def read_secret_file(path: Path, what: str, *, missing_ok: bool) -> str | None:
+    """A secret from a file (token file, systemd credential), stripped; None when missing or
+    empty and ``missing_ok``. Raises ``TokenError`` naming ``what`` and the path otherwise."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -86,7 +88,7 @@ def resolve_token(
             return ResolvedToken(value, f"env:{section.token_env}")
     creds = env.get("CREDENTIALS_DIRECTORY", "")
     if section.token_credential and creds:
-        value_or_none = _read_token(Path(creds) / section.token_credential, "admin credential", missing_ok=True)
+        value_or_none = read_secret_file(Path(creds) / section.token_credential, "admin credential", missing_ok=True)
         if value_or_none:
             return ResolvedToken(value_or_none, f"credential:{section.token_credential}")
     if section.token_file:
@@ -94,7 +96,7 @@ def resolve_token(
         path = Path(expanded)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        value_or_none = _read_token(path, "admin.token_file", missing_ok=False)
+        value_or_none = read_secret_file(path, "admin.token_file", missing_ok=False)
         if value_or_none:
             return ResolvedToken(value_or_none, f"file:{path}")
     if section.token:

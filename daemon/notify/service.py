@@ -339,19 +339,5 @@ class NotificationService:
 
 
 def tap_router(router: EventRouter, tap: Callable[[RoutedEvent], None]) -> None:
-    """Call ``tap`` with every event the router handles, before it routes it.
-
-    Uses the router's ``add_tap`` when it has one; otherwise wraps its ``handle`` (the
-    actor reads ``self.handle`` when it starts, so the wrapper survives restarts).
-    """
-    add_tap = getattr(router, "add_tap", None)
-    if callable(add_tap):
-        add_tap(tap)
-        return
-    handle = router.handle
-
-    async def tapped(msg: RoutedEvent) -> None:
-        tap(msg)
-        await handle(msg)
-
-    router.handle = tapped  # type: ignore[method-assign]
+    """Call ``tap`` with every event the router handles, before it routes it."""
+    router.add_tap(tap)

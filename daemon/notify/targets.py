@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from config.schema.ops import NotifySection
-from daemon.admin.auth import AdminConfigError, _read_token
+from daemon.admin.auth import AdminConfigError, read_secret_file
 
 _SEPARATORS = re.compile(r"[\s,]+")
 _MIN_SECRET = 6
@@ -64,7 +64,7 @@ def resolve_targets(
     creds = env.get("CREDENTIALS_DIRECTORY", "")
     if section.urls_credential and creds:
         try:
-            text = _read_token(Path(creds) / section.urls_credential, "notify credential", missing_ok=True)
+            text = read_secret_file(Path(creds) / section.urls_credential, "notify credential", missing_ok=True)
         except AdminConfigError as exc:
             raise NotifyConfigError(str(exc)) from None
         urls += split_urls(text or "")
