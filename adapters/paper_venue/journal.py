@@ -1,8 +1,8 @@
 """Between the matching engine and the account store: rows of the paper account, and the journal.
 
 ``AccountJournal`` receives each change the engine makes and puts its rows (the state at
-that moment) and the updates to publish into the store's pending batch; a fill schedules a
-commit at once, since no caller waits for fills made by market data.
+that moment) and the updates to publish into the store's pending batch; a fill or an order
+change schedules a commit at once, since no caller waits for what market data changes.
 """
 
 from __future__ import annotations
@@ -80,10 +80,16 @@ class AccountJournal:
         self._store = store
 
     def order_changed(self, order: PaperOrder, view: VenueOrder) -> None:
-        """Store the order's row; publish ``view`` once committed."""
-        batch = self._store.pending
+        """Store the order's row; publish ``view`` once committed; commit soon.
+
+        Market data can change an order without a fill (a market order expiring), with no
+        caller waiting to commit it.
+        """
+        store = self._store
+        batch = store.pending
         batch.orders[order.cid] = order_row(order)
         batch.updates.append(view)
+        store.changed()
 
     def order_filled(self, order: PaperOrder, fill: Fill, view: VenueOrder) -> None:
         """Store the fill and the order's row; publish both once committed; commit soon."""

@@ -3,7 +3,8 @@
 It joins two parts behind the ``Venue`` port and the ``MarketTap`` capability:
 
 - the matching engine (``adapters.paper_venue.matching``), which decides fills against
-  the market feed with fees and slippage and keeps the account in memory;
+  the market feed by the fill model of ``[venue.paper]`` (``adapters.paper_venue.fill_model``:
+  latency, liquidity, slippage, limit triggers) with fees, and keeps the account in memory;
 - the account store (``adapters.storage.paper_account``), the account's own SQLite file
   (``paper-venue-<name>.db`` in the state directory), written through the storage layer's
   single writer. Like a real exchange account it survives restarts of the daemon.
@@ -47,9 +48,11 @@ class PaperVenue:
 
     ``path`` is the account's SQLite file; ``instruments`` maps symbols to their assets and
     filters; ``clock`` stamps orders and fills (business time; default the wall clock, as an
-    exchange would). ``on_market(event)`` (the ``MarketTap`` capability) must be called with
-    every market event, on the loop: it updates the top of book and last trade and matches
-    resting orders; it is cheap and never blocks.
+    exchange would) and decides how ``latency_ms`` passes: in market time on a simulated
+    clock (a submit returns the order ACCEPTED; its fills follow on ``updates()``), in real
+    time on the wall clock (submit and cancel wait it out). ``on_market(event)`` (the
+    ``MarketTap`` capability) must be called with every market event, on the loop: it records
+    the market state and serves our orders; it is cheap and never blocks.
     """
 
     on_market: Callable[[MarketEvent], None]
@@ -67,6 +70,7 @@ class PaperVenue:
         self._path = Path(path)
         self._cfg = config
         self._clock = clock
+        self._delay_s = (config.ack_delay_ms + (0.0 if clock.simulated else config.latency_ms)) / 1000.0
         self._log: Any = structlog.get_logger("aaiti").bind(component="paper_venue", venue=venue_name)
         self._streams: list[UpdateStream] = []
         self._store = PaperAccountStore(self._path, fsync=config.fsync, on_committed=self._publish, log=self._log)
@@ -194,10 +198,15 @@ class PaperVenue:
             raise VenueUnavailable("NOT_STARTED", f"paper venue {self.name} is not started")
 
     async def _acknowledge(self) -> None:
-        """Check the venue is up, after the simulated acknowledgement latency."""
+        """Check the venue is up, after the simulated round trip.
+
+        That is ``ack_delay_ms`` of real time, plus ``latency_ms`` on the wall clock, where
+        market time is real time (on a simulated clock the engine applies the latency in
+        market time instead).
+        """
         self._require_started()
-        if self._cfg.latency_ms > 0:
-            await asyncio.sleep(self._cfg.latency_ms / 1000.0)
+        if self._delay_s > 0:
+            await asyncio.sleep(self._delay_s)
             self._require_started()
 
     async def _commit(self) -> None:

@@ -126,12 +126,17 @@ class PaperVenueSection:
     ``min_notional`` is NOTIONAL), ``INSUFFICIENT_FUNDS``, ``NO_MARKET_DATA``, ``UNKNOWN_SYMBOL``.
 
     The *visible liquidity* a taker meets is, from the freshest source: the order book's levels
-    (book snapshots or deltas, when the book's best level is the current touch); else the quote's
-    touch, up to its quoted size (unlimited when the quote carries no size); else the last trade
-    print, up to its size when ``trade_volume_limited``; else the last bar's close, unlimited.
-    Every taker price is moved ``slippage_bps`` against us and rounded to the tick against us;
-    executions at the same price are reported as one fill. The same events always give the same
-    fills (no randomness).
+    (when a book snapshot or delta came after the last quote); else the quote's touch, up to its
+    quoted size (unlimited when the quote carries no size); else the last trade print, up to its
+    size when ``trade_volume_limited``; else the last bar's close, up to its volume when
+    ``trade_volume_limited``. Every taker price is moved ``slippage_bps`` against us and rounded
+    to the tick against us; executions at the same price are reported as one fill, each fill
+    with its own fee. A market buy locks nothing: what the free quote balance cannot pay for
+    when it fills EXPIRES (reason ``INSUFFICIENT_FUNDS``); a market sell locks its size, a limit
+    buy ``size x price x (1 + the larger fee)``, a limit sell its size. Each market event's size
+    is fresh liquidity (nothing remembers what an earlier fill took from it), and our own
+    orders never trade with each other. The same events always give the same fills (no
+    randomness).
     """
 
     maker_fee_bps: float = setting(
@@ -164,13 +169,14 @@ class PaperVenueSection:
         "touch", "When a market price fills a resting limit order at its limit (as maker): \"touch\", a trade "
         "print or an opposite quote at or through the limit (buy: trade or ask <= limit); \"through\", only "
         "strictly through it (buy: trade or ask < limit), as if our order were last in the queue at its price. "
-        "Orders are served best price first, then oldest first.",
+        "A book event's best levels count as a quote.",
     )
     trade_volume_limited: bool = setting(
         True, "A trade print (or a quote's size, or with match_on_bars a bar's volume) offers only its own size: "
-        "one print is shared among the resting limit orders it reaches (a share rounded down to step_size), and "
-        "with no quotes a market order meets the last print's size as visible liquidity. False: prints (and "
-        "quotes through resting orders) fill any size. A size of 0 (unknown) is always unlimited.",
+        "one print is shared among the resting limit orders it reaches (best price, then oldest first; a share "
+        "rounded down to step_size), and with no quotes a market order meets the last print's size as visible "
+        "liquidity. A quote without a size (as quotes derived from trades are) then fills no resting order; a print "
+        "or bar of size 0 (unknown) fills any size. False: prints, quotes and bars fill any size.",
     )
     market_remainder: Literal["fill_at_worst", "partial_then_next_events"] = setting(
         "fill_at_worst", "What a market order (or the taker part of a marketable limit order) does beyond the "

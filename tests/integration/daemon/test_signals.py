@@ -52,7 +52,7 @@ def test_second_sigint_during_slow_stop_forces_exit_130(tmp_path: Path) -> None:
     # A 4 s venue acknowledgement keeps the order manager draining an in-flight order, so the
     # orderly stop is still running when the second signal arrives.
     config = paper_config(tmp_path, speed=3000)
-    text = config.read_text().replace("slippage_bps = 2\n", "slippage_bps = 2\nlatency_ms = 4000\n")
+    text = config.read_text().replace("slippage_bps = 2\n", "slippage_bps = 2\nack_delay_ms = 4000\n")
     text = text.replace("[daemon]\n", "[daemon]\norder_drain_timeout_s = 30\nstop_timeout_s = 60\n")
     config.write_text(text)
     proc = DaemonProcess(config)

@@ -229,11 +229,11 @@ async def test_duplicate_open_client_order_id_rejected(venue: PaperVenue) -> Non
     assert err.value.reason == "DUPLICATE_CLIENT_ORDER_ID"
 
 
-async def test_off_step_quantity_rejected_invalid_quantity(venue: PaperVenue) -> None:
+async def test_off_step_quantity_rejected_precision_as_the_ccxt_venue_does(venue: PaperVenue) -> None:
     venue.on_market(quote(0.00199, 0.002))
     with pytest.raises(OrderRejected) as err:
         await venue.submit(req("c1", Side.BUY, "10.5"))
-    assert err.value.reason == "INVALID_QUANTITY"
+    assert err.value.reason == "PRECISION"
 
 
 async def test_query_closed_order_by_client_id_returns_final_state(venue: PaperVenue) -> None:
