@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -41,20 +40,16 @@ from actors.kernel.supervisor import ChildSpec, ChildStatus, Supervisor
 from actors.model.control import ConfigChanged, HealthVerdict, SetTradingState, TradingState, TradingStateChanged
 from actors.model.orders import CancelAll, CancelOrder
 from actors.orders.order_manager import OrderManagerSnapshot
-from actors.ports.capabilities import AdjustableSpeed, ConnectionHealth, HasStartTime, ReportsConnectionHealth
+from actors.ports.capabilities import AdjustableSpeed, ConnectionHealth, ReportsConnectionHealth
 from actors.ports.market_data import MarketDataSource
 from actors.ports.venue import Venue
 from actors.risk.risk_gate import RiskSnapshot
-from actors.strategy_api import OpenOrder
 from actors.strategy_portfolio import TrackingPortfolio
 from actors.watchdog import DEGRADED, Watchdog
-from adapters.market_data.factory import build_source
-from adapters.storage.paths import state_db_path
 from adapters.storage.store import Store
 from config.loader import LoadedConfig
 from config.render import secret_field_names
 from config.schema.root import AaitiConfig
-from config.schema.trading import CcxtVenueSection
 from daemon import exit_codes
 from daemon.admin.auth import AdminConfigError, resolve_token
 from daemon.admin.server import AdminServer
@@ -65,17 +60,10 @@ from daemon.metrics import Metrics
 from daemon.notify import NotificationService, NotifyConfigError, OutboxError
 from daemon.pipeline import Pipeline, build_pipeline, supervisor_policy
 from daemon.reloader import ConfigReloader, ReloadResult
+from daemon.resources import Resources, StartupError
 from daemon.sd_notify import SystemdNotifier
 
 VERSION = "0.1.0"
-
-
-class StartupError(Exception):
-    """Start-up cannot proceed (bad state file, bad data file); carries the exit code."""
-
-    def __init__(self, message: str, exit_code: int = exit_codes.STATE_ERROR) -> None:
-        self.exit_code = exit_code
-        super().__init__(message)
 
 
 def clock_for(config: AaitiConfig) -> Clock:
@@ -123,10 +111,7 @@ class App:
         self.root = Supervisor(
             "root", [ChildSpec("watchdog", lambda: self.watchdog)], supervisor_policy(cfg.supervisor)
         )
-        self._store: Store | None = None
-        self.venue: Venue | None = None
-        self.simulator: Any = None
-        self.source: MarketDataSource | None = None
+        self.resources = Resources(loaded, self.state_dir, self.clock)
         self.pipeline: Pipeline | None = None
         self._disabled_at_start: list[str] = []
         self.admin: AdminServer | None = None
@@ -141,103 +126,6 @@ class App:
         return self.reloader.current.config
 
     # -- building ----------------------------------------------------------------------
-    async def _open_store(self) -> Store:
-        from adapters.storage.errors import StoreError
-
-        cfg = self.config
-        path = state_db_path(self.state_dir, cfg.daemon.mode, cfg.venue.name)
-        try:
-            return await Store.open(path, fsync_orders=cfg.daemon.mode == "live")
-        except StoreError as exc:
-            raise StartupError(f"state database unusable: {exc}") from None
-
-    async def _open_venue(self) -> Venue:
-        cfg = self.config
-        venue: Venue
-        if cfg.venue.kind == "paper":
-            from adapters.paper_venue import PaperVenue
-
-            venue = PaperVenue(
-                self.state_dir / f"paper-venue-{cfg.venue.name}.db",
-                cfg.venue.paper,
-                cfg.instruments,
-                venue_name=cfg.venue.name,
-                clock=self.clock,
-            )
-        else:
-            from adapters.ccxt_venue.venue import CcxtVenue
-
-            venue = CcxtVenue(self._ccxt_section(), name=cfg.venue.name, symbols=cfg.feed.symbols, clock=self.clock)
-        try:
-            await venue.start()
-        except Exception as exc:
-            # Release whatever the half-started venue opened (client sessions, files).
-            with contextlib.suppress(Exception):
-                await venue.close()
-            # A paper venue fails on its account file (state); a network venue on the network or
-            # the credentials, which the operator fixes elsewhere: its own exit code.
-            code = exit_codes.STATE_ERROR if cfg.venue.kind == "paper" else exit_codes.VENUE_ERROR
-            raise StartupError(f"venue {cfg.venue.name} could not start: {exc}", code) from None
-        return venue
-
-    async def _start_simulator(self) -> None:
-        """Start the in-process Binance simulator when the config asks for it."""
-        section = self.config.venue.ccxt
-        if not section.start_simulator or (self.config.venue.kind != "ccxt" and self.config.feed.source != "ccxt"):
-            return
-        from daemon.embedded_simulator import start_simulator
-
-        try:
-            self.simulator = await start_simulator(section)
-        except OSError as exc:
-            raise StartupError(f"cannot start the simulator on port {section.simulator_port}: {exc.strerror}",
-                               exit_codes.CONFIG_ERROR) from None
-        self.log.info("simulator.started", base_url=self.simulator.base_url)
-
-    def _ccxt_section(self) -> CcxtVenueSection:
-        """The ccxt section, pointed at the in-process simulator's actual address if one runs."""
-        section = self.config.venue.ccxt
-        if self.simulator is not None:
-            return dataclasses.replace(section, base_url=self.simulator.base_url)
-        return section
-
-    def _open_source(self) -> MarketDataSource:
-        from adapters.market_data.errors import DataFileError
-
-        exchange: Any = None
-        if self.config.venue.kind == "ccxt" and self.venue is not None:
-            from adapters.ccxt_venue.venue import CcxtVenue
-
-            # One ccxt client for the venue and the market data (one rate-limit budget).
-            if isinstance(self.venue, CcxtVenue):
-                exchange = self.venue.exchange
-        try:
-            source = build_source(
-                self.config.feed, self.reloader.current.resolve, ccxt=self._ccxt_section(), exchange=exchange
-            )
-        except DataFileError as exc:
-            raise StartupError(f"market data file unusable: {exc}") from None
-        except Exception as exc:
-            raise StartupError(f"market data source unusable: {exc}", exit_codes.CONFIG_ERROR) from None
-        src: object = source
-        if isinstance(self.clock, MarketClock) and isinstance(src, HasStartTime):
-            self.clock.advance(src.start_ts_ms)
-        return source
-
-    async def _strategy_portfolios(self, store: Store) -> dict[str, TrackingPortfolio]:
-        """Each strategy's positions and open orders as stored, so a restart resumes them."""
-        views = {s.name: TrackingPortfolio() for s in self.config.strategies}
-        for (strategy, symbol), size in (await store.strategy_positions()).items():
-            if strategy in views and size != 0:
-                views[strategy].set_position(symbol, size)
-        for rec in await store.open_orders():
-            view = views.get(rec.strategy)
-            if view is not None:
-                view.add_open_order(OpenOrder(client_order_id=rec.client_order_id, symbol=rec.symbol, side=rec.side,
-                                              size=rec.size, filled=rec.filled, price=rec.price,
-                                              strategy=rec.strategy))
-        return views
-
     def _build_tree(self, store: Store, venue: Venue, source: MarketDataSource,
                     portfolios: dict[str, TrackingPortfolio]) -> None:
         cfg = self.config
@@ -273,7 +161,7 @@ class App:
     @property
     def store(self) -> Store | None:
         """The state store once open."""
-        return self._store
+        return self.resources.store
 
     @property
     def log_ring(self) -> LogRing:
@@ -307,7 +195,7 @@ class App:
         """Breakers and reconnects of the venue and the market-data source."""
         breakers: list[Any] = []
         reconnects: dict[str, int] = {}
-        owners: tuple[object, ...] = (self.venue, self.source)
+        owners: tuple[object, ...] = (self.resources.venue, self.resources.source)
         for owner in owners:
             if isinstance(owner, ReportsConnectionHealth):
                 h = owner.connection_health()
@@ -462,7 +350,7 @@ class App:
         if "admin.metrics_cache_s" in changed:
             self.metrics.cache_s = cfg.admin.metrics_cache_s
         if any(path in ("feed.replay.speed", "feed.synthetic.speed") for path in changed):
-            source: object = self.source
+            source: object = self.resources.source
             if isinstance(source, AdjustableSpeed):
                 kind = cfg.feed.source
                 source.set_speed(cfg.feed.replay.speed if kind == "replay" else cfg.feed.synthetic.speed)
@@ -483,18 +371,10 @@ class App:
         except OSError as exc:
             raise StartupError(f"cannot create state directory {self.state_dir}: {exc.strerror}") from None
         await self._open_notifications()
-        await self._start_simulator()
-        self._store = await self._open_store()
-        if cfg.venue.kind == "ccxt":
-            # The market source shares the venue's ccxt client: venue first.
-            self.venue = await self._open_venue()
-            self.source = self._open_source()
-        else:
-            self.source = self._open_source()
-            self.venue = await self._open_venue()
-        portfolios = await self._strategy_portfolios(self._store)
+        store, venue, source = await self.resources.open()
+        portfolios = await self.resources.strategy_portfolios()
         try:
-            self._build_tree(self._store, self.venue, self.source, portfolios)
+            self._build_tree(store, venue, source, portfolios)
         except Exception as exc:
             raise StartupError(f"cannot build the daemon: {exc}", exit_codes.CONFIG_ERROR) from None
         # The console's equity curve: a bounded sampler; close() cancels it with the other tasks.
@@ -542,22 +422,11 @@ class App:
         """Root supervisor gave up: trading is over; apply the open-order policy, audit."""
         self.log.error("daemon.give_up_policy", reason=reason,
                        cancel_open_orders=self.config.daemon.cancel_open_orders_on_exit)
-        if self._store is not None:
+        if self.resources.store is not None:
             with contextlib.suppress(Exception):
-                await self._store.append_audit("daemon.gave_up", {"reason": reason})
+                await self.resources.store.append_audit("daemon.gave_up", {"reason": reason})
         if self.config.daemon.cancel_open_orders_on_exit:
-            await self._cancel_open_orders_directly("root supervisor gave up")
-
-    async def _cancel_open_orders_directly(self, reason: str) -> None:
-        if self._store is None or self.venue is None:
-            return
-        for rec in await self._store.open_orders():
-            try:
-                await self.venue.cancel(rec.client_order_id, rec.symbol)
-                self.log.info("order.cancel_on_exit", client_order_id=rec.client_order_id, reason=reason)
-            except Exception as exc:
-                self.log.error("order.cancel_on_exit_failed", client_order_id=rec.client_order_id,
-                               error=repr(exc))
+            await self.resources.cancel_open_orders("root supervisor gave up")
 
     def on_stopping(self) -> None:
         """An orderly stop has begun."""
@@ -572,19 +441,8 @@ class App:
         if self.admin is not None:
             await self.admin.stop()
         if self.config.daemon.cancel_open_orders_on_exit and self.pipeline is not None:
-            await self._cancel_open_orders_directly("orderly stop")
-        for name, closer in (("source", self.source), ("venue", self.venue), ("store", self._store)):
-            if closer is None:
-                continue
-            try:
-                await closer.close()
-            except Exception as exc:
-                self.log.error("daemon.close_failed", resource=name, error=repr(exc))
-        if self.simulator is not None:
-            try:
-                await self.simulator.stop()
-            except Exception as exc:
-                self.log.error("daemon.close_failed", resource="simulator", error=repr(exc))
+            await self.resources.cancel_open_orders("orderly stop")
+        await self.resources.close()
         # Last: the stop message goes out (for up to notify.stop_flush_s) once everything else is closed.
         await self.notifications.close()
         self.notifier.close()
@@ -600,10 +458,10 @@ class App:
             result = await self.reloader.reload(source)
         finally:
             self.notifier.ready(f"config version {self.reloader.current.version}")
-        if self._store is not None:
+        if self.resources.store is not None:
             # Every reload attempt is part of the audit trail: who changed what, and what was refused.
             with contextlib.suppress(Exception):
-                self._store.append_audit_nowait("config.reload", result.as_dict())
+                self.resources.store.append_audit_nowait("config.reload", result.as_dict())
         return result
 
     # -- DaemonView: commands (messages) ---------------------------------------------------
