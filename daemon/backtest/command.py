@@ -4,7 +4,8 @@ Exit codes: 0 the run reached the end of the data (strategy errors, if any, are 
 report); 2 invalid config, command line, window or symbol, or a strategy that cannot load;
 3 the supervisor gave up on a crashing strategy, so the run stopped early (the report is
 still written); 4 a data file is missing or malformed (or the work directory's databases
-cannot be created).
+cannot be created); 9 (``--check-lookahead``) a strategy's earlier decisions depend on
+later data (``daemon.backtest.lookahead``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.errors import ConfigError
 from daemon import exit_codes
+
+if TYPE_CHECKING:
+    from config.loader import LoadedConfig
+    from daemon.backtest.lookahead import Signal
+    from daemon.backtest.run import BacktestRun
 
 __all__ = ["add_backtest_command", "cmd_backtest"]
 
@@ -40,6 +46,9 @@ def add_backtest_command(sub: Any) -> None:
                    help="end of the replay, exclusive: YYYY-MM-DD or an ISO datetime (UTC)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default: backtests/<config>-<from>-<to>/ next to the config)")
+    p.add_argument("--check-lookahead", action="store_true",
+                   help="also re-run on data cut at 5 times inside the range and check that no strategy's "
+                        "decisions before a cut change (writes lookahead.json; exit 9 when one does)")
     p.set_defaults(func=cmd_backtest)
 
 
@@ -54,7 +63,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from adapters.storage.errors import StoreError
     from daemon.backtest.inputs import load_for_backtest
     from daemon.backtest.result import build_result, default_out_dir, write_result
-    from daemon.backtest.runner import BacktestError, log_finished, quiet_logging, run_backtest
+    from daemon.backtest.runner import BacktestError, log_finished, quiet_logging
     from daemon.backtest.table import render_table
     from daemon.backtest.time_range import parse_bound
 
@@ -72,9 +81,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             print(f"  {issue.render(exc.source)}", file=sys.stderr)
         return exit_codes.CONFIG_ERROR
     setup = quiet_logging()
+    check: bool = args.check_lookahead
     with tempfile.TemporaryDirectory(prefix="aaiti-backtest-") as tmp:
         try:
-            run = asyncio.run(run_backtest(loaded, start_ms=start_ms, end_ms=end_ms, workdir=Path(tmp)))
+            run, signals = asyncio.run(_full_run(loaded, start_ms, end_ms, Path(tmp), check))
         except BacktestError as exc:
             return _fail(str(exc), exc.exit_code)
         except DataFileError as exc:
@@ -85,12 +95,56 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else default_out_dir(loaded.path, result)
     written = write_result(result, out_dir)
     written.append(_write_html(result, out_dir))
+    # A check left by an earlier run in this directory would describe another run.
+    (out_dir / "lookahead.json").unlink(missing_ok=True)
     print(render_table(result), end="")
     print("")
     for f in written:
         print(f"  wrote {f}")
     log_finished(setup, result)
-    return exit_codes.SUPERVISOR_GAVE_UP if result["summary"]["gave_up"] else exit_codes.OK
+    if result["summary"]["gave_up"]:
+        if check:
+            print("\nLookahead check skipped: the run stopped early.")
+        return exit_codes.SUPERVISOR_GAVE_UP
+    if check and signals is not None:
+        return _check_lookahead(loaded, run, signals, start_ms, out_dir)
+    return exit_codes.OK
+
+
+async def _full_run(loaded: LoadedConfig, start_ms: int | None, end_ms: int | None, workdir: Path,
+                    check: bool) -> tuple[BacktestRun, dict[str, tuple[Signal, ...]] | None]:
+    """The backtest, and with ``check`` its signals (read from the work directory while it exists)."""
+    from daemon.backtest.lookahead import collect_signals
+    from daemon.backtest.runner import run_backtest
+
+    run = await run_backtest(loaded, start_ms=start_ms, end_ms=end_ms, workdir=workdir)
+    return run, (await collect_signals(run, workdir) if check else None)
+
+
+def _check_lookahead(loaded: LoadedConfig, run: BacktestRun, signals: dict[str, tuple[Signal, ...]],
+                     start_ms: int | None, out_dir: Path) -> int:
+    """Run the cut runs, print the verdicts, write ``lookahead.json``; return the exit code."""
+    from adapters.market_data.errors import DataFileError
+    from adapters.storage.errors import StoreError
+    from daemon.backtest.lookahead import LOOKAHEAD_FOUND, check_lookahead, render_lookahead, write_lookahead
+    from daemon.backtest.runner import BacktestError
+
+    try:
+        report = asyncio.run(check_lookahead(loaded, run, signals, start_ms=start_ms))
+    except BacktestError as exc:
+        return _fail(f"lookahead check: {exc}", exc.exit_code)
+    except ConfigError as exc:  # the config reloaded with a data-file parameter pointed at a cut copy
+        return _fail(f"lookahead check: invalid config: {'; '.join(i.render(exc.source) for i in exc.issues)}",
+                     exit_codes.CONFIG_ERROR)
+    except DataFileError as exc:
+        return _fail(f"lookahead check: market data file unusable: {exc}", exit_codes.STATE_ERROR)
+    except StoreError as exc:
+        return _fail(f"lookahead check: work database unusable: {exc}", exit_codes.STATE_ERROR)
+    path = write_lookahead(report, out_dir)
+    print("")
+    print(render_lookahead(report), end="")
+    print(f"  wrote {path}")
+    return LOOKAHEAD_FOUND if report.flagged else exit_codes.OK
 
 
 def _write_html(result: dict[str, Any], out_dir: Path) -> Path:
