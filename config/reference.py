@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from config.fields import FieldSpec, spec_of
+from config.reload_diff import LIVE_FIELDS, is_live
 from config.schema.root import AaitiConfig
 
 REGENERATE = "python -m config.reference > docs/config.md"
@@ -57,16 +58,12 @@ Columns:
   (a TOML table with keys of your choice).
 - **Default**: the value used when the key is absent, in TOML syntax; *unset* means the
   key has no value unless given (see the section's text for what applies then).
-- **Reload**: `restart` means the schema marks the key as needing a restart (directly or
-  through the table it is in): a reload (SIGHUP, `aaiti reload`, `POST /reload`) that
-  changes it is refused, naming the key, and the daemon keeps running on its old config.
-  `hot` means a reload accepts the change and swaps the running config; each part of the
-  daemon picks the new value up when it next reads its settings. Strategy `params` (at the
-  strategy's next bar) and `enabled`, `[risk]`, `[reconciler]`, `[watchdog]`, `log.level`
-  and the replay/synthetic `speed` apply while the daemon runs; values read only while the
-  daemon is built (for example `[channels]` and `[supervisor]`, the `[[strategies]]` keys
-  other than `params` and `enabled`, and adding or removing a `[[strategies]]` entry) take
-  effect at the next start.
+- **Reload**: `hot` means a reload (SIGHUP, `aaiti reload`, `POST /reload`) applies a change
+  while the daemon runs: the part of the daemon that owns the key picks the new value up at
+  its next message boundary (strategy `params` at the strategy's next bar). `restart` means
+  the daemon reads the key only when it is built: a reload that changes it is refused,
+  naming the key, and the daemon keeps running on its old config; restart to apply it.
+  Adding, removing or reordering a `[[strategies]]` entry is a restart change too.
 """
 
 
@@ -218,7 +215,7 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _rows(cls: type[Any], restart: bool) -> list[str]:
+def _rows(cls: type[Any], restart: bool, live_base: str) -> list[str]:
     hints = typing.get_type_hints(cls)
     rows: list[str] = []
     for f in dataclasses.fields(cls):
@@ -226,7 +223,8 @@ def _rows(cls: type[Any], restart: bool) -> list[str]:
         if _table_of(tp) is not None:
             continue
         spec = spec_of(f)
-        reload = "restart" if restart or spec.restart else "hot"
+        key = f"{live_base}.{f.name}" if live_base else f.name
+        reload = "hot" if not (restart or spec.restart) and is_live(key, LIVE_FIELDS) else "restart"
         cells = (f"`{f.name}`", _type_name(tp), _default_text(f), _constraints(tp, spec), reload, spec.doc)
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return rows
@@ -268,7 +266,7 @@ def _render_section(section: _Section) -> list[str]:
     doc = _class_doc(section.cls)
     if doc:
         out += [doc, ""]
-    rows = _rows(section.cls, section.restart)
+    rows = _rows(section.cls, section.restart, section.path + ("[*]" if section.kind == "array" else ""))
     if rows:
         out += ["| Key | Type | Default | Constraints | Reload | Description |",
                 "|---|---|---|---|---|---|", *rows, ""]
@@ -282,7 +280,7 @@ def render_reference(root: type[Any] = AaitiConfig) -> str:
     """The Markdown reference of the config schema rooted at ``root`` (deterministic)."""
     lines = [_INTRO]
     top = _Section("top level", "", root, False, None, "root")
-    if _rows(root, False):
+    if _rows(root, False, ""):
         lines += _render_section(top)
     else:
         lines += ["Tables: " + ", ".join(f"`{h}`" for h in _subtables(top)) + ".", ""]

@@ -50,6 +50,28 @@ def diff_configs(old: Any, new: Any, *, live: Collection[str] | None = None) -> 
     return ConfigDiff(tuple(walker.hot), tuple(walker.restart), dict(walker.reasons))
 
 
+#: The fields a running daemon picks up after a reload (list indices as ``[*]``; a path
+#: covers every key below it, except keys the schema marks ``restart``). Everything else
+#: is read only while the daemon is built, so changing it needs a restart.
+LIVE_FIELDS: tuple[str, ...] = (
+    "log.level",  # App._on_reload: the level filter
+    "log.ring_size",  # App._on_reload: the log ring is resized
+    "admin",  # the admin server reads its section on every request
+    "watchdog",  # the watchdog reads its section on every tick
+    "risk",  # App._on_reload: ConfigChanged -> the risk gate re-reads the section
+    "reconciler.interval_s",  # the reconciler reads these on every pass
+    "reconciler.inflight_query_after_s",
+    "reconciler.balance_tolerance",
+    "reconciler.halt_after_discrepancies",
+    "reconciler.unknown_orders",
+    "feed.replay.speed",  # App._on_reload: source.set_speed
+    "feed.synthetic.speed",
+    "strategies[*].params",  # App._on_reload: StrategyHost.reconfigure, applied at the next bar
+    "strategies[*].enabled",  # App._on_reload: the strategy is started or stopped
+    "daemon.cancel_open_orders_on_exit",  # read when the daemon stops
+)
+
+
 def is_live(path: str, live: Collection[str]) -> bool:
     """True when ``path`` is one of ``live`` or lies below one of them (indices as ``[*]``)."""
     generic = _INDEX.sub("[*]", path)

@@ -318,7 +318,7 @@ class App:
     def _on_reload(self, new: LoadedConfig, changed: tuple[str, ...]) -> None:
         """Apply a validated config to the running daemon (``ConfigReloader`` subscriber).
 
-        Only fields in ``daemon.reloader.LIVE_FIELDS`` can differ from what runs; the set of
+        Only fields in ``config.reload_diff.LIVE_FIELDS`` can differ from what runs; the set of
         strategies and their identity cannot (restart-required), so every section has its
         host. Idempotent: it compares with what runs, so the reloader can call it again with
         the previous config to undo a failed apply. Strategies go first: their params are

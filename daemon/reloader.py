@@ -29,7 +29,7 @@ from actors.kernel.clock import wall_s
 from actors.strategy_api import StrategyContext, StrategyLoadError, StrategyParamsError, load_strategy_class
 from config.errors import ConfigError, ConfigIssue
 from config.loader import LoadedConfig, load_config
-from config.reload_diff import diff_configs
+from config.reload_diff import LIVE_FIELDS, diff_configs
 from config.schema.root import AaitiConfig
 
 #: A check of a parsed config beyond the schema; returns every problem it finds.
@@ -37,26 +37,6 @@ ConfigCheck = Callable[[AaitiConfig], list[ConfigIssue]]
 #: Called with ``(config, changed_paths)``; must be idempotent (see ``ConfigReloader.subscribe``).
 ReloadSubscriber = Callable[[LoadedConfig, tuple[str, ...]], None]
 
-#: The fields a running daemon picks up after a reload (list indices as ``[*]``; a path
-#: covers every key below it, except keys the schema marks ``restart``). Everything else
-#: is read only while the daemon is built, so changing it needs a restart.
-LIVE_FIELDS: tuple[str, ...] = (
-    "log.level",  # App._on_reload: the level filter
-    "log.ring_size",  # App._on_reload: the log ring is resized
-    "admin",  # the admin server reads its section on every request
-    "watchdog",  # the watchdog reads its section on every tick
-    "risk",  # App._on_reload: ConfigChanged -> the risk gate re-reads the section
-    "reconciler.interval_s",  # the reconciler reads these on every pass
-    "reconciler.inflight_query_after_s",
-    "reconciler.balance_tolerance",
-    "reconciler.halt_after_discrepancies",
-    "reconciler.unknown_orders",
-    "feed.replay.speed",  # App._on_reload: source.set_speed
-    "feed.synthetic.speed",
-    "strategies[*].params",  # App._on_reload: StrategyHost.reconfigure, applied at the next bar
-    "strategies[*].enabled",  # App._on_reload: the strategy is started or stopped
-    "daemon.cancel_open_orders_on_exit",  # read when the daemon stops
-)
 
 
 @dataclasses.dataclass(frozen=True)

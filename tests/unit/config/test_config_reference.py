@@ -12,6 +12,7 @@ from typing import Any
 
 from config.fields import spec_of
 from config.reference import render_reference
+from config.reload_diff import LIVE_FIELDS, is_live
 from config.schema import AaitiConfig
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -98,6 +99,8 @@ def test_every_field_of_every_section_is_documented_with_its_reload_rule() -> No
                 continue
             assert f.name in rows, f"{where} is missing from docs/config.md"
             reload = rows[f.name][3]
-            assert reload == ("restart" if restart or spec_of(f).restart else "hot"), where
+            live = where.replace("strategies.", "strategies[*].", 1) if where.startswith("strategies.") else where
+            hot = not (restart or spec_of(f).restart) and is_live(live, LIVE_FIELDS)
+            assert reload == ("hot" if hot else "restart"), where
             doc = " ".join(spec_of(f).doc.split()).replace("|", "\\|")
             assert rows[f.name][4] == doc, where
