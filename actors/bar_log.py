@@ -1,7 +1,9 @@
-"""Logs every closed bar at INFO and keeps the most recent ones for the operator's charts.
+"""Logs every closed bar at DEBUG and keeps the most recent ones for the operator's charts.
 
-Bars are rare compared with market events (one per symbol and timeframe per period),
-so one log line each is affordable; it subscribes to the feed like a strategy does.
+Bars are rare compared with market events (one per symbol and timeframe per period), so
+one log line each is affordable, but at info they would drown everything else (most of a
+replay's log); ``[log] level = "debug"`` shows them, and the periodic ``daemon.summary``
+line says what the daemon is doing. It subscribes to the feed like a strategy does.
 The newest ``keep`` bars of each (symbol, timeframe) stay in a bounded ring that the
 admin console draws its candlestick charts from (``history()``).
 """
@@ -37,7 +39,7 @@ class BarHistory(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class BarLog(MessageActor[Bar]):
-    """Writes one ``feed.bar`` line per closed bar and keeps the newest ``keep`` per series."""
+    """Writes one ``feed.bar`` line (debug) per closed bar and keeps the newest ``keep`` per series."""
 
     kind = "bar_log"
 
@@ -57,7 +59,7 @@ class BarLog(MessageActor[Bar]):
             ring.clear()
         ring.append(msg)
         self._version += 1
-        self.log.info(
+        self.log.debug(
             "feed.bar",
             symbol=msg.symbol,
             timeframe=msg.timeframe,

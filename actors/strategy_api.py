@@ -15,7 +15,8 @@ A strategy is a plain synchronous object driven by its host (``actors.strategy_h
 - ``reconfigure(params)`` validates new params at once and applies them at the next bar
   boundary (just before the next ``on_bar``), via ``on_params_changed``.
 
-Strategies are loaded by import path ``"package.module:ClassName"`` (``load_strategy_class``).
+Strategies are loaded by import path ``"package.module:ClassName"`` (``load_strategy_class``);
+a user's own modules live in the config's ``[daemon] strategy_dirs`` (``use_strategy_dirs``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import sys
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import msgspec
@@ -39,6 +42,7 @@ from actors.model.orders import (
     OrderType,
     Side,
 )
+from config.loader import LoadedConfig
 from config.schema.market import StrategySection
 
 __all__ = [
@@ -51,6 +55,8 @@ __all__ = [
     "StrategyLoadError",
     "StrategyParamsError",
     "load_strategy_class",
+    "strategy_dirs",
+    "use_strategy_dirs",
 ]
 
 P = TypeVar("P", bound=msgspec.Struct)
@@ -354,18 +360,55 @@ class Strategy(Generic[P]):
         return intent
 
 
+def strategy_dirs(loaded: LoadedConfig) -> tuple[Path, ...]:
+    """The config's ``[daemon] strategy_dirs``, absolute (relative ones against the config file's directory)."""
+    return tuple(loaded.resolve(d).resolve() for d in loaded.config.daemon.strategy_dirs)
+
+
+def use_strategy_dirs(loaded: LoadedConfig) -> tuple[Path, ...]:
+    """Make the modules in the config's strategy directories importable; the directories that exist.
+
+    The one set-up step, called once where a command loads its config (``aaiti run``,
+    ``check-config``, ``backtest``): every later ``load_strategy_class`` (start-up, reload
+    checks, the backtest's pipeline) then finds ``mymodule:MyClass`` in them. The
+    directories are appended to the interpreter's import path (``sys.path``, what
+    PYTHONPATH would do, but after the installed packages, so a user module can never
+    shadow the standard library or the daemon's own packages); nothing is kept here.
+    Calling it again with the same config changes nothing; missing directories are skipped.
+    """
+    present = tuple(d for d in strategy_dirs(loaded) if d.is_dir())
+    added = False
+    for d in present:
+        if str(d) not in sys.path:
+            sys.path.append(str(d))
+            added = True
+    if added:  # a finder may have cached "no such module" for a name before the directory was added
+        importlib.invalidate_caches()
+    return present
+
+
 def load_strategy_class(path: str) -> type[Strategy[Any]]:
-    """Import ``"package.module:ClassName"`` and check it is a Strategy subclass."""
+    """Import ``"package.module:ClassName"`` and check it is a Strategy subclass.
+
+    The module is found on the import path: the installed packages and the config's
+    strategy directories once ``use_strategy_dirs`` has run.
+    """
     if not isinstance(path, str) or not _PATH.fullmatch(path):
         raise StrategyLoadError(f"strategy path {path!r}: expected 'package.module:ClassName'")
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise StrategyLoadError(f"strategy path {path!r}: cannot import module {module_name!r}: {exc}") from None
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name == module_name.partition(".")[0]:
+            hint = " (not installed, and not found in a directory of [daemon] strategy_dirs)"
+        raise StrategyLoadError(
+            f"strategy path {path!r}: cannot import module {module_name!r}: {exc}{hint}"
+        ) from None
     cls = getattr(module, attr, None)
     if cls is None:
-        raise StrategyLoadError(f"strategy path {path!r}: module {module_name!r} has no attribute {attr!r}")
+        where = f" ({module.__file__})" if getattr(module, "__file__", None) else ""
+        raise StrategyLoadError(f"strategy path {path!r}: module {module_name!r}{where} has no attribute {attr!r}")
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         raise StrategyLoadError(f"strategy path {path!r}: {attr!r} is not a Strategy subclass")
     return cls

@@ -62,6 +62,7 @@ from daemon.pipeline import Pipeline, build_pipeline, supervisor_policy
 from daemon.reloader import ConfigReloader, ReloadResult
 from daemon.resources import Resources, StartupError
 from daemon.sd_notify import SystemdNotifier
+from daemon.summary import DaemonSummary
 
 VERSION = "0.1.0"
 
@@ -241,6 +242,8 @@ class App:
 
     # Created in open(); None until then (the console's equity curve is empty).
     _equity_history: EquityHistory | None = None
+    # Created in open() once the tree is built; close() logs its final line.
+    _summary: DaemonSummary | None = None
 
     def recent_bars(self) -> BarHistory:
         """The newest closed bars per (symbol, timeframe), kept by the bar log."""
@@ -380,6 +383,10 @@ class App:
         # The console's equity curve: a bounded sampler; close() cancels it with the other tasks.
         self._equity_history = EquityHistory()
         self._spawn(self._equity_history.run(self._current_equity))
+        # The periodic one-line summary (daemon.summary); close() logs the final one.
+        self._summary = DaemonSummary(self)
+        if cfg.log.summary_interval_s > 0:
+            self._spawn(self._summary.run(cfg.log.summary_interval_s))
         if cfg.admin.enabled:
             await self._start_admin()
 
@@ -438,6 +445,8 @@ class App:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._summary is not None:  # the tree has stopped: these are the run's final figures
+            self._summary.final()
         if self.admin is not None:
             await self.admin.stop()
         if self.config.daemon.cancel_open_orders_on_exit and self.pipeline is not None:

@@ -1,4 +1,5 @@
-"""CLI verbs over the admin API: ``aaiti status|orders|positions|pause|resume|kill|reload|logs``.
+"""CLI verbs over the admin API: ``aaiti status|orders|fills|positions|balances|risk|cancel|strategy
+start/stop|pause|resume|kill|reload|logs``.
 
 ``add_admin_commands(subparsers)`` registers them on the ``aaiti`` parser. Each talks to
 a running daemon over HTTP (stdlib ``urllib``, synchronous — no event loop needed):
@@ -10,7 +11,9 @@ a running daemon over HTTP (stdlib ``urllib``, synchronous — no event loop nee
   ``admin.token_file``, ``admin.token``).
 - The config: with a URL and a token given it is not read at all; otherwise only its
   ``[admin]`` section is, so a mistake elsewhere in the file never blocks ``aaiti kill``.
-- Output: readable tables; ``--json`` prints the API's JSON for scripts.
+- Output: readable tables, prices and sizes at their instrument's tick and step size and money
+  at its asset's precision (``Precision``, from the running config: ``GET /config``), never
+  in exponent notation; ``--json`` prints the API's JSON for scripts.
 - Exit codes: 0 ok; 6 the daemon is not reachable; 7 the token was refused; 2 invalid
   config or a request the daemon calls invalid (400, a refused reload); 1 any other
   refusal (404 unknown order, 409 kill switch engaged, …) or a daemon error.
@@ -27,8 +30,7 @@ import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from config.validation import build_section
 from daemon import exit_codes
 from daemon.admin.auth import TokenError, resolve_token
 from daemon.admin.backend import RESUME_CONFIRMATION
+from daemon.cli_format import NO_PRECISION, Precision, cell, key_values, ms_time, table
 
 REFUSED = 1  # a request the daemon understood and refused (404, 409) or failed on (5xx)
 CONFIG_CANDIDATES = ("aaiti.toml", "/etc/aaiti/aaiti.toml")
@@ -241,60 +244,27 @@ def make_client(args: argparse.Namespace) -> AdminClient:
     ``[admin]`` section is (``load_admin_settings``).
     """
     url = args.url or os.environ.get("AAITI_ADMIN_URL") or None
+    timeout = args.timeout if args.timeout is not None else DEFAULT_TIMEOUT_S
     token, note = _token_from_args(args)
     env_name = AdminSection().token_env
     if token is None and not args.token_file and url and os.environ.get(env_name, "").strip():
         token, note = os.environ[env_name].strip(), f"token from ${env_name}"
     if url and (token is not None or args.token_file):
-        return AdminClient(url, token, args.timeout, note)
+        return AdminClient(url, token, timeout, note)
     settings = load_admin_settings(args.config)
     if token is None and not args.token_file:
         token, note = _token_from_config(settings)
-    return AdminClient(url or _base_url(settings), token, args.timeout, note)
+    return AdminClient(url or _base_url(settings), token, timeout, note)
 
 
-# -- rendering --------------------------------------------------------------------------------------
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".") if value == value else "nan"
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def _ms(value: Any) -> str:
-    if not isinstance(value, int) or value <= 0:
-        return "-"
-    return datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Rows as an aligned text table (numbers right-aligned)."""
-    if not rows:
-        return "(none)"
-    cols = list(columns) if columns else list(dict.fromkeys(k for r in rows for k in r))
-    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
-    numeric = [all(_is_number(row[i]) or row[i] == "-" for row in cells) for i in range(len(cols))]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-
-    def fmt(values: Sequence[str]) -> str:
-        padded = (v.rjust(widths[i]) if numeric[i] else v.ljust(widths[i]) for i, v in enumerate(values))
-        return "  ".join(padded).rstrip()
-
-    lines = [fmt([c.upper() for c in cols])] + [fmt(row) for row in cells]
-    return "\n".join(lines)
-
-
-def _is_number(text: str) -> bool:
+def fetch_precision(client: AdminClient) -> Precision:
+    """The running daemon's precision (``GET /config``); none when the daemon does not say."""
     try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+        view = client.call("GET", "/config")
+    except ApiError:
+        return NO_PRECISION
+    config = view.get("config") if isinstance(view, dict) else None
+    return Precision.from_config(config) if isinstance(config, dict) else NO_PRECISION
 
 
 def _print_json(data: Any) -> None:
@@ -312,10 +282,8 @@ def render_status(status: Mapping[str, Any]) -> str:
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             sections.append(f"\n{key}:\n" + table(value))
         else:
-            scalars.append((key, _cell(value)))
-    width = max((len(k) for k, _ in scalars), default=0)
-    head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in scalars)
-    return head + "".join(sections)
+            scalars.append((key, cell(value)))
+    return key_values(scalars) + "".join(sections)
 
 
 def render_trading(state: Mapping[str, Any]) -> str:
@@ -325,13 +293,33 @@ def render_trading(state: Mapping[str, Any]) -> str:
     return f"trading {state.get('state')}, kill switch {kill}{reason}"
 
 
-def render_log(rec: Mapping[str, Any]) -> str:
-    """A log record as a readable line: time level actor event key=value..."""
+def render_log(rec: Mapping[str, Any], precision: Precision = NO_PRECISION) -> str:
+    """A log record as a readable line: time level actor event key=value... (numbers at ``precision``)."""
     skip = {"timestamp", "level", "event", "actor", "logger"}
-    extras = " ".join(f"{k}={_cell(v)}" for k, v in rec.items() if k not in skip)
+    extras = " ".join(f"{k}={precision.cell(k, v, rec)}" for k, v in rec.items() if k not in skip)
     ts = str(rec.get("timestamp", ""))[:23]
     who = rec.get("actor") or rec.get("logger") or "-"
     return f"{ts} {str(rec.get('level', '')).upper():<8} {who:<14} {rec.get('event', '')} {extras}".rstrip()
+
+
+def render_risk(risk: Mapping[str, Any], precision: Precision = NO_PRECISION) -> str:
+    """``GET /risk``: state, usage and money as a key/value block, then the limits and the denials by reason."""
+    scalars: list[tuple[str, str]] = []
+    for key, value in risk.items():
+        if key == "ts_ms":
+            scalars.append(("time", ms_time(value)))
+        elif not isinstance(value, dict):
+            scalars.append((key, precision.cell(key, value, {})))
+    text = key_values(scalars)
+    limits = risk.get("limits")
+    if isinstance(limits, dict):
+        plain = [(k, cell(v)) for k, v in limits.items() if not isinstance(v, dict) or v]
+        text += "\n\nlimits:\n" + key_values(plain)
+    denied = risk.get("denied_by_reason")
+    if isinstance(denied, dict) and denied:
+        rows = [{"reason": k, "denials": v} for k, v in sorted(denied.items(), key=lambda kv: (-kv[1], kv[0]))]
+        text += "\n\ndenials by reason:\n" + table(rows)
+    return text
 
 
 # -- commands -----------------------------------------------------------------------------------------
@@ -353,40 +341,86 @@ def cmd_orders(args: argparse.Namespace, client: AdminClient) -> int:
         if args.json:
             _print_json(detail)
         else:
-            print(render_order(detail))
+            print(render_order(detail, fetch_precision(client)))
         return exit_codes.OK
     page = client.call("GET", "/orders", {"status": args.status, "symbol": args.symbol, "strategy": args.strategy,
                                           "limit": args.limit, "offset": args.offset})
     if args.json:
         _print_json(page)
         return exit_codes.OK
-    rows = [{**o, "updated": _ms(o.get("updated_ms"))} for o in page["orders"]]
-    print(table(rows, ORDER_COLUMNS))
+    rows = [{**o, "updated": ms_time(o.get("updated_ms"))} for o in page["orders"]]
+    print(table(rows, ORDER_COLUMNS, fetch_precision(client)))
     return exit_codes.OK
 
 
 EVENT_COLUMNS = ("id", "time", "status", "previous", "filled", "reason", "trade_id")
 
 
-def render_order(detail: Mapping[str, Any]) -> str:
+def render_order(detail: Mapping[str, Any], precision: Precision = NO_PRECISION) -> str:
     """``GET /orders/{id}``: the order as a key/value block, then its events as a table."""
     order = detail["order"]
-    width = max(len(k) for k in order)
-    block = "\n".join(f"{k.ljust(width)}  {_cell(v)}" for k, v in order.items())
-    events = [{**e, "time": _ms(e.get("ts_ms"))} for e in detail.get("events") or []]
-    return f"{block}\n\nevents:\n{table(events, EVENT_COLUMNS)}"
+    block = key_values([(k, precision.cell(k, v, order)) for k, v in order.items()])
+    symbol = order.get("symbol")
+    events = [{**e, "time": ms_time(e.get("ts_ms")), "symbol": symbol} for e in detail.get("events") or []]
+    return f"{block}\n\nevents:\n{table(events, EVENT_COLUMNS, precision)}"
 
 
-def cmd_positions(args: argparse.Namespace, client: AdminClient) -> int:
-    """Show positions per symbol."""
-    data = client.call("GET", "/positions")
-    if args.json:
-        _print_json(data)
+def _listing(path: str, key: str, columns: Sequence[str]) -> Callable[[argparse.Namespace, AdminClient], int]:
+    """A verb printing the list ``key`` of ``GET path`` (a table of the ``columns`` present, or JSON)."""
+
+    def run(args: argparse.Namespace, client: AdminClient) -> int:
+        data = client.call("GET", path)
+        if args.json:
+            _print_json(data)
+            return exit_codes.OK
+        rows = data[key]
+        present = [c for c in columns if any(c in r for r in rows)] or None
+        print(table(rows, present, fetch_precision(client)))
         return exit_codes.OK
-    cols = ["symbol", "size", "avg_price", "realized_pnl", "unrealized_pnl", "fees", "fills"]
-    rows = data["positions"]
-    present = [c for c in cols if any(c in r for r in rows)] or None
-    print(table(rows, present))
+
+    run.__doc__ = f"Show ``GET {path}`` as a table."
+    return run
+
+
+cmd_positions = _listing("/positions", "positions",
+                         ("symbol", "size", "avg_price", "realized_pnl", "unrealized_pnl", "fees", "fills"))
+cmd_balances = _listing("/balances", "balances", ("asset", "free", "locked", "total"))
+FILL_COLUMNS = ("time", "trade_id", "client_order_id", "symbol", "side", "price", "size", "fee", "fee_currency",
+                "liquidity")
+
+
+def cmd_fills(args: argparse.Namespace, client: AdminClient) -> int:
+    """List fills in the order they were stored (filtered by order or symbol, paged)."""
+    page = client.call("GET", "/fills", {"client_order_id": args.order, "symbol": args.symbol, "limit": args.limit,
+                                         "offset": args.offset})
+    if args.json:
+        _print_json(page)
+        return exit_codes.OK
+    rows = [{**f, "time": ms_time(f.get("ts_ms"))} for f in page["fills"]]
+    print(table(rows, FILL_COLUMNS, fetch_precision(client)))
+    return exit_codes.OK
+
+
+def cmd_risk(args: argparse.Namespace, client: AdminClient) -> int:
+    """Show the trading state, risk limits and their usage."""
+    data = client.call("GET", "/risk")
+    print(json.dumps(data, indent=2) if args.json else render_risk(data, fetch_precision(client)))
+    return exit_codes.OK
+
+
+def cmd_cancel(args: argparse.Namespace, client: AdminClient) -> int:
+    """Ask the daemon to cancel one order (the venue confirms later: see ``aaiti orders ID``)."""
+    path = "/orders/" + urllib.parse.quote(args.client_order_id, safe="") + "/cancel"
+    result = client.call("POST", path, body={"reason": args.reason} if args.reason else {})
+    print(json.dumps(result, indent=2) if args.json else f"cancel requested: {args.client_order_id}")
+    return exit_codes.OK
+
+
+def cmd_strategy(args: argparse.Namespace, client: AdminClient) -> int:
+    """Start or stop one strategy instance (``aaiti strategy start|stop NAME``)."""
+    action = args.strategy_command
+    result = client.call("POST", f"/strategies/{urllib.parse.quote(args.name, safe='')}/{action}", body={})
+    print(json.dumps(result, indent=2) if args.json else f"strategy {args.name}: {action} accepted")
     return exit_codes.OK
 
 
@@ -431,10 +465,11 @@ def cmd_reload(args: argparse.Namespace, client: AdminClient) -> int:
 def cmd_logs(args: argparse.Namespace, client: AdminClient) -> int:
     """Show recent log records; ``-f`` follows new ones."""
     query = {"n": args.n, "level": args.level, "logger": args.logger}
+    precision = NO_PRECISION if args.json else fetch_precision(client)
     if not args.follow:
         data = client.call("GET", "/logs", query)
         for rec in data["records"]:
-            print(json.dumps(rec) if args.json else render_log(rec))
+            print(json.dumps(rec) if args.json else render_log(rec, precision))
         return exit_codes.OK
     try:
         for event, data in client.events("/logs", {**query, "follow": 1}):
@@ -442,9 +477,11 @@ def cmd_logs(args: argparse.Namespace, client: AdminClient) -> int:
                 print("aaiti: the daemon closed the log stream (it is stopping)", file=sys.stderr)
                 break
             if event == "log":
-                print(data if args.json else render_log(json.loads(data)), flush=True)
+                print(data if args.json else render_log(json.loads(data), precision), flush=True)
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:
+        raise  # `aaiti logs -f | head`: the CLI's entry point ends quietly
     except (ConnectionError, OSError) as exc:
         raise CliError(f"log stream interrupted: {exc}", exit_codes.NOT_RUNNING) from None
     return exit_codes.OK
@@ -458,22 +495,24 @@ def _run(handler: Any) -> Any:
         except CliError as exc:
             print(f"aaiti: {exc}", file=sys.stderr)
             return exc.code
-        except BrokenPipeError:  # e.g. `aaiti orders | head`
-            return exit_codes.OK
 
     return run
 
 
+DEFAULT_TIMEOUT_S = 10.0
+
+
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("connection")
+    g = p.add_argument_group("connection (also accepted before the verb: aaiti --url U --token T status)")
     g.add_argument("--config", "-c", default=None,
                    help="config file giving admin.host/port and the token sources "
                         "(default: $AAITI_CONFIG, ./aaiti.toml, /etc/aaiti/aaiti.toml)")
     g.add_argument("--url", default=None, help="admin API base URL, e.g. http://127.0.0.1:8787 ($AAITI_ADMIN_URL)")
     g.add_argument("--token", default=None, help="bearer token (default: $AAITI_ADMIN_TOKEN or the configured source)")
     g.add_argument("--token-file", default=None, help="file holding the bearer token")
-    g.add_argument("--timeout", type=float, default=10.0, help="request timeout in seconds (default 10)")
+    g.add_argument("--timeout", type=float, default=None,
+                   help=f"request timeout in seconds (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
     return p
 
@@ -484,8 +523,9 @@ def add_admin_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     epilog = ("exit codes: 0 ok, 6 daemon not reachable, 7 token refused, 2 invalid request or config, "
               "1 refused (unknown order, kill switch engaged, ...)")
 
-    def add(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
-        p = subparsers.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=epilog)
+    def add(name: str, help_text: str, handler: Any,
+            where: argparse._SubParsersAction[argparse.ArgumentParser] = subparsers) -> argparse.ArgumentParser:
+        p = where.add_parser(name, parents=[common], help=help_text, description=help_text, epilog=epilog)
         p.set_defaults(func=_run(handler))
         return p
 
@@ -497,7 +537,23 @@ def add_admin_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     p.add_argument("--strategy")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--offset", type=int, default=0)
+    p = add("fills", "list fills in the order they were stored", cmd_fills)
+    p.add_argument("--order", help="only the fills of this client order id")
+    p.add_argument("--symbol")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--offset", type=int, default=0)
     add("positions", "show positions per symbol", cmd_positions)
+    add("balances", "show balances per asset", cmd_balances)
+    add("risk", "show the trading state, risk limits and their usage", cmd_risk)
+    p = add("cancel", "request the cancel of one open order", cmd_cancel)
+    p.add_argument("client_order_id", help="the order's client order id (see aaiti orders --status open)")
+    p.add_argument("--reason", default="", help="recorded in the audit log")
+    p = subparsers.add_parser("strategy", help="start or stop a strategy instance",
+                              description="start or stop a strategy instance of the running daemon")
+    strategy = p.add_subparsers(dest="strategy_command", required=True, metavar="{start,stop}")
+    for action in ("start", "stop"):
+        p = add(action, f"{action} the strategy instance NAME ([[strategies]] name)", cmd_strategy, strategy)
+        p.add_argument("name", metavar="NAME", help="the instance name (see aaiti status)")
     p = add("pause", "pause trading (only position-reducing orders)", _trading_command("/pause", {}))
     p.add_argument("--reason", default="", help="recorded in the audit log")
     p = add("resume", "resume trading", cmd_resume)

@@ -1,4 +1,9 @@
-"""structlog JSON logging: UTC ISO-8601 timestamps, run-time level, secret redaction, a tail ring.
+"""structlog logging: UTC ISO-8601 timestamps, run-time level, secret redaction, a tail ring.
+
+Lines go to stdout as JSON (one object per line: journald, log shippers, ``jq``) or, for a
+person at a terminal, in structlog's console format (aligned, coloured only on a TTY);
+``[log] format = "auto"`` picks console on a TTY and JSON otherwise (``resolve_format``).
+The ring and the admin API's log tail always hold the structured records.
 
 Redaction runs on every event: values under secret-looking keys (api keys, secrets,
 tokens, passwords, authorization, credentials, and every field the config schema marks
@@ -14,12 +19,14 @@ import re
 import sys
 from collections import deque
 from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import orjson
 import structlog
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+#: ``[log] format``: "auto" is resolved to one of the others by ``resolve_format``.
+LogFormat = Literal["json", "console", "auto"]
 REDACTED = "***"
 _SECRET_KEY_PATTERN = r"(api_?key|apikey|secret|token|passw(or)?d|passphrase|authorization|credential|private_?key)"
 
@@ -155,14 +162,38 @@ def _render(logger: Any, method: str, event: MutableMapping[str, Any]) -> bytes:
     return orjson.dumps(event, default=str)
 
 
-class LoggingSetup:
-    """The process's logging configuration; owned by the composition root."""
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
-    def __init__(self, level: str = "info", ring_size: int = 2000, stream: TextIO | None = None) -> None:
+
+def resolve_format(log_format: LogFormat, stream: TextIO) -> Literal["json", "console"]:
+    """The format lines are written in: "auto" means console on a terminal, JSON otherwise."""
+    if log_format == "auto":
+        return "console" if _is_tty(stream) else "json"
+    return log_format
+
+
+class LoggingSetup:
+    """The process's logging configuration; owned by the composition root.
+
+    ``log_format`` is ``[log] format``: "json" (the default here, for tests and tools),
+    "console", or "auto" (console on a terminal). Colours are used only when ``stream`` is
+    a terminal, so a console-format file or pipe holds no escape codes.
+    """
+
+    def __init__(self, level: str = "info", ring_size: int = 2000, stream: TextIO | None = None,
+                 *, log_format: LogFormat = "json") -> None:
         self.level = LevelControl(level)
         self.redactor = Redactor()
         self.ring = LogRing(ring_size)
         out = stream if stream is not None else sys.stdout
+        self.format = resolve_format(log_format, out)
+        renderer: Any = (
+            structlog.dev.ConsoleRenderer(colors=_is_tty(out)) if self.format == "console" else _render
+        )
         structlog.configure(
             processors=[
                 self.level,
@@ -172,13 +203,13 @@ class LoggingSetup:
                 structlog.processors.format_exc_info,
                 self.redactor,
                 self.ring,
-                _render,
+                renderer,
             ],
             logger_factory=lambda *args: _Writer(out),
             wrapper_class=structlog.BoundLogger,
             cache_logger_on_first_use=False,
         )
-        # Libraries logging through stdlib (aiohttp, asyncio) land in the same JSON stream.
+        # Libraries logging through stdlib (aiohttp, asyncio) land in the same stream and format.
         logging.basicConfig(level=logging.WARNING, handlers=[_StdlibBridge()], force=True)
 
 

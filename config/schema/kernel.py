@@ -8,6 +8,7 @@ from typing import Literal
 from config.fields import setting
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["json", "console", "auto"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,13 +34,44 @@ class DaemonSection:
         False, "Cancel all open orders when the daemon stops (orderly stop or root supervisor giving up)."
     )
     use_uvloop: bool = setting(True, "Run on uvloop when it is installed.", restart=True)
+    strategy_dirs: tuple[str, ...] = setting(
+        factory=lambda: ("strategies",),
+        doc="Directories holding your own strategy modules, so that `strategy = \"mymodule:MyClass\"` "
+        "finds `mymodule.py` (or a package) there without PYTHONPATH. Relative paths are resolved against "
+        "the config file's directory; a directory that does not exist is skipped. Searched after the "
+        "installed packages, so a module name that is already taken (`json`, `actors`) cannot be used.",
+        restart=True,
+    )
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Every strategy directory is a path (an empty one would silently mean the config's own directory)."""
+        return [
+            (f"strategy_dirs[{i}]", "expected a directory path, got an empty string")
+            for i, d in enumerate(self.strategy_dirs)
+            if not d.strip()
+        ]
 
 
 @dataclasses.dataclass(frozen=True)
 class LogSection:
     """Structured logging."""
 
-    level: LogLevel = setting("info", "Minimum level of JSON log lines on stdout (hot-reloadable).")
+    level: LogLevel = setting("info", "Minimum level of log lines on stdout (hot-reloadable).")
+    format: LogFormat = setting(
+        "auto",
+        "Log line format on stdout: json (one JSON object per line), console (aligned, readable; colours on a "
+        "terminal) or auto (console when stdout is a terminal, json otherwise, e.g. under systemd/journald).",
+        restart=True,
+    )
+    summary_interval_s: float = setting(
+        60.0,
+        "Wall-clock seconds between `daemon.summary` lines (equity, PnL, open orders, and the orders, fills "
+        "and risk denials since the previous one); 0 = none. A `daemon.final_summary` line is written at "
+        "shutdown either way.",
+        ge=0,
+        le=86_400,
+        restart=True,
+    )
     ring_size: int = setting(2000, "Log records kept in memory for the admin log tail.", ge=10, le=1_000_000)
     redact_keys: tuple[str, ...] = setting(
         factory=tuple,

@@ -46,7 +46,6 @@ def test_default_config_trades_on_paper_and_stops_cleanly(tmp_path: Path) -> Non
     proc = DaemonProcess(paper_config(tmp_path, speed=1200))
     try:
         proc.wait_for_event("daemon.ready", timeout=30)
-        proc.wait_for_event("feed.bar", timeout=30)
         proc.wait_for_event("order.submitted", timeout=60)
         proc.wait_for_event("order.fill", timeout=60)
         proc.wait_for_event("risk.denied", timeout=60)
