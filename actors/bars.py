@@ -31,6 +31,8 @@ correctly rounded sum matches them. Decimal would also be exact but is ~10x slow
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from collections.abc import Sequence
 from typing import Literal
 
 from actors.kernel.clock import perf_ns
@@ -124,6 +126,11 @@ class BarBuilder:
         return self._tf
 
     @property
+    def grace_ms(self) -> int:
+        """How long a bar stays open after its period (0: it closes with the first later print)."""
+        return self._grace
+
+    @property
     def watermark_ms(self) -> int:
         """Latest event time seen (or flushed to); -1 before the first event."""
         return self._wm
@@ -170,6 +177,43 @@ class BarBuilder:
                     return self._close_due(recv_ns)
             return _NO_BARS
         return self._other_bucket(ts_ms, price, size, recv_ns)
+
+    def quiet_until(self, ts_ms: Sequence[int], start: int, stop: int) -> int:
+        """How far prints at ``ts_ms[start:stop]`` (non-decreasing) stay inside the open bar.
+
+        Returns the index of the first print that ``update`` must see on its own because it
+        may open or close a bar (``start`` when the builder has no open bar, keeps a grace
+        period or bars waiting for it, or the first print is older than the bar's close).
+        The prints before it can be added in bulk with ``add_run``.
+        """
+        acc = self._cur
+        if acc is None or self._grace or self._older or ts_ms[start] < acc.close_ts:
+            return start
+        return bisect_left(ts_ms, (acc.bucket + 1) * self._tf, start, stop)
+
+    def add_run(self, ts_ms: Sequence[int], prices: Sequence[float], start: int, stop: int) -> None:
+        """Add the size-less prints ``start..stop-1`` that ``quiet_until`` let through.
+
+        Exactly what ``update`` does with each of them in turn: they all fall into the open
+        bar, in time order, so they set its close and can only widen its high and low.
+        """
+        if stop <= start:
+            return
+        acc = self._cur
+        assert acc is not None
+        run = prices[start:stop]
+        hi = max(run)
+        lo = min(run)
+        if hi > acc.high:
+            acc.high = hi
+        if lo < acc.low:
+            acc.low = lo
+        acc.close = run[-1]
+        last = ts_ms[stop - 1]
+        acc.close_ts = last
+        acc.n += stop - start
+        if last > self._wm:
+            self._wm = last
 
     def _other_bucket(self, ts: int, price: float, size: float, recv_ns: int) -> tuple[Bar, ...]:
         tf = self._tf

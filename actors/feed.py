@@ -23,6 +23,10 @@ When a finite source ends, open bars are flushed (the last, possibly partial, ba
 builder is published) and then, per ``feed.on_end``: ``idle`` keeps the actor alive (data
 goes stale in wall time), ``stop`` closes every subscriber's channels and ends the actor.
 
+A source that can hand out batches (``BatchSource``: a replay at full speed) is read a
+batch at a time, with the same steps for each event; in a ``QuoteRun`` the quotes between
+two bar boundaries update freshness, counters and open bars in bulk (taps still see each).
+
 The source is not closed by this actor (it is resumable across supervisor restarts); the
 owner closes it at shutdown.
 """
@@ -31,8 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Hashable, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -46,6 +50,21 @@ from actors.ports.market_data import MarketDataSource
 from config.schema.market import FeedSection
 
 MarketData = Trade | Quote
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """A market-data source that can also hand out its events in batches (a replay at full speed).
+
+    ``event_batches`` yields the same events, in the same order, as ``events()`` would, a
+    list at a time; it is resumable like ``events()`` (a new call continues after the last
+    batch handed out). A batch is handed over as a whole: the feed keeps what it could not
+    handle of one (see ``Feed._pump_batch``). Sources yield to the loop between batches.
+    """
+
+    def event_batches(self) -> AsyncIterator[Sequence[MarketEvent]]:
+        """Yield lists of events in order; ends when the source is exhausted."""
+        ...
 
 
 def market_key(event: MarketData) -> Hashable:
@@ -81,6 +100,22 @@ class FeedSubscription:
     quotes: bool
     market: Channel[MarketData]
     bars: Channel[Bar]
+
+
+class QuoteRun(list[Quote]):
+    """A batch of quotes of one symbol in time order (non-decreasing ``ts_ms``), with their timestamps.
+
+    A ``BatchSource`` that knows this of a batch hands it out as a QuoteRun, so the feed can
+    take the quotes inside a bar in bulk (``Feed._pump_quote_run``). Every quote carries
+    its ``recv_ns``; ``ts_ms`` are the quotes' timestamps, in the same order.
+    """
+
+    __slots__ = ("symbol", "ts_ms")
+
+    def __init__(self, symbol: str, quotes: Iterable[Quote], ts_ms: Sequence[int]) -> None:
+        super().__init__(quotes)
+        self.symbol = symbol
+        self.ts_ms = ts_ms
 
 
 class Feed(Actor):
@@ -125,7 +160,11 @@ class Feed(Actor):
         }
         self._rebuild_routes()
         self._feed_ms = -1
+        #: Timestamp of the first event the feed accepted (-1 before it).
+        self.first_event_ms = -1
         self._events = 0
+        # Events of a batch that a failed run did not get to (handed out, not yet handled).
+        self._carry: tuple[MarketEvent, ...] = ()
         self._unknown = 0
         self._bars_published = 0
         self._blocked = 0
@@ -322,17 +361,42 @@ class Feed(Actor):
     async def run(self) -> None:
         """Pump the source until it ends (then flush and idle or stop, per feed.on_end).
 
-        Progress (``beat``) is recorded once per 256 events, and at least once per
-        millisecond of event arrival time, rather than per event.
+        A source that hands out events in batches (``BatchSource``) is pumped batch by batch
+        (``_pump_batch``), any other one event by event; both do the same for each event.
+        Progress (``beat``) is recorded once per batch, or once per 256 events and at least
+        once per millisecond of event arrival time, rather than per event.
         """
+        if self.start_gate is not None and not self.start_gate.is_set():
+            self.log.info("feed.waiting_for_start_gate")
+            await self.start_gate.wait()
+        source = self.source
+        if isinstance(source, BatchSource):
+            carry, self._carry = self._carry, ()
+            if carry:  # what a failed run left of its batch: the source already handed it out
+                await self._pump_batch(carry)
+            async for batch in source.event_batches():
+                if type(batch) is QuoteRun:
+                    await self._pump_quote_run(batch)
+                else:
+                    await self._pump_batch(batch)
+        else:
+            await self._pump_events()
+        await self._flush_all()
+        self._ended = True
+        self.log.info("feed.source_ended", events=self._events, on_end=self.feed.on_end)
+        if self.feed.on_end == "stop":
+            for name in list(self._subs):
+                self.unsubscribe(name)
+            return
+        await self._idle.wait()
+
+    async def _pump_events(self) -> None:
+        """Handle the source's events one by one until it ends."""
         paths = self._paths
         perf = perf_ns
         publish = self._publish_bars
         send = self._send_market
         ev: MarketEvent
-        if self.start_gate is not None and not self.start_gate.is_set():
-            self.log.info("feed.waiting_for_start_gate")
-            await self.start_gate.wait()
         taps = self._taps
         n = 0
         beat_ns = 0
@@ -350,6 +414,8 @@ class Feed(Actor):
             if ts > st.last_ts_ms:
                 st.last_ts_ms = ts
                 if ts > self._feed_ms:
+                    if self._feed_ms < 0:
+                        self.first_event_ms = ts
                     self._feed_ms = ts
             st.last_recv_ns = recv_ns
             self._events += 1
@@ -388,11 +454,147 @@ class Feed(Actor):
                 beat_ns = recv_ns
         if n:
             self.beat(n)
-        await self._flush_all()
-        self._ended = True
-        self.log.info("feed.source_ended", events=self._events, on_end=self.feed.on_end)
-        if self.feed.on_end == "stop":
-            for name in list(self._subs):
-                self.unsubscribe(name)
+
+    async def _pump_batch(self, batch: Sequence[MarketEvent]) -> None:
+        """Handle one batch of events: for each one exactly what ``_pump_events`` does.
+
+        A separate loop, not a per-event call shared with ``_pump_events``: that call would
+        cost more than the rest. If handling an event raises (or the feed is cancelled while
+        it publishes), the events after it are handled first when the feed runs again.
+        """
+        paths = self._paths
+        perf = perf_ns
+        publish = self._publish_bars
+        send = self._send_market
+        taps = self._taps
+        i = -1
+        ev: MarketEvent
+        try:
+            for i, ev in enumerate(batch):  # noqa: B007 - ``i`` is read after the loop
+                recv_ns = ev.recv_ns
+                if recv_ns == 0:
+                    recv_ns = perf()
+                    ev = msgspec.structs.replace(ev, recv_ns=recv_ns)
+                path = paths.get(ev.symbol)
+                if path is None:
+                    self._unknown += 1
+                    continue
+                st = path.state
+                ts = ev.ts_ms
+                if ts > st.last_ts_ms:
+                    st.last_ts_ms = ts
+                    if ts > self._feed_ms:
+                        if self._feed_ms < 0:
+                            self.first_event_ms = ts
+                        self._feed_ms = ts
+                st.last_recv_ns = recv_ns
+                self._events += 1
+                for tap in taps:
+                    tap(ev)
+                cls = type(ev)
+                if cls is Quote:
+                    st.quotes += 1
+                    builders = path.quote_builders
+                    if builders:
+                        mid = (ev.bid + ev.ask) / 2.0  # type: ignore[attr-defined]
+                        for b in builders:
+                            bars = b.update(ts, mid, 0.0, recv_ns)
+                            if bars:
+                                await publish(bars)
+                    routes = path.quote_routes
+                    if routes:
+                        send(routes, ev)  # type: ignore[arg-type]
+                elif cls is Trade:
+                    st.trades += 1
+                    for b in path.trade_builders:
+                        bars = b.update(ts, ev.price, ev.size, recv_ns)  # type: ignore[attr-defined]
+                        if bars:
+                            await publish(bars)
+                    routes = path.trade_routes
+                    if routes:
+                        send(routes, ev)  # type: ignore[arg-type]
+                elif cls is Bar:
+                    await self._on_bar_in(ev)  # type: ignore[arg-type]
+                elif cls is BookSnapshot or cls is BookDelta:
+                    st.books += 1
+        except BaseException:
+            self._carry = tuple(batch[i + 1:])
+            raise
+        if i >= 0:
+            self.beat(i + 1)
+
+    async def _pump_quote_run(self, run: QuoteRun) -> None:
+        """Handle a ``QuoteRun``: what ``_pump_batch`` does, with the quotes inside a bar taken in bulk.
+
+        Every tap still sees every quote, in order. Between quotes that may open or close a
+        bar (``BarBuilder.quiet_until``; those go through ``_pump_batch``) nothing is published
+        or awaited, so freshness, counters and open bars take the quotes at once (``_take_run``).
+        Quotes that a subscriber reads, or bars with a grace period: per event, the whole run.
+        """
+        path = self._paths.get(run.symbol)
+        builders = path.quote_builders if path is not None else ()
+        if path is None or path.quote_routes or any(b.grace_ms for b in builders):
+            await self._pump_batch(run)
             return
-        await self._idle.wait()
+        taps = self._taps
+        ts = run.ts_ms
+        n = len(run)
+        mids = [(q.bid + q.ask) / 2.0 for q in run] if builders else []
+        i = 0  # the next quote to handle
+        k = -1  # the quote whose taps run, in a bulk stretch
+        single = False  # quote i is going through ``_pump_batch``
+        singles = 0
+        try:
+            while i < n:
+                j = n
+                for b in builders:
+                    q = b.quiet_until(ts, i, n)
+                    if q < j:
+                        j = q
+                if j > i:
+                    for k in range(i, j):
+                        ev = run[k]
+                        for tap in taps:
+                            tap(ev)
+                    k = -1
+                    self._take_run(path, run, mids, i, j, j)
+                    i = j
+                    continue
+                single = True
+                await self._pump_batch(run[i:i + 1])  # beats for it
+                single = False
+                singles += 1
+                i += 1
+        except BaseException:
+            if k >= 0:
+                # A tap raised on quote k: the quotes before it were handled; quote k was
+                # only counted as an event, as in ``_pump_batch``.
+                self._take_run(path, run, mids, i, k + 1, k)
+                self._carry = tuple(run[k + 1:])
+            else:
+                self._carry = tuple(run[i + 1:] if single else run[i:])
+            raise
+        self.beat(n - singles)
+
+    def _take_run(self, path: _SymbolPath, run: QuoteRun, mids: list[float], start: int, counted: int,
+                  built: int) -> None:
+        """Book quotes ``start..counted-1`` in freshness and the event count, ``start..built-1`` in quotes and bars.
+
+        (``_pump_batch`` counts an event before its taps run and a quote after them.)
+        """
+        if counted > start:
+            st = path.state
+            last = run[counted - 1]
+            ts = last.ts_ms  # the newest: the run is in time order
+            if ts > st.last_ts_ms:
+                st.last_ts_ms = ts
+                if ts > self._feed_ms:
+                    if self._feed_ms < 0:
+                        self.first_event_ms = run[start].ts_ms
+                    self._feed_ms = ts
+            st.last_recv_ns = last.recv_ns
+            self._events += counted - start
+        if built > start:
+            path.state.quotes += built - start
+            for b in path.quote_builders:
+                b.add_run(run.ts_ms, mids, start, built)

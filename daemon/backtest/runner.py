@@ -12,6 +12,12 @@ the runner waits until the order path has settled, then stops the tree and reads
 store. A strategy that raises is restarted by its supervisor as in the daemon; if the
 restart intensity runs out the tree gives up, as the daemon would, and the run ends there.
 Both are reported (``BacktestRun.strategy_errors``, ``BacktestRun.gave_up``).
+
+What a backtest does not need is left out, and only that: the paper account commits
+without fsync (the work directory is thrown away), and the bar log (one INFO line per
+bar, dropped by the backtest's quiet logging anyway, and a chart ring for the admin
+console) is not wired in. A recorded file is replayed in batches (``actors.feed.BatchSource``),
+which the feed handles exactly as it handles events one by one.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import contextlib
 import dataclasses
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,10 +37,11 @@ from actors.kernel.actor import ActorState, MessageActor
 from actors.kernel.channel import Channel
 from actors.kernel.clock import monotonic
 from actors.kernel.supervisor import ChildSpec, RestartType, Supervisor, SupervisorGaveUp
-from actors.model.market import Bar, MarketEvent
+from actors.model.market import Bar
 from actors.ports.market_data import MarketDataSource
 from adapters.market_data.errors import DataFileError
 from adapters.market_data.factory import build_source
+from adapters.market_data.quotes import QuoteReplaySource
 from adapters.market_data.replay import ReplaySource
 from adapters.paper_venue import PaperVenue
 from adapters.storage.store import Store
@@ -96,47 +103,41 @@ class _BarRecorder(MessageActor[Bar]):
         self.count += 1
 
 
-@dataclasses.dataclass
-class _EventSpan:
-    """First and last market time the feed saw (a feed tap fills it)."""
-
-    first: int = -1
-    last: int = -1
-
-    def __call__(self, event: MarketEvent) -> None:
-        if self.first < 0:
-            self.first = event.ts_ms
-        if event.ts_ms > self.last:
-            self.last = event.ts_ms
-
-
 def quiet_logging(stream: TextIO | None = None) -> LoggingSetup:
     """Logging for backtests: warnings and errors only (no per-bar INFO lines), to stderr by default."""
     return LoggingSetup("warning", stream=stream if stream is not None else sys.stderr)
 
 
-def _open_source(cfg: AaitiConfig, loaded: LoadedConfig, start_ms: int | None,
-                 end_ms: int | None) -> tuple[MarketDataSource, tuple[DataFileInfo, ...]]:
+def _open_source(cfg: AaitiConfig, loaded: LoadedConfig, start_ms: int | None, end_ms: int | None,
+                 prepared: MarketDataSource | None) -> tuple[MarketDataSource, tuple[DataFileInfo, ...]]:
     feed = cfg.feed
-    if feed.source == "synthetic" and feed.synthetic.max_events == 0 and end_ms is None:
+    if prepared is None and feed.source == "synthetic" and feed.synthetic.max_events == 0 and end_ms is None:
         raise BacktestError("feed.source = 'synthetic' never ends: set feed.synthetic.max_events or give --to")
     if start_ms is not None and end_ms is not None and end_ms <= start_ms:
         raise BacktestError(f"empty window: --to ({end_ms}) is not after --from ({start_ms})")
     try:
-        source = build_source(feed, loaded.resolve)
+        source = prepared if prepared is not None else build_source(feed, loaded.resolve)
     except DataFileError:
         raise
     except (ValueError, OSError) as exc:
         raise BacktestError(f"market data source unusable: {exc}", exit_codes.STATE_ERROR) from None
     files: tuple[DataFileInfo, ...] = ()
+    stamps: Sequence[int] = ()
+    name = ""
     if isinstance(source, ReplaySource):
-        path = loaded.resolve(feed.replay.path)
-        files = (DataFileInfo(feed.replay.path, file_sha256(path), source.stats().rows),)
+        name = feed.replay.path if prepared is None else source.data.path
+        path = loaded.resolve(feed.replay.path) if prepared is None else Path(source.data.path)
+        files = (DataFileInfo(name, file_sha256(path), source.stats().rows),)
         stamps = [row[0] for row in source.data.rows]
+    elif isinstance(source, QuoteReplaySource):
+        name = source.tape.path
+        files = (DataFileInfo(name, file_sha256(Path(name)), source.stats().rows),)
+        stamps = source.tape.ts_ms
+    if stamps and (start_ms is not None or end_ms is not None):
         inside = sum(1 for ts in stamps if (start_ms is None or ts >= start_ms) and (end_ms is None or ts < end_ms))
         if not inside:
             raise BacktestError(
-                f"no market data in the window {_window(start_ms, end_ms)}: {feed.replay.path} covers "
+                f"no market data in the window {_window(start_ms, end_ms)}: {name} covers "
                 f"{_iso(min(stamps))} .. {_iso(max(stamps))}"
             )
     missing = [s for s in feed.symbols if s not in source.symbols]
@@ -185,17 +186,21 @@ async def run_backtest(
     end_ms: int | None = None,
     workdir: Path,
     overrides: Mapping[str, Any] | None = None,
+    source: MarketDataSource | None = None,
 ) -> BacktestRun:
     """Run ``loaded``'s strategies over its data in ``[start_ms, end_ms)`` (UTC epoch ms) to the end.
 
     ``workdir`` receives the fresh state store and paper account (it should be empty).
     ``overrides`` are only recorded in the result (apply them with ``load_for_backtest``).
-    Raises ``BacktestError`` (window, symbols, strategy loading, source) and
-    ``DataFileError`` (a missing or malformed data file) before anything runs.
+    ``source``: a market-data source to replay instead of the one ``[feed]`` configures
+    (e.g. a ``QuoteReplaySource`` over a recorded quote file, which ``[feed.replay]`` cannot
+    name); it must be finite and unpaced, and the runner closes it. Everything else is as
+    for the configured source. Raises ``BacktestError`` (window, symbols, strategy loading,
+    source) and ``DataFileError`` (a missing or malformed data file) before anything runs.
     """
     cfg = backtest_config(loaded.config)
     _check_strategies(cfg)
-    source, files = _open_source(cfg, loaded, start_ms, end_ms)
+    source, files = _open_source(cfg, loaded, start_ms, end_ms, source)
     quote, bases = _quote_asset(cfg)
     clock = market_clock_for(source)
     store = await Store.open(workdir / "state.db")
@@ -205,11 +210,9 @@ async def run_backtest(
     try:
         await venue.start()
         built = build_pipeline(cfg, store=store, venue=venue, source=source, clock=clock, lockstep=True)
-        span = _EventSpan()
-        built.feed.add_tap(span)
         sub = built.feed.subscribe("bar_recorder", symbols=cfg.feed.symbols, timeframes=cfg.feed.timeframes)
         recorder = _BarRecorder("bar_recorder", sub.bars)
-        children = built.children()
+        children = _without_bar_log(built)
         children.insert(len(children) - 1, ChildSpec("bar_recorder", lambda: recorder, restart=RestartType.TRANSIENT))
         root = Supervisor("root", children, supervisor_policy(cfg.supervisor))
         gave_up = await _run_tree(root, built, recorder)
@@ -225,8 +228,9 @@ async def run_backtest(
             await source.close()
         await venue.close()
         await store.close()
-    first = span.first if span.first >= 0 else clock.now_ms()
-    last = max(span.last, first)
+    feed_time = built.feed.snapshot().feed_time_ms
+    first = built.feed.first_event_ms if built.feed.first_event_ms >= 0 else clock.now_ms()
+    last = max(feed_time if feed_time is not None else -1, first)
     path = loaded.path
     lockstep = built.lockstep
     return BacktestRun(
@@ -255,6 +259,16 @@ async def run_backtest(
         gave_up=gave_up,
         lockstep_timeouts=lockstep.timeouts if lockstep is not None else 0,
     )
+
+
+def _without_bar_log(built: Pipeline) -> list[ChildSpec]:
+    """The pipeline's children without the bar log, whose feed subscription is closed.
+
+    The bar log writes an INFO line per bar (a backtest logs warnings only) and keeps a
+    chart ring for the admin console (a backtest has none); it acts on nothing else.
+    """
+    built.feed.unsubscribe("bar_log")
+    return [spec for spec in built.children() if spec.name != "bar_log"]
 
 
 async def _run_tree(root: Supervisor, built: Pipeline, recorder: _BarRecorder) -> str | None:
