@@ -16,11 +16,11 @@ import pytest
 import structlog
 
 from actors.model.positions import PositionView
-from bench.memory_backend import MemoryBackend
 from daemon import exit_codes
 from daemon.admin.server import AdminServer
 from daemon.cli import main
 from tests.integration.ops.conftest import TOKEN
+from tests.integration.ops.memory_backend import MemoryBackend
 
 
 @pytest.fixture(autouse=True)

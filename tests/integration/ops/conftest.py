@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 import structlog
 
-from bench.memory_backend import MemoryBackend
 from config.schema.ops import AdminSection
 from daemon.admin.server import AdminServer
 from daemon.logging_setup import LoggingSetup
+from tests.integration.ops.memory_backend import MemoryBackend
 
 TOKEN = "test-token-0123456789abcdef"
 CONFIG_TEXT = "[daemon]\nname = 'ops-test'\n[log]\nlevel = 'info'\n[admin]\ntoken = 'config-secret-value'\n"

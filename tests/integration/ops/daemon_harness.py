@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -34,6 +35,9 @@ STRATEGIES = "tests.integration.ops.ops_strategies"
 _SCRUB = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "AAITI_ADMIN_TOKEN", "AAITI_ADMIN_URL",
           "AAITI_CONFIG", "CREDENTIALS_DIRECTORY", "LISTEN_FDS", "LISTEN_PID")
 _USE_DEFAULT = object()
+# Linux: the socket option (SCM_TIMESTAMP in the ancillary data shares its number) and its struct timeval.
+_SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)
+_TIMEVAL = struct.Struct("@ll")
 
 
 def ops_config(
@@ -275,7 +279,10 @@ class OpsDaemon(DaemonProcess):
 class NotifySocket:
     """A bound AF_UNIX datagram socket standing in for systemd's; records ``(wall, mono, fields)``.
 
-    ``abstract=True`` binds ``\\0name`` and exposes ``@name`` as the NOTIFY_SOCKET value.
+    The times are those at which the kernel queued each datagram (``SO_TIMESTAMP``), i.e.
+    when the daemon sent it, not when this process got round to reading it: on a loaded
+    machine the reader thread can run long after the send. ``abstract=True`` binds
+    ``\\0name`` and exposes ``@name`` as the NOTIFY_SOCKET value.
     """
 
     def __init__(self, directory: Path, abstract: bool = False) -> None:
@@ -288,6 +295,7 @@ class NotifySocket:
             path = directory / "notify.sock"
             self.sock.bind(str(path))
             self.address = str(path)
+        self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
         self.sock.settimeout(0.2)
         self.messages: list[tuple[float, float, dict[str, str]]] = []
         self._stop = threading.Event()
@@ -297,13 +305,19 @@ class NotifySocket:
     def _recv(self) -> None:
         while not self._stop.is_set():
             try:
-                data = self.sock.recv(65536)
+                data, ancillary, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(_TIMEVAL.size))
             except TimeoutError:
                 continue
             except OSError:
                 return
+            wall, mono = time.time(), time.monotonic()
+            sent = next((_TIMEVAL.unpack(raw[:_TIMEVAL.size]) for level, kind, raw in ancillary
+                         if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMP), None)
+            if sent is not None:  # shift both clocks back by how long the datagram sat queued
+                queued = wall - (sent[0] + sent[1] / 1e6)
+                wall, mono = wall - queued, mono - queued
             fields = dict(line.split("=", 1) for line in data.decode().split("\n") if "=" in line)
-            self.messages.append((time.time(), time.monotonic(), fields))
+            self.messages.append((wall, mono, fields))
 
     def kinds(self) -> list[str]:
         """Lifecycle messages in arrival order (``WATCHDOG=1`` and STATUS-only ones left out)."""
@@ -315,7 +329,7 @@ class NotifySocket:
         return out
 
     def pings(self) -> list[tuple[float, float]]:
-        """``(wall, mono)`` receipt times of ``WATCHDOG=1`` datagrams."""
+        """``(wall, mono)`` send times of ``WATCHDOG=1`` datagrams."""
         return [(w, m) for w, m, f in list(self.messages) if f.get("WATCHDOG") == "1"]
 
     def wait_for(self, key: str, count: int = 1, timeout: float = 15.0) -> list[dict[str, str]]:

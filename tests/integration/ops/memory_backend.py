@@ -1,10 +1,10 @@
 """A small but real ``AdminBackend``: in-memory orders/fills/positions, a real ConfigReloader,
 LogRing and Metrics, trading-state rules like the risk gate's (kill switch needs confirmation).
 
-A stand-in daemon for load and contract work on the admin server alone: ``bench/admin_load.py``
-drives it, and the admin-server tests use it (the daemon itself is tested through a real child
-process in ``tests/integration/ops/test_daemon_admin.py``). It lives in ``bench/`` because
-benchmarks import nothing from ``tests/``.
+A stand-in daemon for contract work on the admin server alone: the admin-server tests use it
+(the daemon itself is tested through a real child process in
+``tests/integration/ops/test_daemon_admin.py``, and ``bench/admin_load.py`` measures the real
+daemon).
 """
 
 from __future__ import annotations

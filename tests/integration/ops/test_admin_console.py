@@ -20,7 +20,6 @@ import pytest
 from actors.bar_log import BarLog
 from actors.kernel.channel import Channel
 from actors.model.market import Bar
-from bench.memory_backend import MemoryBackend
 from config.schema.ops import AdminSection
 from daemon.admin.console import CHART_LOGO_STYLE, CONSOLE_CSP
 from daemon.admin.console_session import ConsoleSessions
@@ -28,6 +27,7 @@ from daemon.admin.server import AdminServer
 from daemon.logging_setup import LoggingSetup
 from daemon.web import LIGHTWEIGHT_CHARTS_JS, asset_text
 from tests.integration.ops.conftest import TOKEN
+from tests.integration.ops.memory_backend import MemoryBackend
 
 
 @pytest.fixture

@@ -24,13 +24,13 @@ from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from bench.memory_backend import MemoryBackend
 from config.schema.ops import AdminSection
 from daemon.admin.backend import Unavailable
 from daemon.admin.openapi import build_openapi
 from daemon.admin.server import AdminServer
 from daemon.logging_setup import LoggingSetup
 from tests.integration.ops.conftest import TOKEN, edit_file
+from tests.integration.ops.memory_backend import MemoryBackend
 
 DOC_URI = "urn:aaiti:admin-openapi"
 DOCUMENTED = sorted(

@@ -16,13 +16,13 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.model.control import HealthVerdict
-from bench.memory_backend import MemoryBackend
 from config.schema.ops import AdminSection
 from daemon.admin.auth import InsecureBindError
 from daemon.admin.routes import ROUTES
 from daemon.admin.server import AdminBindError, AdminServer
 from daemon.logging_setup import LoggingSetup
 from tests.integration.ops.conftest import CONFIG_TEXT, TOKEN, edit_file
+from tests.integration.ops.memory_backend import MemoryBackend
 from tests.waiting import wait_until
 
 SAMPLE_PATH_VALUES = {"client_order_id": "aaiti-00002", "name": "ema_fast"}

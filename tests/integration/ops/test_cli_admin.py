@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import structlog
 
-from bench.memory_backend import MemoryBackend
 from daemon import exit_codes
 from daemon.admin.server import AdminServer
 from daemon.cli_admin import add_admin_commands, render_log, table
 from tests.integration.ops.conftest import TOKEN, edit_file
+from tests.integration.ops.memory_backend import MemoryBackend
 from tests.waiting import wait_until
 
 
