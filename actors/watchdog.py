@@ -2,9 +2,12 @@
 
 An actor that has pending work but made no progress for ``stall_after_s`` is reported
 stalled and restarted through its own supervisor. An idle actor (no pending work) is
-never stalled, however old its heartbeat. The verdict (healthy / degraded / unhealthy
-with reasons) is published as an immutable ``HealthVerdict`` that sd_notify, /readyz and
-the status page read; systemd's WATCHDOG=1 is only sent while it is healthy.
+never stalled, however old its heartbeat, and its wait starts when work arrives (the
+last sample that saw it idle), not at its last heartbeat. Time during which the event
+loop itself was blocked is the loop's lag, reported as such: no actor could run then,
+so it does not count towards any actor's wait. The verdict (healthy / degraded /
+unhealthy with reasons) is published as an immutable ``HealthVerdict`` that sd_notify,
+/readyz and the status page read; systemd's WATCHDOG=1 is only sent while it is healthy.
 """
 
 from __future__ import annotations
@@ -22,6 +25,33 @@ from config.schema.kernel import WatchdogSection
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 # A check returns (severity, reason) pairs; severity is "degraded" or "unhealthy".
 HealthCheck = Callable[[], list[tuple[str, str]]]
+
+
+class LoopBlockLedger:
+    """Recent spans of process time during which the event loop was blocked.
+
+    A watchdog sample that wakes ``lag`` seconds after its timer was due shows that the
+    loop ran nothing else in time during those ``lag`` seconds. Spans are disjoint and
+    recorded in order; the oldest are dropped past ``maxlen``, which only makes a stall
+    look longer, never shorter.
+    """
+
+    def __init__(self, maxlen: int = 1200) -> None:
+        self._spans: deque[tuple[float, float]] = deque(maxlen=maxlen)
+
+    def record(self, start: float, end: float) -> None:
+        """Note that the loop was blocked from ``start`` to ``end`` (monotonic seconds)."""
+        if end > start:
+            self._spans.append((start, end))
+
+    def blocked_between(self, since: float, until: float) -> float:
+        """Seconds of recorded blocking that fall between ``since`` and ``until``."""
+        total = 0.0
+        for start, end in reversed(self._spans):
+            if end <= since:
+                break
+            total += max(0.0, min(end, until) - max(start, since))
+        return total
 
 
 class Watchdog(Actor):
@@ -48,6 +78,10 @@ class Watchdog(Actor):
         self.loop_lag_ms = 0.0
         self.lag_window: deque[float] = deque(maxlen=1200)
         self.stalls_detected = 0
+        self._blocked = LoopBlockLedger()
+        # Per running actor, when a sample last saw it with nothing pending: its current
+        # work cannot have been waiting for longer than since then.
+        self._idle_at: dict[Actor, float] = {}
         self._restarting: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -61,13 +95,24 @@ class Watchdog(Actor):
             interval = self._settings().interval_s
             t0 = monotonic()
             await asyncio.sleep(interval)
-            lag_ms = max(0.0, (monotonic() - t0 - interval) * 1000.0)
-            self.loop_lag_ms = lag_ms
-            self.lag_window.append(lag_ms)
-            if self._on_lag is not None:
-                self._on_lag(lag_ms / 1000.0)
-            self.evaluate()
+            self.sample(max(0.0, monotonic() - t0 - interval))
             self.beat()
+
+    def sample(self, lag_s: float) -> HealthVerdict:
+        """Take one sample: the timer that just fired was ``lag_s`` seconds late.
+
+        Records the lag, publishes the verdict and remembers the span for later samples.
+        """
+        woke = monotonic()
+        self.loop_lag_ms = lag_s * 1000.0
+        self.lag_window.append(self.loop_lag_ms)
+        if self._on_lag is not None:
+            self._on_lag(lag_s)
+        verdict = self.evaluate()
+        # Recorded after evaluate(), which counts the lag just measured itself: later
+        # samples still know that no actor could run during this span.
+        self._blocked.record(woke - lag_s, woke)
+        return verdict
 
     def evaluate(self) -> HealthVerdict:
         """Check heartbeats, lag and the registered checks; publish and return the verdict."""
@@ -76,9 +121,7 @@ class Watchdog(Actor):
         degraded: list[str] = []
         tree = self._tree()
         now = monotonic()
-        # While the loop itself was blocked no actor could run: that time is the loop's lag,
-        # reported below, not a stall of whichever actors happened to have work queued.
-        blocked_s = self.loop_lag_ms / 1000.0
+        idle_at: dict[Actor, float] = {}
         if tree is not None:
             for sup, child in tree.walk():
                 if not isinstance(child, Actor) or child is self:
@@ -89,10 +132,16 @@ class Watchdog(Actor):
                 if child.state is not ActorState.RUNNING:
                     continue
                 pending = child.pending_work()
-                age = now - child.last_progress - blocked_s
-                if pending > 0 and age > cfg.stall_after_s:
+                if pending <= 0:
+                    idle_at[child] = now
+                    continue
+                if child in self._idle_at:
+                    idle_at[child] = self._idle_at[child]
+                age = self._waiting_s(child, now, cfg.stall_after_s)
+                if age > cfg.stall_after_s:
                     unhealthy.append(f"actor {child.name} stalled: {pending} pending, no progress for {age:.1f}s")
                     self._restart_stalled(sup, child.name, f"stalled for {age:.1f}s with {pending} pending")
+        self._idle_at = idle_at
         if self.loop_lag_ms > cfg.loop_lag_unhealthy_ms:
             unhealthy.append(f"event loop lag {self.loop_lag_ms:.0f}ms")
         elif self.loop_lag_ms > cfg.loop_lag_degraded_ms:
@@ -114,6 +163,22 @@ class Watchdog(Actor):
         if self._on_verdict is not None:
             self._on_verdict(verdict)
         return verdict
+
+    def _waiting_s(self, child: Actor, now: float, stall_after_s: float) -> float:
+        """How long ``child``'s pending work has waited without progress while the loop could run.
+
+        The wait starts at the later of its last progress and the last sample that saw it
+        idle. While the whole loop was blocked (the lag just measured, and the spans of
+        earlier samples) no actor could run: that time is the loop's lag, reported on its
+        own, not a stall of whichever actors had work queued through it.
+        """
+        since = max(child.last_progress, self._idle_at.get(child, child.last_progress))
+        age = now - since
+        if age <= stall_after_s:  # blocked time only shortens it: nothing more to look up
+            return age
+        lag_s = self.loop_lag_ms / 1000.0
+        blocked = min(lag_s, age) + self._blocked.blocked_between(since, now - lag_s)
+        return age - blocked
 
     def _restart_stalled(self, sup: Supervisor, name: str, reason: str) -> None:
         if name in self._restarting:

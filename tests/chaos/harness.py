@@ -47,6 +47,9 @@ STATUS_MAP = {
 }
 #: Our statuses of an order the venue never acknowledged.
 CLOSED_UNSEEN = frozenset({"REJECTED", "DENIED"})
+#: The daemon's ``recvWindow`` (``venue.ccxt.recv_window_ms``): a server clock ahead of ours by
+#: more than this refuses our signed requests (-1021), as does one behind by more than 1 s.
+RECV_WINDOW_MS = 10_000
 
 
 def sim_config(*, seed: int = 7, tick_ms: float = 100.0, **overrides: Any) -> SimulatorConfig:
@@ -292,6 +295,7 @@ def chaos_config(
         "breaker_window_s": 5.0,
         "breaker_break_s": 1.0,
         "rate_limit_pause_s": 1.0,
+        "recv_window_ms": RECV_WINDOW_MS,
         "quotes": "bids_asks",
         "trades": True,
         "order_book": True,

@@ -4,17 +4,23 @@ A step injects one fault (``adapters.binance_sim.faults``) and waits, with a dea
 shows that the daemon met it (a log line of the adapter, an armed fault consumed, new
 orders flowing again). Between steps :meth:`Chaos.poke` drives fills of resting orders
 (partial prints injected at their limit price) and cancels some over the admin API.
+
+Each step first establishes what its evidence depends on (market streams live and synced,
+the user-data subscription up, breakers closed and orders flowing) and leaves no fault of
+its own behind (a shifted clock is shifted back and resynced), so its outcome does not
+depend on which step ran before it in a random schedule.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from tests.chaos.harness import VENUE_IDS, SimThread, wait_events
+from tests.chaos.harness import ORDER_PATH, RECV_WINDOW_MS, SYMBOLS, VENUE_IDS, SimThread, wait_events
 from tests.integration.ops.daemon_harness import Api, OpsDaemon, wait_until
 
 STEPS = {"BTC/USDT": Decimal("0.00001"), "ETH/USDT": Decimal("0.0001")}
@@ -54,6 +60,38 @@ class Chaos:
             return bool(snaps) and all(b["state"] == "closed" for b in snaps)
 
         wait_until(closed, timeout, "circuit breakers closed", interval=0.1)
+
+    def feed_counts(self) -> dict[str, tuple[int, int, int]]:
+        """Per symbol, the trades, quotes and books the feed has taken so far (``/status``)."""
+        feed = self.api.ok("GET", "/status")["feed"]
+        return {s["symbol"]: (s["trades"], s["quotes"], s["books"]) for s in feed["symbols"]}
+
+    def streams_live(self, symbols: Sequence[str] = SYMBOLS, timeout: float = 30.0) -> None:
+        """Every market stream of ``symbols`` is up and synced: each one delivered again since
+        this call, and none of them went down or resynced meanwhile.
+
+        A market fault injected after an earlier step's drop, while a stream is still
+        re-dialling, would meet no socket, or a book still waiting for its snapshot (which
+        then already holds what the fault removed): nothing for the daemon to detect.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.mark()
+            start = self.feed_counts()
+            wait_until(lambda since=start: self._moved_on(since, symbols), max(0.1, deadline - time.monotonic()),
+                       f"market streams of {list(symbols)} live", interval=0.1)
+            broken = [r for r in self.daemon.lines[m:]
+                      if r.get("event") in ("ccxt_source.stream_down", "ccxt_source.book_resync")
+                      and str(r.get("stream", "")).split(":", 1)[-1] in symbols]
+            if not broken:
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"market streams of {list(symbols)} keep going down: {broken[-3:]}")
+
+    def _moved_on(self, since: dict[str, tuple[int, int, int]], symbols: Sequence[str]) -> bool:
+        """Each of the symbols' trades, quotes and books counts grew by two since ``since``."""
+        now = self.feed_counts()
+        return all(b >= a + 2 for sym in symbols for a, b in zip(since[sym], now[sym], strict=True))
 
     def user_subscribed(self) -> None:
         """Wait until the daemon's user-data subscription is live at the simulator."""
@@ -98,6 +136,7 @@ class Chaos:
 # -- the steps ---------------------------------------------------------------------------------
 def drop_market(c: Chaos, code: int | None) -> None:
     """Market sockets closed with ``code`` (1001), or aborted (None: 1006)."""
+    c.streams_live()
     m = c.mark()
     n = c.st.run(c.sim.drop_market_connections(code=code))
     assert n > 0, "no market connection to drop"
@@ -119,6 +158,7 @@ def drop_user(c: Chaos, code: int | None) -> None:
 
 def stall_market(c: Chaos) -> None:
     """Market sockets go silent (still ponging): idle timeout, re-dial."""
+    c.streams_live()
     m = c.mark()
     assert c.st.call(c.sim.stall_market_connections) > 0
     c.wait("ccxt_source.stream_down", m)
@@ -159,9 +199,17 @@ def rest_errors(c: Chaos, rate: float = 0.25, timeouts: float = 0.05) -> None:
 
 
 def rate_limit(c: Chaos) -> None:
-    """429 + Retry-After: every REST call pauses."""
+    """429 + Retry-After on an order submission: every REST call pauses.
+
+    Armed on ``POST /api/v3/order`` (orders flow every few hundred ms). Armed on whatever
+    request comes next, it could fall on one whose 429 the venue adapter never sees or does
+    not report as a rate limit: ccxt's own REST book snapshot for the market stream, or the
+    ``/api/v3/time`` read of a clock resync.
+    """
+    c.breakers_closed()
+    c.progress(1)
     m = c.mark()
-    c.st.call(c.sim.faults.rate_limit, retry_after_s=2)
+    c.st.call(c.sim.faults.rate_limit, retry_after_s=2, path=ORDER_PATH, method="POST")
     c.wait("ccxt_venue.rate_limited", m, reason="RATE_LIMITED")
     c.breakers_closed()
     c.injected.append("429 with Retry-After")
@@ -169,6 +217,7 @@ def rate_limit(c: Chaos) -> None:
 
 def ban(c: Chaos, seconds: float = 3.0) -> None:
     """418 IP ban: every REST call stops until the ban ends."""
+    c.breakers_closed()  # calls go out, so the venue adapter meets the ban while it lasts
     m = c.mark()
     c.st.call(c.sim.faults.ban, seconds)
     c.wait("ccxt_venue.rate_limited", m, reason="IP_BANNED")
@@ -206,22 +255,31 @@ def exec_reports(c: Chaos) -> None:
     c.injected.append("duplicate and swapped executionReports")
 
 
-def depth_gap(c: Chaos) -> None:
-    """A depth sequence gap: ChecksumError, fresh snapshot."""
+def depth_gap(c: Chaos, symbol: str = "BTC/USDT") -> None:
+    """A depth sequence gap on a synced book: ChecksumError, fresh snapshot, the book back up."""
+    c.streams_live((symbol,))
     m = c.mark()
-    c.st.call(c.sim.faults.gap_depth, 1, symbol="BTCUSDT")
-    c.wait("ccxt_source.book_resync", m)
+    c.st.call(c.sim.faults.gap_depth, 1, symbol=VENUE_IDS[symbol])
+    c.wait("ccxt_source.book_resync", m, stream=f"book:{symbol}")
+    c.wait("ccxt_source.stream_up", m, stream=f"book:{symbol}")
     c.injected.append("depth sequence gap")
 
 
-def clock_skew(c: Chaos, ms: int = -3000) -> None:
-    """Server clock shifted: -1021 on REST and the ws-API, time resync."""
-    m = c.mark()
-    c.st.call(c.sim.faults.skew_clock, ms)
-    c.wait("ccxt_venue.time_resynced", m)
-    c.progress(2)
-    c.st.call(c.sim.faults.skew_clock, 0)
-    c.injected.append(f"clock skew {ms} ms (-1021)")
+def clock_skew(c: Chaos, ms: int = -(RECV_WINDOW_MS + 3_000)) -> None:
+    """Server clock shifted by ``ms``, then back: -1021 on REST and the ws-API, a time resync each way.
+
+    With ``|ms|`` beyond the recvWindow both shifts refuse the daemon's timestamps (a server
+    ahead by less accepts timestamps that far behind), so the daemon leaves the step in step
+    with the server: neither an offset left over that decides whether a later skew is
+    noticed, nor a resync still to come that takes a later step's armed fault.
+    """
+    assert abs(ms) > RECV_WINDOW_MS + 1_000, ms
+    for skew in (ms, 0):
+        m = c.mark()
+        c.st.call(c.sim.faults.skew_clock, skew)
+        c.wait("ccxt_venue.time_resynced", m)
+        c.progress(2)
+    c.injected.append(f"clock skew {ms} ms and back (-1021)")
 
 
 def partial_fills(c: Chaos, times: int = 3) -> None:
@@ -236,6 +294,7 @@ def partial_fills(c: Chaos, times: int = 3) -> None:
 
 def handshake_rejected(c: Chaos) -> None:
     """Websocket upgrades refused with 429 + Retry-After while the market sockets are dropped."""
+    c.streams_live()
     m = c.mark()
     c.st.call(c.sim.faults.reject_ws_handshakes, 2, status=429, retry_after_s=1, path_prefix="/stream")
     c.st.run(c.sim.drop_market_connections(code=1001))
@@ -294,7 +353,7 @@ def random_step(name: str, rng: random.Random) -> Callable[[Chaos], None]:
         seconds = round(rng.uniform(2.0, 5.0), 1)
         return lambda c: ban(c, seconds)
     if name == "clock skew":
-        ms = rng.choice((-1, 1)) * rng.randint(2_000, 20_000)
+        ms = rng.choice((-1, 1)) * rng.randint(RECV_WINDOW_MS + 2_000, RECV_WINDOW_MS + 10_000)
         return lambda c: clock_skew(c, ms)
     if name == "partial fills":
         times = rng.randint(1, 4)

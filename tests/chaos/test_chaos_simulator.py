@@ -118,6 +118,7 @@ def run_chaos(
     finally:
         daemon.kill()
         (tmp / "daemon.log").write_text("".join(daemon.raw))
+        (tmp / "daemon.stderr").write_text(daemon.stderr())
 
 
 def test_chaos_all_faults_state_converges(tmp_path: Path, sim: SimThread) -> None:

@@ -113,6 +113,8 @@ def run_crashes(tmp: Path, st: SimThread, kills: int, seed: int, *, rest_errors:
             daemon.kill()
             with (tmp / "daemon.log").open("a") as f:
                 f.write("".join(daemon.raw))
+            with (tmp / "daemon.stderr").open("a") as f:
+                f.write(daemon.stderr())
         print(f"crash round {round_no}: {time.monotonic() - started:.1f}s, {len(ours.orders)} orders")
     return stats
 
