@@ -229,7 +229,12 @@ class RestGateway:
         ex = self._session.exchange
         self.time_resyncs += 1
         before = ex.options.get("timeDifference") if isinstance(getattr(ex, "options", None), dict) else None
-        await self.rest_breaker.call(ex.load_time_difference)
+        try:
+            await self.rest_breaker.call(ex.load_time_difference)
+        except Exception as exc:
+            # A 429/418 (or refused credentials) on the time request pauses REST like any other.
+            self.note_refusal(exc, f"{op}/time_resync")
+            raise
         after = ex.options.get("timeDifference") if isinstance(getattr(ex, "options", None), dict) else None
         self._log.warning("ccxt_venue.time_resynced", op=op, time_difference_ms_before=before,
                           time_difference_ms=after)
