@@ -73,8 +73,11 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/channels.py
 	$(BIN)/python bench/feed.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/backtest.py
+	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/admin_load.py
 	$(BIN)/python bench/venue.py
+	$(BIN)/python bench/sweep.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache state
