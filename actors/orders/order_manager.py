@@ -62,6 +62,7 @@ from actors.model.orders import (
 from actors.model.positions import PositionView
 from actors.model.records import LedgerSnapshot, OrderRecord
 from actors.orders.ledger import OVERFILL, FillOutcome
+from actors.orders.order_loader import OrderLoader
 from actors.orders.order_table import (
     Change,
     InFlightOrder,
@@ -88,8 +89,6 @@ OrderCommand = ApprovedIntent | CancelOrder | CancelAll
 _S = OrderStatus
 STORE_UNAVAILABLE = "store_unavailable"
 #: Back-off of the balance read of a first start the venue refused (doubling up to the max).
-_VENUE_WAIT_FIRST_S = 1.0
-_VENUE_WAIT_MAX_S = 60.0
 
 
 class ControlSink(Protocol):
@@ -149,7 +148,6 @@ class OrderManager(Actor):
         self._prefix = client_id_prefix
         self._drain_timeout_s = drain_timeout_s
         self._max_requests = max_concurrent_requests
-        self._lookback_ms = int(fills_lookback_s * 1000)
         self._snapshot_every = snapshot_every_fills
         self._snapshot_interval_s = snapshot_interval_s
         self._store_backlog_limit = store_backlog_limit
@@ -162,6 +160,8 @@ class OrderManager(Actor):
         self._table = OrderTable(clock=self._clock, dedup_window=dedup_window,
                                  closed_order_window=closed_order_window)
         self.portfolio = PortfolioPublisher(self._table)
+        self._loader = OrderLoader(self._table, store, venue, self._clock,
+                                   fills_lookback_ms=int(fills_lookback_s * 1000), log=self.log)
         self._outbox = EventOutbox(events, outbox_limit, self.beat)
         self._reset_io()
 
@@ -181,69 +181,27 @@ class OrderManager(Actor):
     async def on_start(self) -> None:
         """Load open orders, positions and balances from the store (restart safety)."""
         self.loaded.clear()
-        table = self._table
-        table.reset()
+        self._table.reset()
         self._reset_io()
-        store = self._store
-        snap = await store.latest_ledger_snapshot()
-        if snap is None:
+        loader = self._loader
+        if not await loader.restore():
             # First start on this database: the venue's balances are the starting point.
             try:
-                balances = await self._venue_balances()
+                await loader.first_start()
             except VenueAuthenticationError as exc:
                 # Restarting would only hammer the venue: run() waits for it, then loads.
                 await self._halt_for_credentials(exc, "first start")
                 self._waiting_for_venue = True
                 return
-            await self._start_ledger(balances)
-        else:
-            table.restore_ledger(snap.positions, snap.balances)
-            replay = await store.fills_after(snap.fill_seq)
-            for _, f in replay:
-                table.replay_fill(f)
-            if replay:
-                self.log.info("order.fills_replayed", count=len(replay), since_seq=snap.fill_seq)
-        await self._load_orders()
-
-    async def _venue_balances(self) -> dict[str, Decimal]:
-        return {a: b.total for a, b in (await self._venue.balances()).items()}
-
-    async def _start_ledger(self, balances: dict[str, Decimal]) -> None:
-        seq = await self._store.save_ledger_snapshot(LedgerSnapshot(ts_ms=self._clock.now_ms(), balances=balances))
-        self._table.restore_ledger((), balances)
-        self.log.info("order.first_start", balances={a: str(v) for a, v in balances.items()}, fill_seq=seq)
+        await loader.load_orders()
+        self.loaded.set()
 
     async def _await_venue_then_load(self) -> None:
-        """First start refused by the venue: retry the balance read with back-off, then load."""
-        delay = _VENUE_WAIT_FIRST_S
-        while True:
-            await asyncio.sleep(delay)
-            self.beat(0)
-            try:
-                balances = await self._venue_balances()
-            except VenueError as exc:
-                self.log.debug("order.venue_still_refusing", reason=exc.reason, retry_s=delay)
-                delay = min(delay * 2, _VENUE_WAIT_MAX_S)
-                continue
-            break
+        """First start refused by the venue: wait until it accepts us, then load."""
+        await self._loader.first_start_when_venue_accepts(lambda: self.beat(0))
         self.venue_refusal = None
         self._waiting_for_venue = False
-        self.log.info("order.venue_accepted")
-        await self._start_ledger(balances)
-        await self._load_orders()
-
-    async def _load_orders(self) -> None:
-        table, store = self._table, self._store
-        for venue_name, trade_id in await store.fill_keys_since(self._clock.now_ms() - self._lookback_ms):
-            table.mark_seen(venue_name, trade_id)
-        open_orders = await store.open_orders()
-        per_order: dict[str, list[Fill]] = {}
-        for f in await store.fills_for_orders(r.client_order_id for r in open_orders):
-            per_order.setdefault(f.client_order_id, []).append(f)
-        for rec in open_orders:
-            table.load_open_order(rec, per_order.get(rec.client_order_id, ()))
-        self.log.info("order.loaded", open_orders=table.open_order_count(), in_flight=len(table.in_flight()),
-                      positions=len(table.positions()))
+        await self._loader.load_orders()
         self.loaded.set()
 
     async def run(self) -> None:
