@@ -17,7 +17,7 @@ from actors.kernel.clock import MarketClock
 from actors.model.control import SetTradingState, TradingState
 from actors.model.orders import Balance, OrderRequest, OrderStatus, OrderType, Side, VenueOrder
 from actors.model.records import OrderRecord
-from actors.orders import order_manager
+from actors.orders import order_loader, order_manager
 from actors.orders.order_table import OrderTable
 from actors.ports.venue import OrderRejected, VenueAuthenticationError, VenueUpdate
 from tests.unit.actors.orders_harness import SYMBOL, Harness, ProxyVenue
@@ -119,7 +119,7 @@ async def test_first_start_refused_credentials_halts_trading_and_waits_for_the_v
 ) -> None:
     """A first start reads the venue's balances: refused, it must not fail (the supervisor would
     restart it into a loop) but halt trading, stay up and try again with back-off."""
-    monkeypatch.setattr(order_manager, "_VENUE_WAIT_FIRST_S", 0.01)
+    monkeypatch.setattr(order_loader, "_VENUE_WAIT_FIRST_S", 0.01)
     venue = RefusingVenue(h.paper)
     h.venue = venue
     await venue.start()
