@@ -25,7 +25,8 @@ goes stale in wall time), ``stop`` closes every subscriber's channels and ends t
 
 A source that can hand out batches (``BatchSource``: a replay at full speed) is read a
 batch at a time, with the same steps for each event; in a ``QuoteRun`` the quotes between
-two bar boundaries update freshness, counters and open bars in bulk (taps still see each).
+two bar boundaries update freshness, counters and open bars in bulk, and taps that are all
+registered latest-only (``add_tap``) see only the last quote of such a stretch.
 
 The source is not closed by this actor (it is resumable across supervisor restarts); the
 owner closes it at shutdown.
@@ -103,7 +104,7 @@ class FeedSubscription:
 
 
 class QuoteRun(list[Quote]):
-    """A batch of quotes of one symbol in time order (non-decreasing ``ts_ms``), with their timestamps.
+    """A batch of two-sided quotes (bid > 0, ask > 0) of one symbol in time order (non-decreasing ``ts_ms``).
 
     A ``BatchSource`` that knows this of a batch hands it out as a QuoteRun, so the feed can
     take the quotes inside a bar in bulk (``Feed._pump_quote_run``). Every quote carries
@@ -123,15 +124,8 @@ class Feed(Actor):
 
     kind = "feed"
 
-    def __init__(
-        self,
-        feed: FeedSection,
-        source: MarketDataSource,
-        *,
-        name: str = "feed",
-        market_capacity: int = 1024,
-        bar_capacity: int = 1024,
-    ) -> None:
+    def __init__(self, feed: FeedSection, source: MarketDataSource, *, name: str = "feed",
+                 market_capacity: int = 1024, bar_capacity: int = 1024) -> None:
         super().__init__(name)
         self.feed = feed
         self.source = source
@@ -172,8 +166,11 @@ class Feed(Actor):
         self._idle = asyncio.Event()
         # Synchronous observers of every event, before bars are published: the paper
         # venue matches on them and the risk gate keeps reference prices. They see every
-        # event (no conflation) and must be cheap.
+        # event (no conflation) and must be cheap. ``_latest_only``: every tap is; ``_guards``:
+        # their ``quiet`` conditions (``add_tap``).
         self._taps: tuple[Callable[[MarketEvent], None], ...] = ()
+        self._latest_only = True
+        self._guards: tuple[Callable[[str], bool], ...] = ()
         # Set by the composition root once start-up reconciliation is done: no market data
         # reaches strategies before our view of orders and balances matches the venue's.
         self.start_gate: asyncio.Event | None = None
@@ -182,22 +179,29 @@ class Feed(Actor):
         # set off, have acted on the bars (a lockstep replay, like a backtest engine).
         self.after_bars: Callable[[], Awaitable[None]] | None = None
 
-    def add_tap(self, tap: Callable[[MarketEvent], None]) -> None:
-        """Call ``tap(event)`` for every market event, before bars and subscribers."""
+    def add_tap(self, tap: Callable[[MarketEvent], None], *, latest_only: bool = False,
+                quiet: Callable[[str], bool] | None = None) -> None:
+        """Call ``tap(event)`` for every market event, before bars and subscribers.
+
+        ``latest_only`` declares that what the tap keeps after a stretch of two-sided quotes
+        of one symbol is what it keeps after the stretch's last quote alone, while
+        ``quiet(symbol)`` (if given) holds at the stretch's start. Then, when every tap is
+        latest-only and every ``quiet`` holds, the taps see only the last quote of a
+        ``QuoteRun`` stretch without a bar boundary (``_pump_quote_run``): nothing else runs
+        during a stretch (no await), so only its end can be observed. Otherwise they see
+        every quote. Raises ValueError for a ``quiet`` without ``latest_only``.
+        """
+        if quiet is not None and not latest_only:
+            raise ValueError("feed: a tap's quiet guard only applies to a latest-only tap")
         self._taps = (*self._taps, tap)
+        self._latest_only = self._latest_only and latest_only
+        if quiet is not None:
+            self._guards = (*self._guards, quiet)
 
     # -- subscriptions -----------------------------------------------------------------
-    def subscribe(
-        self,
-        name: str,
-        *,
-        symbols: Iterable[str],
-        timeframes: Iterable[str] = (),
-        trades: bool = False,
-        quotes: bool = False,
-        market_capacity: int | None = None,
-        bar_capacity: int | None = None,
-    ) -> FeedSubscription:
+    def subscribe(self, name: str, *, symbols: Iterable[str], timeframes: Iterable[str] = (), trades: bool = False,
+                  quotes: bool = False, market_capacity: int | None = None,
+                  bar_capacity: int | None = None) -> FeedSubscription:
         """Create ``name``'s channels for ``symbols``: bars of ``timeframes``, trades and/or quotes.
 
         Raises ValueError for an unknown symbol or a timeframe the feed does not build.
@@ -526,17 +530,21 @@ class Feed(Actor):
     async def _pump_quote_run(self, run: QuoteRun) -> None:
         """Handle a ``QuoteRun``: what ``_pump_batch`` does, with the quotes inside a bar taken in bulk.
 
-        Every tap still sees every quote, in order. Between quotes that may open or close a
-        bar (``BarBuilder.quiet_until``; those go through ``_pump_batch``) nothing is published
-        or awaited, so freshness, counters and open bars take the quotes at once (``_take_run``).
+        Between quotes that may open or close a bar (``BarBuilder.quiet_until``; those go
+        through ``_pump_batch``) nothing is published or awaited, so freshness, counters and
+        open bars take the quotes at once (``_take_run``), and the taps see either every
+        quote, in order, or, when all are latest-only and quiet (``add_tap``), the last one.
         Quotes that a subscriber reads, or bars with a grace period: per event, the whole run.
         """
-        path = self._paths.get(run.symbol)
+        symbol = run.symbol
+        path = self._paths.get(symbol)
         builders = path.quote_builders if path is not None else ()
         if path is None or path.quote_routes or any(b.grace_ms for b in builders):
             await self._pump_batch(run)
             return
         taps = self._taps
+        latest = self._latest_only and bool(taps)
+        guards = self._guards
         ts = run.ts_ms
         n = len(run)
         mids = [(q.bid + q.ask) / 2.0 for q in run] if builders else []
@@ -552,10 +560,16 @@ class Feed(Actor):
                     if q < j:
                         j = q
                 if j > i:
-                    for k in range(i, j):
+                    if latest and all(quiet(symbol) for quiet in guards):
+                        k = j - 1
                         ev = run[k]
                         for tap in taps:
                             tap(ev)
+                    else:
+                        for k in range(i, j):
+                            ev = run[k]
+                            for tap in taps:
+                                tap(ev)
                     k = -1
                     self._take_run(path, run, mids, i, j, j)
                     i = j
@@ -567,8 +581,8 @@ class Feed(Actor):
                 i += 1
         except BaseException:
             if k >= 0:
-                # A tap raised on quote k: the quotes before it were handled; quote k was
-                # only counted as an event, as in ``_pump_batch``.
+                # A tap raised on quote k (in a latest-only stretch, its last): the quotes
+                # before it were handled; quote k was only counted as an event, as in ``_pump_batch``.
                 self._take_run(path, run, mids, i, k + 1, k)
                 self._carry = tuple(run[k + 1:])
             else:

@@ -17,6 +17,11 @@ Market time: when the clock is a ``MarketClock`` (replay, synthetic), the first 
 advances it to each event's timestamp, so every actor downstream reads the same market
 "now" and per-minute and per-day limits count the data's own minutes and days.
 
+The feed's taps (market clock, the risk gate's marks, a paper venue's matching) are
+registered latest-only: inside a bar, while no order of ours rests or waits on the symbol
+(the venue's ``quiet_on``), a batched replay hands them only the last quote of a stretch,
+which leaves them in the same state (``Feed.add_tap``).
+
 Lockstep: when the data is replayed or simulated as fast as possible (a ``MarketClock``
 and ``speed = 0``), the feed runs in lockstep by default (``Lockstep`` as its
 ``after_bars`` hook, ``Pipeline.lockstep``): after each bar it waits until the strategies
@@ -43,7 +48,7 @@ from actors.model.market import MarketEvent
 from actors.model.orders import OrderIntent
 from actors.orders.order_manager import OrderCommand, OrderManager
 from actors.orders.reconciler import Reconciler
-from actors.ports.capabilities import HasStartTime, MarketTap
+from actors.ports.capabilities import HasStartTime, MarketTap, QuietMarketTap
 from actors.ports.market_data import MarketDataSource
 from actors.ports.venue import Venue
 from actors.risk.risk_gate import RiskGate
@@ -167,7 +172,7 @@ def build_pipeline(
     feed = Feed(cfg.feed, source, market_capacity=ch.market_capacity)
     feed.start_gate = asyncio.Event()
     if isinstance(clock, MarketClock):
-        feed.add_tap(_clock_tap(clock))
+        feed.add_tap(_clock_tap(clock), latest_only=True)
     intents: Channel[OrderIntent] = Channel("intents", ch.intent_capacity)
     commands: Channel[OrderCommand] = Channel("order_commands", ch.order_capacity)
     events: Channel[RoutedEvent] = Channel("order_events", ch.event_capacity)
@@ -212,9 +217,11 @@ def build_pipeline(
         risk_provider=lambda: running().risk,
         clock=clock,
     )
-    feed.add_tap(gate.on_market)
-    if isinstance(venue, MarketTap):
-        feed.add_tap(venue.on_market)
+    feed.add_tap(gate.on_market, latest_only=True)
+    if isinstance(venue, QuietMarketTap):
+        feed.add_tap(venue.on_market, latest_only=True, quiet=venue.quiet_on)
+    elif isinstance(venue, MarketTap):
+        feed.add_tap(venue.on_market)  # sees every event: so do all taps (``Feed.add_tap``)
 
     strategy_events: dict[str, Channel[OrderFeedback]] = {}
     hosts: dict[str, StrategyHost] = {}

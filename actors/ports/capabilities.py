@@ -21,6 +21,7 @@ __all__ = [
     "ConnectionHealth",
     "HasStartTime",
     "MarketTap",
+    "QuietMarketTap",
     "ReportsConnectionHealth",
 ]
 
@@ -62,6 +63,20 @@ class MarketTap(Protocol):
 
     def on_market(self, event: MarketEvent) -> None:
         """Take one market event."""
+        ...
+
+
+@runtime_checkable
+class QuietMarketTap(MarketTap, Protocol):
+    """A ``MarketTap`` that can say when it only records the market for a symbol.
+
+    While ``quiet_on(symbol)`` is true (nothing of ours rests, waits or works there), seeing
+    only the latest quote of a stretch leaves it exactly as seeing every quote would, so the
+    feed may call it once per stretch (a latest-only tap) in a fast replay.
+    """
+
+    def quiet_on(self, symbol: str) -> bool:
+        """True when ``on_market`` only keeps ``symbol``'s latest state."""
         ...
 
 

@@ -4,6 +4,11 @@
 price (the price itself is derived when a decision needs it, which is rare) and the time of
 an unpriced event that came after it (e.g. a one-sided quote). Ages are measured in feed
 time: against the newest event timestamp seen, whatever the speed of a replay.
+
+A priced event replaces everything kept of its symbol, and the feed clock only moves
+forward: after a stretch of two-sided quotes of one symbol in time order the marks are
+what the last quote alone leaves, so the feed may hand ``observe`` only that one (a
+latest-only tap, ``actors.feed.Feed.add_tap``).
 """
 
 from __future__ import annotations

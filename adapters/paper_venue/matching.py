@@ -26,7 +26,8 @@ every change to a ``MatchingJournal`` as it makes it; persisting and publishing 
 changes is the journal's business.
 
 ``on_market`` is called for every market event; on a symbol where none of our orders rests,
-waits or works it does one attribute store and one test and allocates nothing.
+waits or works (``quiet_on``) it does one attribute store and one test and allocates nothing:
+its state after a stretch of quotes is then that of the stretch's last quote.
 """
 
 from __future__ import annotations
@@ -400,6 +401,11 @@ class MatchingEngine:
             raise OrderRejected("INSUFFICIENT_FUNDS", f"needs {amount} {asset}, {free} free")
 
     # -- market data -------------------------------------------------------------------------
+    def quiet_on(self, symbol: str) -> bool:
+        """True when no order of ours rests, travels to the book or works on ``symbol`` (cheap)."""
+        book = self._books.get(symbol)
+        return book is None or not book.armed
+
     def on_market(self, event: MarketEvent) -> None:
         """Record the market state and serve our orders on the symbol. Cheap; call for every event.
 

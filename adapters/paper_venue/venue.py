@@ -52,10 +52,12 @@ class PaperVenue:
     clock (a submit returns the order ACCEPTED; its fills follow on ``updates()``), in real
     time on the wall clock (submit and cancel wait it out). ``on_market(event)`` (the
     ``MarketTap`` capability) must be called with every market event, on the loop: it records
-    the market state and serves our orders; it is cheap and never blocks.
+    the market state and serves our orders; it is cheap and never blocks. While
+    ``quiet_on(symbol)`` holds, it keeps only the symbol's latest state (a latest-only tap).
     """
 
     on_market: Callable[[MarketEvent], None]
+    quiet_on: Callable[[str], bool]
 
     def __init__(
         self,
@@ -77,6 +79,9 @@ class PaperVenue:
         self._engine = MatchingEngine(config, instruments, venue_name, clock, AccountJournal(self._store))
         # The feed calls this for every market event: bind the engine's own method, no extra frame.
         self.on_market = self._engine.on_market
+        # True when no order of ours rests, travels or works on the symbol: ``on_market``
+        # then only records the market (the feed may hand it the latest quote only).
+        self.quiet_on = self._engine.quiet_on
         self._started = False
         self._closing = False
 

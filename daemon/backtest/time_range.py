@@ -3,15 +3,19 @@
 Bounds are UTC. ``--from`` is inclusive, ``--to`` exclusive: ``--from 2019-10-11
 --to 2019-10-12`` is exactly the 11th. ``TimeRangeSource`` wraps any market-data source
 and hands out only the events inside the window, so the feed, the market clock and every
-actor downstream see a shorter tape and nothing else changes.
+actor downstream see a shorter tape and nothing else changes. Over a source that hands out
+batches (``actors.feed.BatchSource``) it does too, cutting the batches (a ``QuoteRun`` stays
+one), so a windowed replay keeps the feed's batch path.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
+from actors.feed import BatchSource, QuoteRun
 from actors.model.market import MarketEvent
 from actors.ports.capabilities import HasStartTime
 from actors.ports.market_data import MarketDataSource, SourceStats
@@ -52,8 +56,13 @@ class TimeRangeSource:
 
     The inner source hands out events in timestamp order, so the first event at or past
     ``end_ms`` ends the stream. ``start_ts_ms`` (``HasStartTime``) is where a market clock
-    starts: the later of the window's start and the inner source's first event.
+    starts: the later of the window's start and the inner source's first event. When the
+    inner source is a ``BatchSource``, so is this one (``event_batches``): the same events, cut
+    out of the inner batches.
     """
+
+    #: Present only when the inner source hands out batches (``actors.feed.BatchSource``).
+    event_batches: Callable[[], AsyncIterator[Sequence[MarketEvent]]]
 
     def __init__(self, inner: MarketDataSource, start_ms: int | None = None, end_ms: int | None = None) -> None:
         self.inner = inner
@@ -61,6 +70,9 @@ class TimeRangeSource:
         self.symbols = inner.symbols
         self.start_ms = start_ms
         self.end_ms = end_ms
+        if isinstance(inner, BatchSource):
+            # An instance attribute: the feed's ``isinstance(source, BatchSource)`` sees it only here.
+            self.event_batches = self._window_batches
 
     @property
     def start_ts_ms(self) -> int:
@@ -86,3 +98,35 @@ class TimeRangeSource:
                 return
             if start is None or ts >= start:
                 yield ev
+
+    async def _window_batches(self) -> AsyncIterator[Sequence[MarketEvent]]:
+        """The inner batches cut to the window: the events ``events()`` yields, in the same order.
+
+        Resumable like the inner source's (a new call continues after its last batch). A
+        ``QuoteRun`` is in time order: it is cut by bisection and stays a ``QuoteRun``.
+        """
+        inner = self.inner
+        assert isinstance(inner, BatchSource)
+        start, end = self.start_ms, self.end_ms
+        async for batch in inner.event_batches():
+            if type(batch) is QuoteRun:
+                stamps = batch.ts_ms
+                n = len(stamps)
+                lo = 0 if start is None else bisect_left(stamps, start)
+                hi = n if end is None else bisect_left(stamps, end)
+                if lo < hi:
+                    yield batch if lo == 0 and hi == n else QuoteRun(batch.symbol, batch[lo:hi], stamps[lo:hi])
+                if hi < n:  # an event at or past the end: the stream ends there
+                    return
+                continue
+            kept: list[MarketEvent] = []
+            for ev in batch:
+                ts = ev.ts_ms
+                if end is not None and ts >= end:
+                    if kept:
+                        yield kept
+                    return
+                if start is None or ts >= start:
+                    kept.append(ev)
+            if kept:
+                yield kept

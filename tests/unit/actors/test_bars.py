@@ -157,3 +157,75 @@ def test_parse_timeframe_valid_returns_ms(text: str, ms: int) -> None:
 def test_parse_timeframe_invalid_raises(text: str) -> None:
     with pytest.raises(ValueError, match="invalid timeframe"):
         parse_timeframe(text)
+
+
+# -- bulk path: quiet_until / add_run (the feed's QuoteRun stretches) -----------------------------
+def _state(b: BarBuilder) -> tuple[object, ...]:
+    cur = b._cur
+    acc = None if cur is None else (cur.bucket, cur.open, cur.high, cur.low, cur.close, cur.open_ts, cur.close_ts,
+                                    cur.n, list(cur.sizes))
+    return acc, b.watermark_ms, b.open_bars, b.bars_emitted, b.late_dropped
+
+
+def test_quiet_until_stops_at_the_first_print_of_the_next_bar() -> None:
+    b = BarBuilder("X", "1m", mode="mid")
+    ts = [1_000, 2_000, 2_000, 59_999, 60_000, 61_000]
+    assert b.quiet_until(ts, 0, len(ts)) == 0  # no open bar: the first print opens one on its own
+    b.update(500, 1.0, 0.0)
+    assert b.quiet_until(ts, 0, len(ts)) == 4
+    assert b.quiet_until(ts, 1, 3) == 3  # bounded by stop
+    assert b.quiet_until(ts, 4, len(ts)) == 4  # a print of the next period: on its own
+
+
+def test_quiet_until_sends_everything_through_update_with_grace_older_bars_or_an_older_print() -> None:
+    graced = BarBuilder("X", "1m", grace_ms=5_000, mode="mid")
+    graced.update(1_000, 1.0, 0.0)
+    assert graced.quiet_until([2_000, 3_000], 0, 2) == 0
+    b = BarBuilder("X", "1m", mode="mid")
+    b.update(10_000, 1.0, 0.0)
+    assert b.quiet_until([9_000, 11_000], 0, 2) == 0  # older than the bar's close: may move its open
+    assert b.quiet_until([10_000, 11_000], 0, 2) == 2  # a tie with the close is in order
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_bulk_path_builds_exactly_the_bars_update_builds(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    ts_ms, prices, t, px = [], [], 0, 100.0
+    for _ in range(2_000):
+        t += rng.choice((0, 0, 300, 1_000, 7_000))
+        px *= 1.0 + rng.uniform(-0.002, 0.002)
+        ts_ms.append(t)
+        prices.append(px)
+    one, bulk = BarBuilder("X", "1m", mode="mid"), BarBuilder("X", "1m", mode="mid")
+    want: list[Bar] = []
+    for t, p in zip(ts_ms, prices, strict=True):
+        want.extend(one.update(t, p, 0.0, recv_ns=t + 1))
+    got: list[Bar] = []
+    i, n, bulked = 0, len(ts_ms), 0
+    while i < n:
+        j = bulk.quiet_until(ts_ms, i, min(n, i + 97))  # batches of 97: boundaries fall anywhere
+        if j > i:
+            bulk.add_run(ts_ms, prices, i, j)
+            bulked += j - i
+            i = j
+        else:
+            got.extend(bulk.update(ts_ms[i], prices[i], 0.0, recv_ns=ts_ms[i] + 1))
+            i += 1
+    assert _state(bulk) == _state(one)
+    got.extend(bulk.flush_all(recv_ns=1))
+    want.extend(one.flush_all(recv_ns=1))
+    assert got == want and len(got) > 20
+    assert bulked > n * 0.9
+
+
+def test_add_run_of_nothing_changes_nothing() -> None:
+    b = BarBuilder("X", "1m", mode="mid")
+    b.update(1_000, 2.0, 0.0)
+    before = _state(b)
+    b.add_run([1_000, 2_000], [5.0, 6.0], 1, 1)
+    assert _state(b) == before
+    b.add_run([1_000, 2_000, 3_000], [5.0, 0.5, 3.0], 1, 3)
+    acc, wm, *_ = _state(b)
+    assert acc == (0, 2.0, 3.0, 0.5, 3.0, 1_000, 3_000, 3, []) and wm == 3_000
