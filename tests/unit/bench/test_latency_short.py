@@ -1,0 +1,37 @@
+"""A short run of the latency bench (bench/latency.py): behaviour only, no timing thresholds.
+
+The paced quotes go through the full pipeline (feed → tick strategy → risk gate → order
+manager with its SQLite write-ahead → paper venue); afterwards every signal became an order
+(or was skipped while the previous one was on its way), every order was filled, and every
+order's tick-to-submit was measured.
+"""
+
+from __future__ import annotations
+
+from bench.latency import LatencySettings, PacedQuoteSource, run_latency
+from bench.pipeline import QuoteWalk
+
+EVENTS = 1_000
+EVERY = 10
+
+
+def test_latency_short_measures_every_order() -> None:
+    settings = LatencySettings(rate=5_000.0, seconds=EVENTS / 5_000.0, every=EVERY)
+    out = run_latency(settings, runs=1, quiet=True)
+    assert out["events"] == EVENTS
+    assert out["orders"] > 0
+    assert out["orders"] + out["signals_skipped"] == EVENTS // EVERY
+    assert out["intents"] == out["orders"] == out["fills"] == out["latency_samples"]
+    assert out["denied"] == out["rejected"] == out["restarts"] == 0
+    assert 0 < out["tick_to_submit_p50_us"] <= out["tick_to_submit_p99_us"] <= out["tick_to_submit_max_us"]
+
+
+async def test_paced_source_hands_out_the_walk_stamped_in_order() -> None:
+    src = PacedQuoteSource(QuoteWalk(seed=5, interval_ms=1), "X/Y", rate=100_000.0, max_events=300)
+    got = [ev async for ev in src.events()]
+    assert [(e.ts_ms, e.bid, e.ask, e.bid_size, e.ask_size) for e in got] == list(  # type: ignore[attr-defined]
+        QuoteWalk(seed=5, interval_ms=1).rows(300))
+    stamps = [e.recv_ns for e in got]
+    assert stamps == sorted(stamps) and stamps[0] > 0
+    assert src.stats().events == 300 and src.stats().ended
+    assert src.start_ts_ms == got[0].ts_ms
