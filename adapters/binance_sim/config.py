@@ -16,7 +16,9 @@ DEFAULT_ORDER_TYPES: tuple[str, ...] = (
     "LIMIT",
     "LIMIT_MAKER",
     "MARKET",
+    "STOP_LOSS",
     "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
     "TAKE_PROFIT_LIMIT",
 )
 
@@ -29,6 +31,8 @@ class SymbolConfig:
 
     ``trade_qty`` is the mean size of a simulated public print and ``level_qty`` the mean
     size of one level of the simulated background order book, both in the base asset.
+    ``iceberg_parts`` is the ICEBERG_PARTS limit and ``min/max_trailing_delta`` the
+    TRAILING_DELTA filter range in BIPS (the same for above and below deltas, as on BTCUSDT).
     """
 
     symbol: str
@@ -47,6 +51,9 @@ class SymbolConfig:
     base_asset_precision: int = 8
     quote_asset_precision: int = 8
     order_types: tuple[str, ...] = DEFAULT_ORDER_TYPES
+    iceberg_parts: int = 10
+    min_trailing_delta: int = 10
+    max_trailing_delta: int = 2000
 
     def __post_init__(self) -> None:
         if not self.symbol.isalnum() or self.symbol.upper() != self.symbol:
@@ -56,6 +63,8 @@ class SymbolConfig:
                 raise ValueError(f"{self.symbol}: {name} must be > 0")
         if self.min_notional < 0:
             raise ValueError(f"{self.symbol}: min_notional must be >= 0")
+        if self.iceberg_parts < 1 or not 0 < self.min_trailing_delta <= self.max_trailing_delta:
+            raise ValueError(f"{self.symbol}: iceberg_parts must be >= 1 and 0 < min <= max trailing delta")
 
     @property
     def min_price(self) -> Decimal:

@@ -4,6 +4,11 @@ No networking here. REST handlers call the order methods; the market driver call
 :meth:`SimExchange.market_print` and :meth:`SimExchange.set_background`. Everything that a
 client could observe is pushed to listeners (the stream hubs) synchronously and in order, so
 an ``executionReport`` is queued before the REST reply that caused it is written.
+
+Stop orders (STOP_LOSS, TAKE_PROFIT and their LIMIT forms, plain or trailing) wait in
+``SymbolState.stops`` until a print triggers them (:mod:`adapters.binance_sim.triggers`); a
+triggered stop is reported ``NEW`` again, now working, and then executes like a MARKET or LIMIT
+order. Order lists live in :class:`~adapters.binance_sim.order_list_engine.OrderListEngine`.
 """
 
 from __future__ import annotations
@@ -11,9 +16,8 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
 from adapters.binance_sim import errors, payloads
 from adapters.binance_sim.account import Account, InsufficientBalance
@@ -23,20 +27,16 @@ from adapters.binance_sim.decimals import ZERO
 from adapters.binance_sim.errors import ApiError
 from adapters.binance_sim.market_data import MarketStats, PublicTrade
 from adapters.binance_sim.matching import BUY, SELL, Level, OrderBook, plan_taker
-from adapters.binance_sim.order_params import STOP_TYPES, NewOrder, check_filters
+from adapters.binance_sim.order_entry import build_order, reservation
+from adapters.binance_sim.order_list_engine import OrderListEngine
+from adapters.binance_sim.order_lists import CanceledList
+from adapters.binance_sim.order_params import NewOrder, check_filters
 from adapters.binance_sim.orders import Fill, Order, OrderStatus, OrderStore
+from adapters.binance_sim.triggers import advance, start_trailing, stop_reached
+from adapters.binance_sim.user_events import UserEvent, UserEventKind
+from adapters.binance_sim.venue_state import SymbolState
 
-UserEventKind = Literal["execution", "account", "balance"]
 _ID_ALPHABET = string.ascii_letters + string.digits
-
-
-@dataclass(frozen=True, slots=True)
-class UserEvent:
-    """One user-data event payload; ``exec_type`` is the report's ``x`` for executions."""
-
-    kind: UserEventKind
-    payload: dict[str, Any]
-    exec_type: str = ""
 
 
 class ExchangeListener(Protocol):
@@ -50,17 +50,6 @@ class ExchangeListener(Protocol):
 
     def on_user_events(self, events: list[UserEvent]) -> None:
         """User-data events caused by one operation, in emission order."""
-
-
-@dataclass(slots=True)
-class SymbolState:
-    """Per-symbol venue state."""
-
-    cfg: SymbolConfig
-    book: OrderBook
-    stats: MarketStats
-    next_trade_id: int = 1
-    stops: list[Order] = field(default_factory=list)
 
 
 class SimExchange:
@@ -89,6 +78,8 @@ class SimExchange:
         self.configs: Mapping[str, SymbolConfig] = {s.symbol: s for s in config.symbols}
         self._rng = random.Random(config.seed)
         self._listeners: list[ExchangeListener] = []
+        #: Order lists (OCO, OTO, OTOCO): placement, contingencies, cancels and queries.
+        self.lists = OrderListEngine(self)
 
     # ------------------------------------------------------------------ plumbing
     def add_listener(self, listener: ExchangeListener) -> None:
@@ -108,7 +99,9 @@ class SimExchange:
         """A Binance-looking random client id (seeded, so runs are reproducible)."""
         return prefix + "".join(self._rng.choice(_ID_ALPHABET) for _ in range(22 - len(prefix)))
 
-    def _emit_user(self, events: list[UserEvent]) -> None:
+    def emit_user(self, events: list[UserEvent]) -> None:
+        """Resolve order-list consequences, add the account position, hand ``events`` to the hubs."""
+        self.lists.settle(events, self.clock.now_ms())
         changed = self.account.take_changed()
         if changed:
             events.append(UserEvent("account", payloads.account_position(self.account, changed, self.clock.now_ms())))
@@ -116,7 +109,8 @@ class SimExchange:
             for listener in self._listeners:
                 listener.on_user_events(events)
 
-    def _book_changed(self, symbol: str) -> None:
+    def book_changed(self, symbol: str) -> None:
+        """Tell the hubs that the book of ``symbol`` may have changed."""
         for listener in self._listeners:
             listener.on_book_changed(symbol)
 
@@ -128,7 +122,8 @@ class SimExchange:
             listener.on_public_trade(st.cfg.symbol, trade)
 
     @staticmethod
-    def _report(order: Order, exec_type: str, now: int, fill: Fill | None = None) -> UserEvent:
+    def report(order: Order, exec_type: str, now: int, fill: Fill | None = None) -> UserEvent:
+        """An ``executionReport`` user event for ``order`` as it is now."""
         return UserEvent(
             "execution",
             payloads.execution_report(order, exec_type=exec_type, event_time=now, fill=fill),
@@ -138,89 +133,107 @@ class SimExchange:
     # ------------------------------------------------------------------ order entry
     def _plan(self, st: SymbolState, order: Order, *, qty: Decimal | None, quote_qty: Decimal | None) -> list[Level]:
         is_buy = order.side == BUY
-        limit = None if order.type == "MARKET" else order.price
+        limit = None if order.executes_as_market else order.price
         levels = st.book.background_levels(not is_buy)
         plan = plan_taker(levels, is_buy=is_buy, limit_price=limit, qty=qty, quote_qty=quote_qty, step=st.cfg.step_size)
-        if order.time_in_force == "FOK" and sum((q for _, q in plan), ZERO) < order.orig_qty:
+        if order.time_in_force == "FOK" and sum((q for _, q in plan), ZERO) < order.remaining:
             return []
         return plan
 
-    def validate(self, req: NewOrder) -> SymbolState:
-        """All checks of an order short of reserving funds (also serves ``/order/test``)."""
+    def would_take(self, st: SymbolState, side: str, price: Decimal) -> bool:
+        """True when a LIMIT_MAKER at ``price`` would cross the book."""
+        opposite = st.book.best_ask() if side == BUY else st.book.best_bid()
+        return opposite is not None and (price >= opposite[0] if side == BUY else price <= opposite[0])
+
+    def validate(self, req: NewOrder, *, pending: bool = False) -> SymbolState:
+        """All checks of an order short of reserving funds (also serves ``/order/test``).
+
+        ``pending``: an order list leg that waits for its working order; whether a
+        LIMIT_MAKER would take is decided when it is placed, not now.
+        """
         st = self.state(req.symbol)
         check_filters(req, st.cfg, st.stats.last_price)
         if req.client_order_id and self.orders.open_with_client_id(st.cfg.symbol, req.client_order_id):
             raise errors.duplicate_order()
-        if req.type == "LIMIT_MAKER":
+        if req.type == "LIMIT_MAKER" and not pending:
             assert req.price is not None
-            opposite = st.book.best_ask() if req.side == BUY else st.book.best_bid()
-            if opposite is not None and (req.price >= opposite[0] if req.side == BUY else req.price <= opposite[0]):
+            if self.would_take(st, req.side, req.price):
                 raise errors.would_take()
-        if req.type in STOP_TYPES:
-            assert req.stop_price is not None
-            if self._stop_triggered(req.type, req.side, req.stop_price, st.stats.last_price):
-                raise ApiError(400, -2010, "Stop price would trigger immediately.")
+        if req.stop_price is not None and stop_reached(req.type, req.side, req.stop_price, st.stats.last_price):
+            raise ApiError(400, -2010, "Stop price would trigger immediately.")
         return st
 
-    def place_order(self, req: NewOrder) -> tuple[Order, list[Fill], int]:
-        """Accept (or refuse with :class:`ApiError`) a new order; returns ``(order, fills, transactTime)``."""
-        st = self.validate(req)
-        cfg = st.cfg
-        now = self.clock.now_ms()
-        is_buy = req.side == BUY
-        is_stop = req.type in STOP_TYPES
-        order = Order(
-            symbol=cfg.symbol,
-            order_id=0,
-            client_order_id=req.client_order_id or self.random_id(),
-            side=req.side,
-            type=req.type,
-            time_in_force=req.time_in_force,
-            price=req.price if req.price is not None else ZERO,
-            orig_qty=req.quantity if req.quantity is not None else ZERO,
-            orig_quote_qty=req.quote_qty if req.quote_qty is not None else ZERO,
-            stop_price=req.stop_price if req.stop_price is not None else ZERO,
-            time_ms=now,
-            locked_asset=cfg.quote_asset if is_buy else cfg.base_asset,
-            locked=ZERO,
-            seq=0,
-            working_time_ms=-1 if is_stop else now,
-            self_trade_prevention=req.stp_mode,
-            update_time_ms=now,
-        )
-        plan: list[Level] = []
-        if not is_stop:
-            plan = self._plan(st, order, qty=req.quantity, quote_qty=req.quote_qty)
-        if req.type == "MARKET":
-            planned_qty = sum((q for _, q in plan), ZERO)
-            planned_cost = sum((p * q for p, q in plan), ZERO)
-            if req.quantity is None:
-                order.orig_qty = planned_qty
-            if is_buy:
-                lock = req.quote_qty if req.quote_qty is not None else planned_cost
-            else:
-                lock = order.orig_qty
-        else:
-            lock = order.price * order.orig_qty if is_buy else order.orig_qty
+    def new_order(
+        self, st: SymbolState, req: NewOrder, now: int, *, order_list_id: int = -1, pending: bool = False
+    ) -> Order:
+        """An unregistered order for a validated ``req`` (nothing reserved yet)."""
+        client_id = req.client_order_id or self.random_id()
+        status = OrderStatus.PENDING_NEW if pending else OrderStatus.NEW
+        return build_order(st.cfg, req, now, client_id, order_list_id=order_list_id, status=status)
+
+    def reserve(self, order: Order, amount: Decimal, now: int) -> None:
+        """Lock ``amount`` for ``order`` (-2010 insufficient balance)."""
         try:
-            self.account.lock(order.locked_asset, lock)
+            self.account.lock(order.locked_asset, amount)
         except InsufficientBalance:
             raise errors.insufficient_balance() from None
         self.account.update_time_ms = now
-        order.locked = lock
+        order.locked += amount
+
+    def register(self, order: Order) -> None:
+        """Give ``order`` its id and time priority and make it queryable."""
         order.order_id = self.orders.next_order_id()
         order.seq = self.orders.next_seq()
         self.orders.add(order)
 
-        events = [self._report(order, "NEW", now)]
-        fills: list[Fill] = []
-        if is_stop:
-            st.stops.append(order)
+    def place_order(self, req: NewOrder) -> tuple[Order, list[Fill], int]:
+        """Accept (or refuse with :class:`ApiError`) a new order; returns ``(order, fills, transactTime)``."""
+        st = self.validate(req)
+        now = self.clock.now_ms()
+        order = self.new_order(st, req, now)
+        plan: list[Level] = []
+        if req.type == "MARKET":
+            plan = self._plan(st, order, qty=req.quantity, quote_qty=req.quote_qty)
+            planned_cost = sum((p * q for p, q in plan), ZERO)
+            if req.quantity is None:
+                order.orig_qty = sum((q for _, q in plan), ZERO)
+            if order.side == BUY:
+                lock = req.quote_qty if req.quote_qty is not None else planned_cost
+            else:
+                lock = order.orig_qty
         else:
-            self._take(st, order, plan, events, fills, now)
-        self._emit_user(events)
-        self._book_changed(cfg.symbol)
+            lock = reservation(order, st.stats.last_price)
+        self.reserve(order, lock, now)
+        self.register(order)
+        events = [self.report(order, "NEW", now)]
+        fills: list[Fill] = []
+        self.start(st, order, events, fills, now, plan=plan if req.type == "MARKET" else None)
+        self.emit_user(events)
+        self.book_changed(st.cfg.symbol)
         return order, fills, now
+
+    def start(
+        self,
+        st: SymbolState,
+        order: Order,
+        events: list[UserEvent],
+        fills: list[Fill],
+        now: int,
+        *,
+        plan: list[Level] | None = None,
+    ) -> None:
+        """Put an accepted order to work: arm a stop, or take liquidity and rest/expire the rest."""
+        order.status = OrderStatus.NEW
+        if order.is_stop:
+            order.working_time_ms = -1
+            if order.trailing_delta > 0 and order.stop_price == 0:
+                start_trailing(order, st.stats.last_price, now)
+            st.stops.append(order)
+            return
+        order.working_time_ms = now
+        if plan is None:
+            plan = self._plan(st, order, qty=order.remaining, quote_qty=None)
+        self._take(st, order, plan, events, fills, now)
 
     def _take(
         self, st: SymbolState, order: Order, plan: list[Level], events: list[UserEvent], fills: list[Fill], now: int
@@ -231,14 +244,11 @@ class SimExchange:
             st.book.consume_background(not is_buy, price, qty)
             fill = self._execute(st, order, price, qty, maker=False, now=now)
             fills.append(fill)
-            events.append(self._report(order, "TRADE", now, fill))
+            events.append(self.report(order, "TRADE", now, fill))
         if order.status == OrderStatus.FILLED:
             return
-        if order.type == "MARKET" or order.time_in_force in ("IOC", "FOK"):
-            order.status = OrderStatus.EXPIRED
-            order.update_time_ms = now
-            self._finish(order)
-            events.append(self._report(order, "EXPIRED", now))
+        if order.executes_as_market or order.time_in_force in ("IOC", "FOK"):
+            self.expire(st, order, events, now)
         else:
             st.book.add_resting(order)
 
@@ -248,7 +258,7 @@ class SimExchange:
         quote = price * qty
         acct = self.account
         if order.side == BUY:
-            reserve = quote if order.type == "MARKET" else order.price * qty
+            reserve = quote if order.executes_as_market else order.price * qty
             acct.debit_locked(cfg.quote_asset, quote)
             acct.unlock(cfg.quote_asset, reserve - quote)
             order.locked -= reserve
@@ -278,12 +288,15 @@ class SimExchange:
             commission_asset=commission_asset,
             time_ms=now,
             is_maker=maker,
+            order_list_id=order.order_list_id,
         )
         order.fills.append(fill)
         self.orders.add_fill(fill)
         self._publish_trade(st, price, qty, (order.side == BUY) == maker, now)
         if order.status == OrderStatus.FILLED:
             self._finish(order)
+        else:
+            self.lists.touch(order)
         return fill
 
     def _finish(self, order: Order) -> None:
@@ -292,6 +305,38 @@ class SimExchange:
             self.account.unlock(order.locked_asset, order.locked)
             order.locked = ZERO
         self.orders.mark_closed(order)
+        self.lists.touch(order)
+
+    def _withdraw(self, st: SymbolState, order: Order) -> None:
+        """Take an order off the book / out of the waiting stops (no-op if it is in neither)."""
+        if order in st.stops:
+            st.stops.remove(order)
+        else:
+            st.book.remove_resting(order)
+
+    def expire(self, st: SymbolState, order: Order, events: list[UserEvent], now: int) -> None:
+        """End an open order as EXPIRED (by the venue's rules, not by the user)."""
+        self._withdraw(st, order)
+        order.status = OrderStatus.EXPIRED
+        order.update_time_ms = now
+        self._finish(order)
+        self.account.update_time_ms = now
+        events.append(self.report(order, "EXPIRED", now))
+
+    def cancel_into(self, st: SymbolState, order: Order, cancel_id: str, now: int, events: list[UserEvent]) -> None:
+        """End an open order as CANCELED by the user; its report goes to ``events``."""
+        self._withdraw(st, order)
+        order.status = OrderStatus.CANCELED
+        order.update_time_ms = now
+        self._finish(order)
+        self.account.update_time_ms = now
+        events.append(
+            UserEvent(
+                "execution",
+                payloads.execution_report(order, exec_type="CANCELED", event_time=now, cancel_client_id=cancel_id),
+                "CANCELED",
+            )
+        )
 
     # ------------------------------------------------------------------ queries and cancels
     def find_order(self, st: SymbolState, order_id: int | None, orig_client_id: str | None) -> Order | None:
@@ -323,35 +368,33 @@ class SimExchange:
         return order, cancel_id, now
 
     def _cancel(self, st: SymbolState, order: Order, cancel_id: str, now: int) -> None:
-        if order in st.stops:
-            st.stops.remove(order)
-        else:
-            st.book.remove_resting(order)
-        order.status = OrderStatus.CANCELED
-        order.update_time_ms = now
-        self._finish(order)
-        self.account.update_time_ms = now
-        event = UserEvent(
-            "execution",
-            payloads.execution_report(order, exec_type="CANCELED", event_time=now, cancel_client_id=cancel_id),
-            "CANCELED",
-        )
-        self._emit_user([event])
-        self._book_changed(st.cfg.symbol)
+        events: list[UserEvent] = []
+        self.cancel_into(st, order, cancel_id, now, events)
+        self.emit_user(events)
+        self.book_changed(st.cfg.symbol)
 
-    def cancel_all(self, symbol: str | None) -> list[tuple[Order, str, int]]:
-        """``DELETE /openOrders`` for one symbol (-2011 when nothing is open, as on Binance)."""
+    def cancel_all(self, symbol: str | None) -> list[tuple[Order, str, int] | CanceledList]:
+        """``DELETE /openOrders`` for one symbol (-2011 when nothing is open, as on Binance).
+
+        Orders of an order list are canceled with their list, which is returned in their place.
+        """
         st = self.state(symbol)
         open_orders = self.orders.open_orders(st.cfg.symbol)
         if not open_orders:
             raise errors.unknown_order()
-        out = []
+        singles: list[tuple[Order, str, int] | CanceledList] = []
+        lists: list[tuple[Order, str, int] | CanceledList] = []
         for order in open_orders:
+            if not order.is_open:
+                continue  # closed meanwhile, together with its list
+            if order.order_list_id >= 0:
+                lists.append(self.lists.cancel(st.cfg.symbol, order.order_list_id, None, None))
+                continue
             now = self.clock.now_ms()
             cancel_id = self.random_id()
             self._cancel(st, order, cancel_id, now)
-            out.append((order, cancel_id, now))
-        return out
+            singles.append((order, cancel_id, now))
+        return singles + lists
 
     def open_orders(self, symbol: str | None) -> list[Order]:
         """Open orders of one symbol, or all symbols when ``symbol`` is None."""
@@ -397,19 +440,14 @@ class SimExchange:
         return fills[-limit:]
 
     # ------------------------------------------------------------------ market side
-    @staticmethod
-    def _stop_triggered(otype: str, side: str, stop: Decimal, last: Decimal) -> bool:
-        rising = (otype == "STOP_LOSS_LIMIT") == (side == BUY)
-        return last >= stop if rising else last <= stop
-
     def market_print(
         self, symbol: str, price: Decimal, qty: Decimal, taker_side: str, *, time_ms: int | None = None
     ) -> None:
         """A public trade of ``qty`` at ``price``; resting user orders it reaches fill first.
 
-        User orders get ``min(order remaining, print remaining)`` at their own limit price
+        User orders get ``min(visible quantity, print remaining)`` at their own limit price
         (they are makers), best price then oldest first; what is left of the print is
-        published as its own trade.
+        published as its own trade. Then waiting stops see the price.
         """
         st = self.symbols[symbol]
         now = time_ms if time_ms is not None else self.clock.now_ms()
@@ -418,36 +456,58 @@ class SimExchange:
         for order in st.book.resting_through(price, inclusive=self.config.fill_on_touch):
             if left <= 0:
                 break
-            take = min(order.remaining, left)
+            if not order.is_open:
+                continue  # expired by its order list earlier in this print
+            take = min(order.visible, left)
             fill = self._execute(st, order, order.price, take, maker=True, now=now)
             st.book.resting_filled(order, take)
-            events.append(self._report(order, "TRADE", now, fill))
+            events.append(self.report(order, "TRADE", now, fill))
             left -= take
+            self.lists.settle(events, now)
         if left > 0:
             self._publish_trade(st, price, left, taker_side == SELL, now)
         triggered = self._trigger_stops(st, price, events, now) if st.stops else False
-        self._emit_user(events)
+        self.emit_user(events)
         if events or triggered:
-            self._book_changed(symbol)
+            self.book_changed(symbol)
 
     def _trigger_stops(self, st: SymbolState, last: Decimal, events: list[UserEvent], now: int) -> bool:
-        """Activate stop orders ``last`` reaches; True if any did."""
+        """Let waiting stops see ``last``; activate those it triggers. True if any did."""
         triggered = False
         for order in list(st.stops):
-            if not self._stop_triggered(order.type, order.side, order.stop_price, last):
-                continue
+            if order not in st.stops or not advance(order, last, now):
+                continue  # expired by a sibling meanwhile, or not triggered
             triggered = True
             st.stops.remove(order)
             order.working_time_ms = now
             order.update_time_ms = now
-            plan = self._plan(st, order, qty=order.orig_qty, quote_qty=None)
-            self._take(st, order, plan, events, [], now)
+            events.append(self.report(order, "NEW", now))
+            self.lists.on_triggered(order, events, now)
+            if order.executes_as_market and not self._rereserve(st, order, now):
+                self.expire(st, order, events, now)
+                continue
+            self._take(st, order, self._plan(st, order, qty=order.remaining, quote_qty=None), events, [], now)
+            self.lists.settle(events, now)
         return triggered
+
+    def _rereserve(self, st: SymbolState, order: Order, now: int) -> bool:
+        """Swap a triggered BUY stop-market's estimate for its real cost; False if unaffordable."""
+        if order.side != BUY:
+            return True
+        plan = self._plan(st, order, qty=order.remaining, quote_qty=None)
+        cost = sum((p * q for p, q in plan), ZERO)
+        self.account.unlock(order.locked_asset, order.locked)
+        order.locked = ZERO
+        try:
+            self.reserve(order, cost, now)
+        except ApiError:
+            return False
+        return True
 
     def set_background(self, symbol: str, bids: Mapping[Decimal, Decimal], asks: Mapping[Decimal, Decimal]) -> None:
         """Replace the simulated liquidity of ``symbol``."""
         self.symbols[symbol].book.set_background(bids, asks)
-        self._book_changed(symbol)
+        self.book_changed(symbol)
 
     def deposit(self, asset: str, amount: Decimal, *, with_position: bool = True) -> None:
         """Credit (or, negative, debit) ``asset`` and emit ``balanceUpdate`` (+ position)."""
@@ -463,4 +523,7 @@ class SimExchange:
             for listener in self._listeners:
                 listener.on_user_events(events)
             return
-        self._emit_user(events)
+        self.emit_user(events)
+
+
+__all__ = ["ExchangeListener", "SimExchange", "SymbolState", "UserEvent", "UserEventKind"]

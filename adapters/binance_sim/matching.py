@@ -143,16 +143,30 @@ class OrderBook:
             queue = side.queues[order.price] = deque()
             bisect.insort(side.user_prices, order.price)
         queue.append(order)
-        side.user_qty[order.price] = side.user_qty.get(order.price, ZERO) + order.remaining
+        if order.iceberg_qty > 0 and order.display_left <= 0:
+            order.display_left = min(order.iceberg_qty, order.remaining)
+        side.user_qty[order.price] = side.user_qty.get(order.price, ZERO) + order.visible
         self._mark(side.is_bid, (order.price,))
         self._bump()
 
     def resting_filled(self, order: Order, qty: Decimal) -> None:
-        """Account for ``qty`` of a resting order having executed (order already updated)."""
+        """Account for ``qty`` of a resting order having executed (order already updated).
+
+        An iceberg whose visible slice is used up shows its next slice and, like on Binance,
+        goes to the back of its price level.
+        """
         side = self._side(order.side == BUY)
         side.user_qty[order.price] = side.user_qty.get(order.price, ZERO) - qty
         if order.remaining <= 0:
             self._unqueue(side, order)
+        elif order.iceberg_qty > 0:
+            order.display_left -= qty
+            if order.display_left <= 0:
+                queue = side.queues[order.price]
+                queue.remove(order)
+                queue.append(order)
+                order.display_left = min(order.iceberg_qty, order.remaining)
+                side.user_qty[order.price] += order.display_left
         self._mark(side.is_bid, (order.price,))
         self._bump()
 
@@ -162,7 +176,7 @@ class OrderBook:
         queue = side.queues.get(order.price)
         if queue is None or order not in queue:
             return
-        side.user_qty[order.price] = side.user_qty.get(order.price, ZERO) - order.remaining
+        side.user_qty[order.price] = side.user_qty.get(order.price, ZERO) - order.visible
         self._unqueue(side, order)
         self._mark(side.is_bid, (order.price,))
         self._bump()

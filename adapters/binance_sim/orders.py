@@ -13,6 +13,7 @@ from adapters.binance_sim.decimals import ZERO
 class OrderStatus(StrEnum):
     """Binance order statuses the simulator produces."""
 
+    PENDING_NEW = "PENDING_NEW"
     NEW = "NEW"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
     FILLED = "FILLED"
@@ -21,7 +22,12 @@ class OrderStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
-OPEN_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+#: Not final: a ``PENDING_NEW`` order list leg waits for its working order to fill.
+OPEN_STATUSES = frozenset({OrderStatus.PENDING_NEW, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+#: Order types that execute as a market order once their stop triggers.
+MARKET_STOP_TYPES = ("STOP_LOSS", "TAKE_PROFIT")
+#: Every stop (contingent) order type.
+STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,7 @@ class Fill:
     commission_asset: str
     time_ms: int
     is_maker: bool
+    order_list_id: int = -1
 
 
 @dataclass(slots=True, eq=False)
@@ -48,6 +55,10 @@ class Order:
     ``price`` is 0 for MARKET orders. ``locked`` is what the order still holds of
     ``locked_asset``; it is released when the order reaches a final status. ``seq`` orders
     resting orders at the same price (time priority).
+
+    Iceberg orders (``iceberg_qty > 0``) show ``display_left`` of the current slice in the
+    book. Trailing stops (``trailing_delta`` in BIPS) track ``trailing_ref``, the best price
+    since ``trailing_time_ms`` (-1: not tracking yet). ``order_list_id`` is -1 outside lists.
     """
 
     symbol: str
@@ -71,6 +82,12 @@ class Order:
     cum_quote: Decimal = ZERO
     status: OrderStatus = OrderStatus.NEW
     fills: list[Fill] = field(default_factory=list)
+    iceberg_qty: Decimal = ZERO
+    display_left: Decimal = ZERO
+    trailing_delta: int = 0
+    trailing_ref: Decimal = ZERO
+    trailing_time_ms: int = -1
+    order_list_id: int = -1
 
     @property
     def remaining(self) -> Decimal:
@@ -81,6 +98,23 @@ class Order:
     def is_open(self) -> bool:
         """NEW or PARTIALLY_FILLED."""
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_stop(self) -> bool:
+        """A STOP_LOSS / TAKE_PROFIT type (limit or market)."""
+        return self.type in STOP_TYPES
+
+    @property
+    def executes_as_market(self) -> bool:
+        """MARKET, or a STOP_LOSS / TAKE_PROFIT that becomes a market order when triggered."""
+        return self.type == "MARKET" or self.type in MARKET_STOP_TYPES
+
+    @property
+    def visible(self) -> Decimal:
+        """Quantity the public book shows: the current iceberg slice, else everything left."""
+        if self.iceberg_qty > 0:
+            return min(self.display_left, self.remaining)
+        return self.remaining
 
     @property
     def is_working(self) -> bool:

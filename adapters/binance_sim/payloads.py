@@ -34,11 +34,11 @@ def symbol_info(cfg: SymbolConfig) -> Json:
         "baseCommissionPrecision": cfg.base_asset_precision,
         "quoteCommissionPrecision": cfg.quote_asset_precision,
         "orderTypes": list(cfg.order_types),
-        "icebergAllowed": False,
-        "ocoAllowed": False,
-        "otoAllowed": False,
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
         "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": False,
+        "allowTrailingStop": True,
         "cancelReplaceAllowed": False,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
@@ -55,6 +55,7 @@ def symbol_info(cfg: SymbolConfig) -> Json:
                 "maxQty": fmt(cfg.max_qty),
                 "stepSize": fmt(cfg.step_size),
             },
+            {"filterType": "ICEBERG_PARTS", "limit": cfg.iceberg_parts},
             {
                 "filterType": "NOTIONAL",
                 "minNotional": fmt(cfg.min_notional),
@@ -62,6 +63,13 @@ def symbol_info(cfg: SymbolConfig) -> Json:
                 "maxNotional": fmt(cfg.max_notional),
                 "applyMaxToMarket": False,
                 "avgPriceMins": 5,
+            },
+            {
+                "filterType": "TRAILING_DELTA",
+                "minTrailingAboveDelta": cfg.min_trailing_delta,
+                "maxTrailingAboveDelta": cfg.max_trailing_delta,
+                "minTrailingBelowDelta": cfg.min_trailing_delta,
+                "maxTrailingBelowDelta": cfg.max_trailing_delta,
             },
         ],
         "permissions": [],
@@ -122,7 +130,7 @@ def _order_core(order: Order) -> Json:
     return {
         "symbol": order.symbol,
         "orderId": order.order_id,
-        "orderListId": -1,
+        "orderListId": order.order_list_id,
         "clientOrderId": order.client_order_id,
         "price": fmt(order.price),
         "origQty": fmt(order.orig_qty),
@@ -136,13 +144,25 @@ def _order_core(order: Order) -> Json:
     }
 
 
+def _conditional(order: Order, out: Json) -> Json:
+    """Binance's conditional order fields: stop price (stop types), iceberg, trailing stop."""
+    if order.is_stop:
+        out["stopPrice"] = fmt(order.stop_price)
+    if order.iceberg_qty > 0:
+        out["icebergQty"] = fmt(order.iceberg_qty)
+    if order.trailing_delta > 0:
+        out["trailingDelta"] = order.trailing_delta
+        out["trailingTime"] = order.trailing_time_ms
+    return out
+
+
 def order_query(order: Order) -> Json:
     """An order as ``GET /order``, ``openOrders`` and ``allOrders`` show it."""
     out = _order_core(order)
     out.update(
         {
             "stopPrice": fmt(order.stop_price),
-            "icebergQty": "0.00000000",
+            "icebergQty": fmt(order.iceberg_qty),
             "time": order.time_ms,
             "updateTime": order.update_time_ms,
             "isWorking": order.is_working,
@@ -150,7 +170,7 @@ def order_query(order: Order) -> Json:
             "selfTradePreventionMode": order.self_trade_prevention,
         }
     )
-    return out
+    return _conditional(order, out)
 
 
 def order_result(order: Order, fills: list[Fill], resp_type: str, transact_time: int) -> Json:
@@ -159,7 +179,7 @@ def order_result(order: Order, fills: list[Fill], resp_type: str, transact_time:
         return {
             "symbol": order.symbol,
             "orderId": order.order_id,
-            "orderListId": -1,
+            "orderListId": order.order_list_id,
             "clientOrderId": order.client_order_id,
             "transactTime": transact_time,
         }
@@ -167,8 +187,7 @@ def order_result(order: Order, fills: list[Fill], resp_type: str, transact_time:
     out["transactTime"] = transact_time
     out["workingTime"] = order.working_time_ms
     out["selfTradePreventionMode"] = order.self_trade_prevention
-    if order.stop_price > 0:
-        out["stopPrice"] = fmt(order.stop_price)
+    _conditional(order, out)
     if resp_type == "FULL":
         out["fills"] = [
             {
@@ -190,9 +209,7 @@ def cancel_result(order: Order, cancel_client_id: str, transact_time: int) -> Js
     out["clientOrderId"] = cancel_client_id
     out["transactTime"] = transact_time
     out["selfTradePreventionMode"] = order.self_trade_prevention
-    if order.stop_price > 0:
-        out["stopPrice"] = fmt(order.stop_price)
-    return out
+    return _conditional(order, out)
 
 
 def my_trade(fill: Fill) -> Json:
@@ -201,7 +218,7 @@ def my_trade(fill: Fill) -> Json:
         "symbol": fill.symbol,
         "id": fill.trade_id,
         "orderId": fill.order_id,
-        "orderListId": -1,
+        "orderListId": fill.order_list_id,
         "price": fmt(fill.price),
         "qty": fmt(fill.qty),
         "quoteQty": fmt(fill.quote_qty),
@@ -223,12 +240,15 @@ def execution_report(
     fill: Fill | None = None,
     cancel_client_id: str | None = None,
 ) -> Json:
-    """An ``executionReport`` (§5.4); ``n`` is the commission of this fill only."""
+    """An ``executionReport`` (§5.4); ``n`` is the commission of this fill only.
+
+    Trailing stops add ``d`` (trailing delta) and ``D`` (trailing time).
+    """
     if cancel_client_id is not None:
         client_id, orig_client_id = cancel_client_id, order.client_order_id
     else:
         client_id, orig_client_id = order.client_order_id, ""
-    return {
+    report: Json = {
         "e": "executionReport",
         "E": event_time,
         "s": order.symbol,
@@ -239,8 +259,8 @@ def execution_report(
         "q": fmt(order.orig_qty),
         "p": fmt(order.price),
         "P": fmt(order.stop_price),
-        "F": "0.00000000",
-        "g": -1,
+        "F": fmt(order.iceberg_qty),
+        "g": order.order_list_id,
         "C": orig_client_id,
         "x": exec_type,
         "X": str(order.status),
@@ -265,6 +285,10 @@ def execution_report(
         "W": order.working_time_ms,
         "V": order.self_trade_prevention,
     }
+    if order.trailing_delta > 0:
+        report["d"] = order.trailing_delta
+        report["D"] = order.trailing_time_ms
+    return report
 
 
 def account_position(acct: Account, assets: Iterable[str], event_time: int) -> Json:

@@ -31,6 +31,14 @@ _FIXED_WEIGHTS: Mapping[tuple[str, str], int] = MappingProxyType(
         ("DELETE", "/api/v3/openOrders"): 1,
         ("GET", "/api/v3/myTrades"): 20,
         ("GET", "/api/v3/allOrders"): 20,
+        ("POST", "/api/v3/orderList/oco"): 1,
+        ("POST", "/api/v3/orderList/oto"): 1,
+        ("POST", "/api/v3/orderList/otoco"): 1,
+        ("POST", "/api/v3/order/oco"): 1,
+        ("GET", "/api/v3/orderList"): 4,
+        ("DELETE", "/api/v3/orderList"): 1,
+        ("GET", "/api/v3/openOrderList"): 6,
+        ("GET", "/api/v3/allOrderList"): 20,
     }
 )
 

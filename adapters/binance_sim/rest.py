@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from adapters.binance_sim import errors, payloads
+from adapters.binance_sim import errors, list_payloads, payloads
 from adapters.binance_sim.clock import SimClock
 from adapters.binance_sim.config import SimulatorConfig
 from adapters.binance_sim.decimals import fmt
@@ -24,6 +24,7 @@ from adapters.binance_sim.exchange import SimExchange
 from adapters.binance_sim.faults import FaultPlan, RestFault
 from adapters.binance_sim.history import RecordedHistory
 from adapters.binance_sim.market_data import TIMEFRAMES_MS
+from adapters.binance_sim.order_lists import CanceledList
 from adapters.binance_sim.order_params import parse_new_order
 from adapters.binance_sim.ratelimit import RateLimiter
 from adapters.binance_sim.requestlog import LoggedRequest, RequestLog
@@ -55,6 +56,12 @@ def _int(
     if hi is not None and value > hi:
         value = hi  # Binance caps over-large limits rather than refusing them
     return value
+
+
+def _canceled_list(done: CanceledList) -> dict[str, Any]:
+    return list_payloads.list_result(
+        done.order_list, (payloads.cancel_result(o, done.cancel_client_id, done.time_ms) for o in done.canceled)
+    )
 
 
 class RestApi:
@@ -107,6 +114,14 @@ class RestApi:
         delete("/api/v3/openOrders", self.cancel_open_orders)
         get("/api/v3/allOrders", self.all_orders, allow_head=False)
         get("/api/v3/myTrades", self.my_trades, allow_head=False)
+        post("/api/v3/orderList/oco", self.new_oco)
+        post("/api/v3/orderList/oto", self.new_oto)
+        post("/api/v3/orderList/otoco", self.new_otoco)
+        post("/api/v3/order/oco", self.new_legacy_oco)
+        get("/api/v3/orderList", self.get_order_list, allow_head=False)
+        delete("/api/v3/orderList", self.cancel_order_list)
+        get("/api/v3/openOrderList", self.open_order_lists, allow_head=False)
+        get("/api/v3/allOrderList", self.all_order_lists, allow_head=False)
         r.add_route("*", "/{tail:.*}", self.unsupported)
 
     # ------------------------------------------------------------ middleware
@@ -387,6 +402,74 @@ class RestApi:
         )
         return _json(payloads.cancel_result(order, cancel_id, transact))
 
+    def _admit_orders(self, count: int) -> str:
+        """Count ``count`` new orders against the 10 s limit; the ``X-MBX-ORDER-COUNT-10S`` value."""
+        now = self._clock.now_ms()
+        for _ in range(count):
+            limited = self._limiter.admit_order(now)
+            if limited is not None:
+                limited.headers["X-MBX-ORDER-COUNT-10S"] = str(self._limiter.order_count(now))
+                raise limited
+        return str(self._limiter.order_count(now))
+
+    async def _new_list(
+        self, request: web.Request, place: Callable[[Mapping[str, str]], dict[str, Any]], legs: int
+    ) -> web.Response:
+        params = self._signed(request)
+        count = self._admit_orders(legs)
+        return _json(place(params), headers={"X-MBX-ORDER-COUNT-10S": count})
+
+    async def new_oco(self, request: web.Request) -> web.Response:
+        """``POST /api/v3/orderList/oco`` (counts as 2 orders)."""
+        return await self._new_list(request, self._ex.lists.place_oco, 2)
+
+    async def new_legacy_oco(self, request: web.Request) -> web.Response:
+        """``POST /api/v3/order/oco``, the deprecated OCO form (counts as 2 orders)."""
+        return await self._new_list(request, self._ex.lists.place_legacy_oco, 2)
+
+    async def new_oto(self, request: web.Request) -> web.Response:
+        """``POST /api/v3/orderList/oto`` (counts as 2 orders)."""
+        return await self._new_list(request, self._ex.lists.place_oto, 2)
+
+    async def new_otoco(self, request: web.Request) -> web.Response:
+        """``POST /api/v3/orderList/otoco`` (counts as 3 orders)."""
+        return await self._new_list(request, self._ex.lists.place_otoco, 3)
+
+    async def get_order_list(self, request: web.Request) -> web.Response:
+        """``GET /api/v3/orderList`` by ``orderListId`` or ``origClientOrderId``."""
+        params = self._signed(request)
+        found = self._ex.lists.query(_int(params, "orderListId", lo=0), params.get("origClientOrderId") or None)
+        return _json(list_payloads.list_summary(found))
+
+    async def cancel_order_list(self, request: web.Request) -> web.Response:
+        """``DELETE /api/v3/orderList``: every open order of the list, one cancel id."""
+        params = self._signed(request)
+        done = self._ex.lists.cancel(
+            params.get("symbol"),
+            _int(params, "orderListId", lo=0),
+            params.get("listClientOrderId") or None,
+            params.get("newClientOrderId") or None,
+        )
+        return _json(_canceled_list(done))
+
+    async def open_order_lists(self, request: web.Request) -> web.Response:
+        """``GET /api/v3/openOrderList``."""
+        self._signed(request)
+        return _json([list_payloads.list_summary(lst) for lst in self._ex.lists.store.open_lists()])
+
+    async def all_order_lists(self, request: web.Request) -> web.Response:
+        """``GET /api/v3/allOrderList``."""
+        params = self._signed(request)
+        limit = _int(params, "limit", default=500, lo=1, hi=1000)
+        assert limit is not None
+        lists = self._ex.lists.all_lists(
+            from_id=_int(params, "fromId", lo=0),
+            start_ms=_int(params, "startTime", lo=0),
+            end_ms=_int(params, "endTime", lo=0),
+            limit=limit,
+        )
+        return _json([list_payloads.list_summary(lst) for lst in lists])
+
     async def open_orders(self, request: web.Request) -> web.Response:
         """``GET /api/v3/openOrders`` (all symbols without ``symbol``)."""
         params = self._signed(request)
@@ -395,7 +478,14 @@ class RestApi:
     async def cancel_open_orders(self, request: web.Request) -> web.Response:
         """``DELETE /api/v3/openOrders``."""
         params = self._signed(request)
-        return _json([payloads.cancel_result(o, cid, t) for o, cid, t in self._ex.cancel_all(params.get("symbol"))])
+        out: list[dict[str, Any]] = []
+        for item in self._ex.cancel_all(params.get("symbol")):
+            if isinstance(item, CanceledList):
+                out.append(_canceled_list(item))
+            else:
+                order, cancel_id, transact = item
+                out.append(payloads.cancel_result(order, cancel_id, transact))
+        return _json(out)
 
     async def all_orders(self, request: web.Request) -> web.Response:
         """``GET /api/v3/allOrders``."""

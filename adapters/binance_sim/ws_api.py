@@ -1,8 +1,8 @@
 """WebSocket API (``/ws-api/v3``): signed user-data subscription and its event stream (§5).
 
 After ``userDataStream.subscribe.signature`` succeeds, the connection receives
-``{"subscriptionId": n, "event": {...}}`` frames: executionReport, outboundAccountPosition,
-balanceUpdate and eventStreamTerminated. Duplicate and out-of-order executionReports are
+``{"subscriptionId": n, "event": {...}}`` frames: executionReport, listStatus,
+outboundAccountPosition, balanceUpdate and eventStreamTerminated. Duplicate and out-of-order executionReports are
 injected here, between the venue and the socket, so the venue's own state stays correct.
 """
 
