@@ -110,6 +110,19 @@ protects against edits of the database file (or of a copy) alone, not against so
 who can read the state directory.
 The key: --key-file, else the systemd credential audit_key ($CREDENTIALS_DIRECTORY),
 else audit.key in the state directory (beside the database), as the daemon uses it.
+
+Archived rows ([retention] moves old rows to segment files in the archive directory):
+  - without --archive, the live rows are checked from the recorded archive cut on (the
+    first live row links to the last archived row's hash), and the cut and the list of
+    segments are checked against their HMACs. That proves the live rows, and that the
+    rows before the cut were removed by someone holding the key; it says nothing about
+    the archived rows themselves;
+  - with --archive [DIR] (default: the archive directory of [retention] archive_dir, in
+    the state directory), every recorded segment must also be there with the content
+    that was signed (any archived order, event, fill, denial or audit row changed,
+    added or removed is caught, and so is a missing segment), and the whole chain is
+    checked from row 1 through the segments into the live rows, HMACs included. DIR is
+    the archive directory or the database's own subdirectory of it.
 """
 
 
@@ -118,13 +131,21 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from adapters.storage.audit import AuditKey, default_audit_key_path, load_audit_key, verify_audit
     from adapters.storage.errors import StoreError
     from adapters.storage.paths import state_db_path
+    from adapters.storage.retention import archive_root, segment_dir
 
     if args.db:
         db = Path(args.db)
+        root = archive_root(db.parent, "archive")
     else:
         loaded = _load_or_exit(args.config)
         cfg = loaded.config
-        db = state_db_path(loaded.resolve(cfg.daemon.state_dir), cfg.daemon.mode, cfg.venue.name)
+        state_dir = loaded.resolve(cfg.daemon.state_dir)
+        db = state_db_path(state_dir, cfg.daemon.mode, cfg.venue.name)
+        root = archive_root(state_dir, cfg.retention.archive_dir)
+    archive: Path | None = None
+    if args.archive is not None:
+        given = Path(args.archive).expanduser() if args.archive else root
+        archive = segment_dir(given, db) if segment_dir(given, db).is_dir() else given
     try:
         key: AuditKey | None
         if args.key_file:  # an explicit file wins over the credential
@@ -134,7 +155,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
                 raise StoreError(f"audit key {explicit}: no such file, or empty", reason="audit_key")
         else:
             key = load_audit_key(default_audit_key_path(db))
-        report = verify_audit(db, key)
+        report = verify_audit(db, key, archive_dir=archive)
     except StoreError as exc:
         print(f"aaiti: {exc}", file=sys.stderr)
         return exit_codes.STATE_ERROR
@@ -262,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--db", default=None, help="state database (default: from the config)")
     v.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="config naming the state directory")
     v.add_argument("--key-file", default=None, help="audit key file (default: see above)")
+    v.add_argument("--archive", nargs="?", const="", default=None, metavar="DIR",
+                   help="also check the archived rows' segment files (default DIR: the state directory's archive)")
     v.set_defaults(func=cmd_audit_verify)
     from daemon.cli_admin import add_admin_commands
 

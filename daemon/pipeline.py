@@ -4,6 +4,7 @@
 clock) into the actors, the channels between them and their supervisors::
 
     order_path (rest_for_one): order_manager, reconciler, risk_gate, router
+    retention                  archives old rows of the state database ([retention])
     strategies (one_for_one):  one StrategyHost per configured strategy
     bar_log
     feed
@@ -46,15 +47,18 @@ from actors.kernel.supervisor import ChildSpec, RestartStrategy, RestartType, Su
 from actors.model.control import ConfigChanged, SetTradingState, TradingStateChanged
 from actors.model.market import MarketEvent
 from actors.model.orders import OrderIntent
+from actors.model.records import LedgerSnapshot
 from actors.orders.order_manager import OrderCommand, OrderManager
 from actors.orders.reconciler import Reconciler
 from actors.ports.capabilities import HasStartTime, MarketTap, QuietMarketTap
 from actors.ports.market_data import MarketDataSource
 from actors.ports.venue import Venue
+from actors.retention import RetentionActor
 from actors.risk.risk_gate import RiskGate
 from actors.strategy_api import StrategyContext, load_strategy_class
 from actors.strategy_host import OrderFeedback, StrategyHost
 from actors.strategy_portfolio import TrackingPortfolio
+from adapters.storage.retention import archive_root, segment_dir
 from adapters.storage.store import Store
 from config.schema.kernel import SupervisorSection
 from config.schema.market import FeedSection
@@ -100,6 +104,7 @@ class Pipeline:
     state_events: Channel[TradingStateChanged]
     strategy_events: dict[str, Channel[OrderFeedback]]
     lockstep: Lockstep | None = None
+    retention: RetentionActor | None = None
 
     @property
     def channels(self) -> list[Channel[Any]]:
@@ -112,8 +117,10 @@ class Pipeline:
         # The feed ends normally only when a finite source ran out (``feed.on_end = "stop"``),
         # and the bar log and strategy hosts when the feed closed their channels: transient,
         # so that end is not "restarted" into a loop.
+        retention = self.retention
         return [
             ChildSpec("order_path", lambda: self.order_path),
+            *([ChildSpec("retention", lambda: retention)] if retention is not None else []),
             ChildSpec("strategies", lambda: self.strategies),
             ChildSpec("bar_log", lambda: self.bar_log, restart=RestartType.TRANSIENT),
             ChildSpec("feed", lambda: self.feed, restart=RestartType.TRANSIENT),
@@ -153,6 +160,7 @@ def build_pipeline(
     on_submit: Callable[[int], None] | None = None,
     order_manager_options: Mapping[str, Any] | None = None,
     lockstep: bool | None = None,
+    retention: bool | None = None,
 ) -> Pipeline:
     """Wire feed → strategies → risk gate → order manager → venue → router under supervisors.
 
@@ -164,6 +172,9 @@ def build_pipeline(
     None (the default) means: when ``clock`` is a ``MarketClock`` and the configured replay or
     synthetic source is unpaced (``speed = 0``). A caller that wants other lockstep settings
     changes that instance's attributes or replaces the hook (``after_bars`` holds one callable).
+    ``retention`` adds the ``RetentionActor`` (archives old rows of ``store`` into
+    ``[retention] archive_dir``, resolved against the store's directory); None means
+    ``[retention] enabled``. A backtest passes False: its report reads every row.
     Raises ``StrategyLoadError``/``StrategyParamsError`` for a strategy that cannot load.
     """
     cfg = config
@@ -269,6 +280,20 @@ def build_pipeline(
 
         hook = Lockstep(hosts, store, order_path_quiet)
         feed.after_bars = hook
+    keeper: RetentionActor | None = None
+    if cfg.retention.enabled if retention is None else retention:
+
+        def ledger_now() -> LedgerSnapshot | None:
+            snap = om.snapshot()  # the order manager's published picture: its ledger as of now
+            if not snap.loaded:
+                return None
+            return LedgerSnapshot(ts_ms=snap.ts_ms, positions=snap.positions, balances=dict(snap.balances))
+
+        keeper = RetentionActor(
+            "retention", store, clock, lambda: running().retention,
+            archive_dir=segment_dir(archive_root(store.path.parent, cfg.retention.archive_dir), store.path),
+            min_keep_ms=lambda: round(running().reconciler.fills_lookback_s * 1000), ledger=ledger_now,
+        )
     return Pipeline(
         feed=feed,
         order_manager=om,
@@ -286,4 +311,5 @@ def build_pipeline(
         state_events=state_events,
         strategy_events=strategy_events,
         lockstep=hook,
+        retention=keeper,
     )

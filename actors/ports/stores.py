@@ -2,13 +2,16 @@
 
 Actors see the store through these Protocols, as they see venues through ``actors.ports.venue``:
 ``OrderStore`` for the order manager and the reconciler, ``RiskEventSink`` and ``StateStore``
-for the risk gate.
+for the risk gate, ``ArchiveStore`` for the retention actor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
+
+import msgspec
 
 from actors.model.orders import Fill, OrderDenied, OrderEvent
 from actors.model.records import LedgerSnapshot, OrderRecord
@@ -104,4 +107,41 @@ class StateStore(Protocol):
 
     async def set_state(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key`` durably."""
+        ...
+
+
+class ArchivedSegment(msgspec.Struct, frozen=True, kw_only=True):
+    """What one archive step moved out of the live database into one segment file.
+
+    ``skipped_orders``: orders written to the segment that changed before their deletion
+    and so stayed live (a later segment archives them again). ``full``: a limit of the step
+    was reached, so more rows may be waiting.
+    """
+
+    seq: int
+    name: str
+    orders: int
+    order_events: int
+    fills: int
+    risk_events: int
+    audit_rows: int
+    skipped_orders: int
+    full: bool
+
+
+class ArchiveStore(Protocol):
+    """Moves old rows of the live database to archive segment files (retention)."""
+
+    async def save_ledger_snapshot(self, snapshot: LedgerSnapshot) -> int:
+        """Snapshot committed before returning; returns the fill sequence it includes."""
+        ...
+
+    async def archive_segment(
+        self, *, now_ms: int, keep_ms: int, archive_dir: Path, max_orders: int, max_audit_rows: int
+    ) -> ArchivedSegment | None:
+        """Archive one segment of rows older than ``now_ms - keep_ms`` (business time) into ``archive_dir``.
+
+        The segment file is durable before its rows are deleted; None when nothing is old
+        enough. Raises ``StoreError`` (or ``OSError`` for the archive directory).
+        """
         ...

@@ -16,19 +16,32 @@ with mode 0600 on first use). ``kv`` ``audit.keyed_from`` says from which row on
 must be keyed (rows before it were written before the key existed); it is signed by the
 first writer holding the key, which also signs the head at that point.
 
+Archive cut. Retention (``adapters.storage.retention``) moves the oldest rows to archive
+segment files and deletes them from the database; the live chain then starts after the
+*cut*: ``kv`` ``audit.cut`` names the last archived row's id and hash, how many segments
+exist and the digest chaining their seals, signed with the key like the head
+(``sign_cut``). A segment (``segment_name``) is a gzip file of canonical JSON lines: a
+header (``segment_header``), one ``{"table": ..., "row": ...}`` line per archived row, and
+a last line ``{"seal": ...}`` (``seal_segment``): the SHA-256 of every line before it, the
+digest of the segments before it, what it holds, and an HMAC over all of that. The
+database keeps nothing per segment, so its size does not grow with the archive.
+
 What ``verify_audit`` proves, and what it cannot, is spelled out on ``verify_audit``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -42,6 +55,11 @@ from adapters.storage.errors import StoreError, one_line
 GENESIS_HASH = "0" * 64
 AUDIT_HEAD_KEY = "audit.head"
 AUDIT_KEYED_FROM_KEY = "audit.keyed_from"
+AUDIT_CUT_KEY = "audit.cut"
+#: Version of the archive segment file format (the header's ``aaiti_archive_segment``).
+SEGMENT_FORMAT = 1
+#: Columns of an audit row, as stored and as archived.
+AUDIT_ROW_COLS = ("id", "ts_ms", "kind", "payload", "prev_hash", "hash", "key_id", "mac")
 #: Name of the systemd credential holding the key (``LoadCredential=audit_key:...``).
 AUDIT_KEY_CREDENTIAL = "audit_key"
 #: Default key file name, in the state directory.
@@ -183,6 +201,64 @@ def load_audit_key(
     return key
 
 
+# -- the archive cut and its segments -----------------------------------------------------
+def _cut_value(cut_hash: str, segments: int, digest: str) -> str:
+    return f"{cut_hash}\n{segments}\n{digest}"
+
+
+def sign_cut(key: AuditKey, cut_id: int, cut_hash: str, segments: int, digest: str) -> dict[str, Any]:
+    """The ``audit.cut`` record: the last archived row (id, hash), the segment count and digest, signed."""
+    return {"id": cut_id, "hash": cut_hash, "segments": segments, "digest": digest, "key_id": key.key_id,
+            "mac": key.mac("cut", cut_id, _cut_value(cut_hash, segments, digest))}
+
+
+def segment_name(seq: int) -> str:
+    """The file name of segment ``seq``."""
+    return f"segment-{seq:08d}.jsonl.gz"
+
+
+def segment_header(seq: int, db_name: str, created_ms: int, cutoff_ms: int) -> dict[str, Any]:
+    """The first line of a segment file."""
+    return {"aaiti_archive_segment": SEGMENT_FORMAT, "seq": seq, "db": db_name, "created_ms": created_ms,
+            "cutoff_ms": cutoff_ms}
+
+
+def _seal_mac(key: AuditKey, seal: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in seal.items() if k not in ("key_id", "mac")}
+    return key.mac("segment", int(seal["seq"]), canonical_json(body))
+
+
+def seal_segment(key: AuditKey, seal: Mapping[str, Any]) -> dict[str, Any]:
+    """A segment's last line: ``seal`` (``seq``, ``sha256`` of the lines before, ``prev_digest``, …) signed."""
+    return {"seal": {**seal, "key_id": key.key_id, "mac": _seal_mac(key, seal)}}
+
+
+def segment_digest(prev_digest: str, seal_mac: str) -> str:
+    """The digest of the segments up to one whose seal has ``seal_mac`` (``GENESIS_HASH`` before the first)."""
+    return hashlib.sha256(f"{prev_digest}\n{seal_mac}".encode()).hexdigest()
+
+
+def iter_segment(path: Path) -> Iterator[dict[str, Any]]:
+    """The lines of a segment file as objects (header first, seal last). Raises OSError/ValueError."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("a line is not a JSON object")
+            yield obj
+
+
+def read_seal(path: Path) -> tuple[str, Any]:
+    """(SHA-256 of every line before the last, the last line decoded) of a segment file."""
+    digest = hashlib.sha256()
+    last = b""
+    with gzip.open(path, "rb") as f:
+        for line in f:
+            digest.update(last)
+            last = line
+    return digest.hexdigest(), json.loads(last) if last else None
+
+
 async def anchor_audit_log(conn: aiosqlite.Connection, key: AuditKey, path: Path) -> str:
     """Sign ``audit.keyed_from`` (and the head) on the first open with a key; check the key after.
 
@@ -230,7 +306,9 @@ class AuditReport:
     ``bad_id`` names the first bad row (None for a problem with the head, the keyed-from
     record or the file), ``scope`` says which, and ``problem`` says what is wrong.
     ``keyed_from`` is the first row that must be keyed (rows before it are unkeyed, checked
-    by the chain only); None when the schema has no keys.
+    by the chain only); None when the schema has no keys. ``cut_id`` is the last archived
+    row (None: nothing archived); ``archived_rows`` how many archived rows were checked
+    from ``segments`` segment files (None: the archive was not checked).
     """
 
     path: Path
@@ -244,6 +322,9 @@ class AuditReport:
     keyed_from: int | None = None
     key: str = ""
     integrity: str = ""
+    cut_id: int | None = None
+    archived_rows: int | None = None
+    segments: int = 0
 
     def summary(self) -> str:
         """One line for the CLI."""
@@ -256,6 +337,12 @@ class AuditReport:
                     parts.append(f"unkeyed before row {self.keyed_from}")
                 if self.key:
                     parts.append(f"HMAC key {self.key}")
+            segments = f"{self.segments} segment{'' if self.segments == 1 else 's'}"
+            if self.cut_id and self.archived_rows is None:
+                parts.append(f"live from row {self.cut_id + 1} (rows up to {self.cut_id} archived in {segments}, "
+                             "not checked: give --archive)")
+            elif self.cut_id:
+                parts.append(f"{self.archived_rows} of them archived in {segments}")
             if self.integrity:
                 parts.append(f"integrity_check {self.integrity}")
             return f"audit log of {self.path}: " + ", ".join(parts)
@@ -296,18 +383,21 @@ def verify_rows(
     key: AuditKey | None = None,
     keyed_from: Mapping[str, Any] | None = None,
     keyed_schema: bool = False,
+    cut: Mapping[str, Any] | None = None,
 ) -> AuditReport:
     """Check rows ``(id, ts_ms, kind, payload, prev_hash, hash[, key_id, mac])`` in id order.
 
     ``keyed_schema`` is True for schema version 2 and later (rows may carry MACs and the
-    keyed-from record must exist). Raises ``StoreError`` (reason ``audit_key``) when keyed
-    rows need a key and ``key`` is None.
+    keyed-from record must exist). ``cut`` (an already checked ``audit.cut`` record) makes
+    the rows start after the archived ones: the first is ``cut["id"] + 1`` and links to
+    ``cut["hash"]``. Raises ``StoreError`` (reason ``audit_key``) when keyed rows need a key
+    and ``key`` is None.
     """
     start, signed, anchor_problem = _keyed_start(path, keyed_from, key)
     if anchor_problem:
         return AuditReport(path, False, 0, None, None, None, anchor_problem, "keyed-from record", start)
-    prev_hash = GENESIS_HASH
-    prev_id: int | None = None
+    prev_hash = str(cut["hash"]) if cut else GENESIS_HASH
+    prev_id: int | None = int(cut["id"]) if cut and int(cut["id"]) > 0 else None
     last_mac: str | None = None
     count = 0
     for row in rows:
@@ -319,6 +409,8 @@ def verify_rows(
             return AuditReport(path, False, count, row_id, None, row_id, problem, keyed_from=start)
 
         if prev_id is not None and row_id != prev_id + 1:
+            if count == 1:
+                return bad(f"first row after the archive cut (row {prev_id}) is not {prev_id + 1} (rows deleted)")
             return bad(f"id gap: previous row is {prev_id} (rows deleted)")
         if prev_id is None and row_id != 1:
             return bad("first row is not id 1 (rows deleted)")
@@ -384,7 +476,75 @@ def _key_label(key: AuditKey | None, signed: bool) -> str:
     return f"{key.key_id} ({key.source})" if key is not None and signed else ""
 
 
-def verify_audit(path: Path | str, key: AuditKey | None = None, *, integrity: bool = True) -> AuditReport:
+def _check_cut(path: Path, cut: Any, key: AuditKey | None) -> AuditReport | None:
+    """Check the signed ``audit.cut`` (decoded, or None); None when it is sound."""
+    if cut is None:
+        return None
+    fields = ("id", "hash", "segments", "digest")
+    if not (isinstance(cut, Mapping) and all(isinstance(cut.get(f), t) for f, t in zip(fields, (int, str, int, str),
+                                                                                         strict=True))):
+        return AuditReport(path, False, 0, None, None, None, f"archive cut record is malformed: {canonical_json(cut)}",
+                           "archive cut")
+    if key is None:
+        raise _need_key(path, f"the audit log is archived up to row {cut['id']}")
+    problem = ""
+    if cut.get("key_id") != key.key_id:
+        problem = f"archive cut is signed with key id {cut.get('key_id')}, not the given key ({key.key_id})"
+    elif not key.matches(cut.get("mac"), "cut", cut["id"], _cut_value(cut["hash"], cut["segments"], cut["digest"])):
+        problem = "archive cut record's HMAC does not match the key (rewritten?)"
+    return AuditReport(path, False, 0, None, None, None, problem, "archive cut") if problem else None
+
+
+def _check_segments(path: Path, archive_dir: Path, cut: Mapping[str, Any], key: AuditKey) -> AuditReport | None:
+    """Every segment up to the cut is there, sealed by the key, unchanged, in order, ending at the cut."""
+    digest, last = GENESIS_HASH, (0, GENESIS_HASH)
+    for seq in range(1, int(cut["segments"]) + 1):
+        file = archive_dir / segment_name(seq)
+
+        def bad(problem: str, file: Path = file) -> AuditReport:
+            return AuditReport(path, False, 0, None, None, None, problem, f"archive segment {file}")
+
+        if not file.is_file():
+            return bad("missing (deleted or moved?)")
+        try:
+            sha, line = read_seal(file)
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
+            return bad(f"unreadable: {one_line(str(exc))}")
+        seal = line.get("seal") if isinstance(line, dict) else None
+        if not isinstance(seal, dict) or seal.get("seq") != seq:
+            return bad(f"its last line is not the seal of segment {seq} (truncated or renamed?)")
+        if seal.get("key_id") != key.key_id or not key.matches(seal.get("mac"), "segment", seq, canonical_json(
+                {k: v for k, v in seal.items() if k not in ("key_id", "mac")})):
+            return bad("its seal's HMAC does not match the key (rewritten?)")
+        if seal.get("sha256") != sha:
+            return bad("content changed (its SHA-256 is not the sealed one)")
+        if seal.get("prev_digest") != digest:
+            return bad(f"does not follow segment {seq - 1} (a segment replaced or reordered?)")
+        digest = segment_digest(digest, str(seal["mac"]))
+        if seal.get("audit_last_id") is not None:
+            last = (int(seal["audit_last_id"]), str(seal.get("audit_last_hash")))
+    if digest != cut["digest"]:
+        return AuditReport(path, False, 0, None, None, None, "the segments are not the ones the cut records (one "
+                           "replaced?)", "archive cut")
+    if last != (cut["id"], cut["hash"]):
+        return AuditReport(path, False, 0, None, None, None, f"the last archived audit row ({last[0]}) is not the "
+                           f"recorded cut ({cut['id']})", "archive cut")
+    return None
+
+
+def _archived_audit_rows(archive_dir: Path, segments: int, seen: list[int]) -> Iterator[tuple[Any, ...]]:
+    """The archived audit rows of every segment in order (counted in ``seen[0]``)."""
+    for seq in range(1, segments + 1):
+        for line in iter_segment(archive_dir / segment_name(seq)):
+            if line.get("table") == "audit_log":
+                row = line["row"]
+                seen[0] += 1
+                yield tuple(row.get(c) for c in AUDIT_ROW_COLS)
+
+
+def verify_audit(
+    path: Path | str, key: AuditKey | None = None, *, integrity: bool = True, archive_dir: Path | str | None = None,
+) -> AuditReport:
     """Verify the audit log of a state database (read-only; safe while the daemon runs).
 
     Proves, for a log checked with the right key: every row's chain link and content hash;
@@ -397,6 +557,19 @@ def verify_audit(path: Path | str, key: AuditKey | None = None, *, integrity: bo
     record: export the head elsewhere if that matters); anything about unkeyed rows beyond
     the chain (written before the key existed); nor, for a file downgraded to schema
     version 1 (key columns dropped), that it was ever keyed.
+
+    After retention archived rows: without ``archive_dir`` it checks the live rows from the
+    signed cut on (the first live row links to the cut's hash) and the cut's signature.
+    That proves the live rows and that whoever removed the rows
+    before the cut held the key; it proves nothing about the archived rows themselves.
+    With ``archive_dir`` (the database's segment directory) it also checks every segment
+    up to the cut: present, sealed by the key, its content's SHA-256 the sealed one (so no
+    archived order, event, fill, denial or audit row was changed, added or removed), each
+    following the one before and the last being the one the cut records (digest chain);
+    and the whole chain from row 1 through the segments into the live rows, every keyed
+    row's HMAC included, the last archived row being the recorded cut. Segment files
+    numbered above the cut's count were left by an interrupted archive run (their rows are
+    still live) and are ignored.
 
     ``key`` None looks for it like the daemon (credential ``audit_key``, then ``audit.key``
     in the database's directory), without creating one. Raises ``StoreError`` when the file
@@ -419,14 +592,33 @@ def verify_audit(path: Path | str, key: AuditKey | None = None, *, integrity: bo
                 raise StoreError("not an aaiti state database (no audit log)", path=p, reason="foreign")
             keyed_schema = "mac" in columns
             extra = ", key_id, mac" if keyed_schema else ""
-            kv = dict(conn.execute("SELECT key, value FROM kv WHERE key IN (?, ?)",
-                                   (AUDIT_HEAD_KEY, AUDIT_KEYED_FROM_KEY)).fetchall())
-            cur = conn.execute(f"SELECT id, ts_ms, kind, payload, prev_hash, hash{extra} FROM audit_log ORDER BY id")
-            report = verify_rows(
-                p, cur, json.loads(kv[AUDIT_HEAD_KEY]) if AUDIT_HEAD_KEY in kv else None, key=key,
-                keyed_from=json.loads(kv[AUDIT_KEYED_FROM_KEY]) if AUDIT_KEYED_FROM_KEY in kv else None,
-                keyed_schema=keyed_schema,
-            )
+            kv = {str(k): json.loads(v) for k, v in conn.execute(
+                "SELECT key, value FROM kv WHERE key IN (?, ?, ?)",
+                (AUDIT_HEAD_KEY, AUDIT_KEYED_FROM_KEY, AUDIT_CUT_KEY))}
+            cut = kv.get(AUDIT_CUT_KEY)
+            refused = _check_cut(p, cut, key)
+            if refused is not None:
+                return refused
+            segments = int(cut["segments"]) if cut else 0
+            live = conn.execute(f"SELECT id, ts_ms, kind, payload, prev_hash, hash{extra} FROM audit_log ORDER BY id")
+            seen = [0]
+            rows: Iterable[Any] = live
+            if archive_dir is not None and cut is not None:
+                assert key is not None  # _check_cut raised without one
+                refused = _check_segments(p, Path(archive_dir), cut, key)
+                if refused is not None:
+                    return refused
+                rows = itertools.chain(_archived_audit_rows(Path(archive_dir), segments, seen), live)
+            try:
+                report = verify_rows(
+                    p, rows, kv.get(AUDIT_HEAD_KEY), key=key, keyed_from=kv.get(AUDIT_KEYED_FROM_KEY),
+                    keyed_schema=keyed_schema, cut=cut if archive_dir is None else None,
+                )
+            except (OSError, EOFError, zlib.error, ValueError, KeyError) as exc:
+                return AuditReport(p, False, seen[0], None, None, None, f"unreadable: {one_line(str(exc))}",
+                                   f"archive in {archive_dir}")
+            report = dataclasses.replace(report, cut_id=cut["id"] if cut else None, segments=segments,
+                                         archived_rows=seen[0] if archive_dir is not None else None)
             if not integrity or not report.ok:
                 return report
             problems = [str(r[0]) for r in conn.execute("PRAGMA integrity_check(5)")]

@@ -1,8 +1,8 @@
-"""Opening a state database safely, and its single serialised writer.
+"""Opening an aaiti SQLite file safely: state databases and paper venue accounts.
 
-Settings (each connection): WAL journal (readers never block the writer), foreign keys,
-``busy_timeout`` (waits instead of failing if another process briefly holds a lock), and
-``synchronous=NORMAL``.
+Settings of the write connection: WAL journal (readers never block the writer) and
+foreign keys; its single ``Writer`` (``adapters.storage.writer``) commits every write.
+Reads use a second, read-only connection (aiosqlite, off the loop).
 
 Durability, decided: with WAL and ``synchronous=NORMAL`` a transaction is durable against
 a *process* crash as soon as COMMIT returns (it is in the WAL file); only an OS crash or
@@ -11,93 +11,67 @@ power loss can roll back the last commits, and the file stays consistent. That i
 before ``venue.submit`` is called. Writes that must survive power loss as well — the
 per-boot counter behind client order ids, the kill switch / trading state, and (when the
 store is opened with ``fsync_orders=True``, as live trading should) order inserts — are
-marked *durable*: their batch runs with ``synchronous=FULL`` (one fsync of the WAL per
-commit, ~0.2-1 ms). Paper trading keeps NORMAL for throughput; after a power loss the
-reconciler resolves any order the venue knows and we do not, and client order ids never
-repeat because the boot counter is fsynced.
+marked *durable*: they complete only once the WAL holding them is fsynced (as with
+``synchronous=FULL``; the writer fsyncs on its thread, outside the write lock, ~0.2-1 ms
+on an SSD). Paper trading does without: its write-ahead commits on the event loop in
+tens of µs; after a power loss the reconciler resolves any order the venue knows and we
+do not, and client order ids never repeat because the boot counter is fsynced.
 
-One writer per process: every write goes through ``Writer``, a single task that owns the
-write connection, takes whatever is queued (up to ``max_batch`` operations) and commits
-it as ONE transaction (group commit), so concurrent tasks can never interleave
-transactions or meet "database is locked" from our own load. Callers either await their
-operation's commit or enqueue it (``*_nowait``) and move on; ``flush()`` waits for
-everything queued so far. Reads use a second, read-only connection.
-
-A fresh database only ever starts from a *missing* file (created beside it and renamed
-into place, so a crash never leaves a half-made one): a file that exists but is empty or
-lost its tables is refused, because opening it as new would silently start a fresh
-account over lost state. A file another process holds is reported as locked (naming the
-process when it can), never as damaged.
+A file is of one ``DatabaseKind`` (its ``application_id`` and its own migrations): a
+state database (``STATE_DATABASE``) or a paper venue account. A fresh file only ever
+starts from a *missing* file (created beside it and renamed into place, so a crash never
+leaves a half-made one): a file that exists but is empty or lost its tables is refused,
+because opening it as new would silently start a fresh account over lost state. A file
+another process holds is reported as locked (naming the process when it can), never as
+damaged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import os
 import sqlite3
-from collections import deque
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
 
 import aiosqlite
-import msgspec
 
-from actors.kernel.clock import monotonic
-from adapters.storage.audit import audit_row_hash
-from adapters.storage.errors import StoreError, is_busy, one_line, sqlite_failure
-from adapters.storage.migrations import APPLICATION_ID, SCHEMA_VERSION, expected_objects, migrate, user_version
+from adapters.storage.errors import StoreError, one_line, sqlite_failure
+from adapters.storage.migrations import APPLICATION_ID, MIGRATIONS, Migration, expected_objects
+from adapters.storage.writer import SyncMode, WriteOp, Writer, WriterStats
 
-SyncMode = Literal["NORMAL", "FULL"]
-Call = Callable[[aiosqlite.Connection], Awaitable[Any]]
-
-
-class WriterStats(msgspec.Struct, frozen=True, kw_only=True):
-    """Counters of the writer (for metrics and the admin)."""
-
-    ops: int
-    batches: int
-    backlog: int
-    high_water: int
-    failed_ops: int
-    last_error: str
+# The writer used to live here: its names stay importable from this module.
+__all__ = ["STATE_DATABASE", "DatabaseKind", "SyncMode", "WriteOp", "Writer", "WriterStats", "acquire_process_lock",
+           "check_file_before_open", "lock_holder_pid", "open_database", "release_process_lock"]
 
 
-class WriteOp:
-    """One queued write: an SQL statement (batched with its neighbours) or a call.
+@dataclasses.dataclass(frozen=True)
+class DatabaseKind:
+    """What a kind of aaiti SQLite file is: its name in messages, ``application_id`` and migrations.
 
-    ``priority`` 0 marks statements that create rows others may reference (order
-    inserts/upserts); within a run of statements they execute first.
+    ``legacy_tables``: a file with no application id and ``user_version`` 0 whose tables
+    are a non-empty subset of these was written before the kind was versioned; it is
+    adopted by migration 1 (whose statements must then be ``IF NOT EXISTS``). Empty: no
+    such files exist, and one is refused as foreign.
     """
 
-    __slots__ = ("call", "durable", "future", "params", "priority", "sql")
+    label: str
+    application_id: int
+    migrations: tuple[Migration, ...]
+    legacy_tables: frozenset[str] = frozenset()
 
-    def __init__(
-        self,
-        sql: str | None = None,
-        params: Any = (),
-        *,
-        call: Call | None = None,
-        future: asyncio.Future[Any] | None = None,
-        durable: bool = False,
-        priority: int = 1,
-    ) -> None:
-        self.sql = sql
-        self.params = params
-        self.call = call
-        self.future = future
-        self.durable = durable
-        self.priority = priority
+    @property
+    def schema_version(self) -> int:
+        """The newest version this code knows."""
+        return self.migrations[-1].version
+
+
+STATE_DATABASE = DatabaseKind("aaiti state database", APPLICATION_ID, MIGRATIONS)
 
 
 _RESTORE_OR_DELETE = "restore a backup, or delete the file to start a fresh account"
-
-
-def _describe(exc: BaseException) -> str:
-    """An exception's message on one line."""
-    return one_line(str(exc)) or type(exc).__name__
 
 
 def _readonly_uri(path: Path) -> str:
@@ -113,16 +87,11 @@ def _check_path(path: Path) -> None:
         raise StoreError(f"cannot create directory {path.parent}: {exc.strerror}", path=path, reason="io") from exc
 
 
-async def _connect(path: Path, *, busy_timeout_ms: int, readonly: bool) -> aiosqlite.Connection:
-    if readonly:
-        conn = await aiosqlite.connect(_readonly_uri(path), uri=True, isolation_level=None)
-    else:
-        conn = await aiosqlite.connect(path, isolation_level=None)
+async def _connect_reader(path: Path, *, busy_timeout_ms: int) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(_readonly_uri(path), uri=True, isolation_level=None)
     try:
         await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        if readonly:
-            await conn.execute("PRAGMA query_only = ON")
+        await conn.execute("PRAGMA query_only = ON")
     except BaseException:
         await conn.close()
         raise
@@ -211,8 +180,33 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-async def _create_database(path: Path, *, busy_timeout_ms: int) -> None:
-    """Create and migrate a new database beside ``path``, then rename it into place.
+def _migrate(conn: sqlite3.Connection, current: int, kind: DatabaseKind) -> list[int]:
+    """Apply every migration of ``kind`` above ``current``, each in one transaction with its version bump.
+
+    A crash mid-migration leaves the previous version intact. ``conn`` is in autocommit mode.
+    """
+    applied: list[int] = []
+    for m in kind.migrations:
+        if m.version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in m.statements:
+                conn.execute(stmt)
+            conn.execute(f"PRAGMA application_id = {kind.application_id}")
+            conn.execute(f"PRAGMA user_version = {m.version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            raise
+        applied.append(m.version)
+    return applied
+
+
+def _create_database(path: Path, kind: DatabaseKind, *, busy_timeout_ms: int) -> None:
+    """Create and migrate a new file beside ``path``, then rename it into place.
 
     A crash during creation leaves only ``<db>.new`` (removed by the next attempt), never
     a half-made file at ``path`` that the next start would have to refuse.
@@ -221,12 +215,12 @@ async def _create_database(path: Path, *, busy_timeout_ms: int) -> None:
     try:
         for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-journal", "-wal", "-shm"))):
             leftover.unlink(missing_ok=True)
-        conn = await aiosqlite.connect(tmp, isolation_level=None)
+        conn = sqlite3.connect(tmp, isolation_level=None)
         try:
-            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await migrate(conn, 0)
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            _migrate(conn, 0, kind)
         finally:
-            await conn.close()
+            conn.close()
         _fsync_path(tmp)
         os.replace(tmp, path)
         _fsync_path(path.parent)
@@ -236,31 +230,29 @@ async def _create_database(path: Path, *, busy_timeout_ms: int) -> None:
         raise StoreError(f"cannot create ({tmp.name}): {exc.strerror or exc}", path=path, reason="io") from exc
 
 
-async def _scalar(conn: aiosqlite.Connection, sql: str) -> Any:
-    async with conn.execute(sql) as cur:
-        row = await cur.fetchone()
-    return row[0] if row else None
-
-
-def _check_identity(path: Path, *, app_id: int, version: int, objects: dict[str, str]) -> None:
-    """Refuse a file that is not a complete aaiti state database of a version we know."""
-    if app_id not in (0, APPLICATION_ID):
-        raise StoreError("is an SQLite database but not an aaiti state database", path=path, reason="foreign")
-    if not objects:
+def _check_identity(path: Path, kind: DatabaseKind, *, app_id: int, version: int, objects: dict[str, str]) -> None:
+    """Refuse a file that is not a complete ``kind`` file of a version we know."""
+    foreign = StoreError(f"is an SQLite database but not an {kind.label}", path=path, reason="foreign")
+    if app_id not in (0, kind.application_id):
+        raise foreign
+    tables = {name for name, typ in objects.items() if typ == "table" and not name.startswith("sqlite_")}
+    if not tables:
         raise StoreError(f"exists but has no tables (an empty SQLite database); refusing to start a fresh account "
                          f"over it: {_RESTORE_OR_DELETE}", path=path, reason="empty")
     if app_id == 0:
-        raise StoreError("is an SQLite database but not an aaiti state database", path=path, reason="foreign")
-    if version > SCHEMA_VERSION:
+        if version == 0 and tables <= kind.legacy_tables:
+            return  # written before this kind was versioned: migration 1 adopts it
+        raise foreign
+    if version > kind.schema_version:
         raise StoreError(
-            f"has schema version {version}, newer than this aaiti supports ({SCHEMA_VERSION}); "
+            f"has schema version {version}, newer than this aaiti supports ({kind.schema_version}); "
             "run the newer aaiti or restore a backup",
             path=path, reason="newer_schema",
         )
     if version == 0:
         raise StoreError(f"has tables but no schema version (its creation was interrupted?); refusing to start a "
                          f"fresh account over it: {_RESTORE_OR_DELETE}", path=path, reason="incomplete")
-    expected = expected_objects(version)
+    expected = expected_objects(version, kind.migrations)
     missing = sorted(name for name in expected if name not in objects)
     lost_tables = [name for name in missing if expected[name] == "table"]
     if lost_tables:
@@ -271,279 +263,72 @@ def _check_identity(path: Path, *, app_id: int, version: int, objects: dict[str,
                          "restore a backup", path=path, reason="incomplete")
 
 
-async def open_database(
-    path: Path,
-    *,
-    synchronous: SyncMode = "NORMAL",
-    busy_timeout_ms: int = 5000,
-    quick_check: bool = True,
-    create: bool = True,
-) -> tuple[aiosqlite.Connection, aiosqlite.Connection, int]:
-    """Open (creating and migrating if needed) a state database.
+def _open_writer(path: Path, kind: DatabaseKind, *, busy_timeout_ms: int, quick_check: bool,
+                 create: bool) -> tuple[sqlite3.Connection, int]:
+    """Check, create or migrate the file and open its write connection (blocking: run off the loop).
 
-    Returns the write connection, a read-only connection and the schema version the file
-    had before migration (0 for a new file). Only a *missing* file is created, and only
-    with ``create``: a file that exists but is empty or lost its tables is refused
-    (``empty`` / ``incomplete``), never silently started as a fresh account. Every failure
-    is a ``StoreError`` with a one-line message.
+    Returns the connection (usable from any thread, one at a time) and the schema version
+    the file had before migration (0 for a new file).
     """
     created = check_file_before_open(path, create=create)
     if created:
-        await _create_database(path, busy_timeout_ms=busy_timeout_ms)
+        _create_database(path, kind, busy_timeout_ms=busy_timeout_ms)
     try:
-        writer = await _connect(path, busy_timeout_ms=busy_timeout_ms, readonly=False)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise sqlite_failure(exc, path, doing="cannot open", default_reason="io") from exc
     try:
         try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            conn.execute("PRAGMA foreign_keys = ON")
             # Identify the file before changing anything in it (the WAL switch writes its header).
-            version = await user_version(writer)
-            app_id = int(await _scalar(writer, "PRAGMA application_id") or 0)
-            async with writer.execute("SELECT name, type FROM sqlite_schema") as cur:
-                objects = {str(r[0]): str(r[1]) for r in await cur.fetchall()}
-            _check_identity(path, app_id=app_id, version=version, objects=objects)
-            mode = await _scalar(writer, "PRAGMA journal_mode = WAL")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+            objects = {str(r[0]): str(r[1]) for r in conn.execute("SELECT name, type FROM sqlite_schema")}
+            _check_identity(path, kind, app_id=app_id, version=version, objects=objects)
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"cannot switch to WAL journal mode (got {mode})", path=path, reason="io")
-            await writer.execute(f"PRAGMA synchronous = {synchronous}")
             if quick_check:
-                qc = [str(r[0]) for r in await writer.execute_fetchall("PRAGMA quick_check(1)")]
+                qc = [str(r[0]) for r in conn.execute("PRAGMA quick_check(1)")]
                 if qc != ["ok"]:
                     raise StoreError(f"is corrupt (quick_check: {one_line(chr(10).join(qc)) or '?'}); restore a "
                                      "backup or move it aside", path=path, reason="corrupt")
         except sqlite3.Error as exc:
             raise sqlite_failure(exc, path) from exc
         try:
-            await migrate(writer, version)
+            _migrate(conn, version, kind)
         except sqlite3.Error as exc:
             raise sqlite_failure(exc, path, doing=f"migration from schema version {version} failed") from exc
-        await writer.create_function("aaiti_audit_hash", 5, audit_row_hash, deterministic=True)
-        try:
-            reader = await _connect(path, busy_timeout_ms=busy_timeout_ms, readonly=True)
-        except sqlite3.Error as exc:
-            raise sqlite_failure(exc, path, doing="cannot open a read connection", default_reason="io") from exc
     except BaseException:
-        await writer.close()
+        conn.close()
         raise
-    return writer, reader, 0 if created else version
+    return conn, 0 if created else version
 
 
-class Writer:
-    """The single writer task of one database: group commit of queued operations."""
+async def open_database(
+    path: Path,
+    *,
+    kind: DatabaseKind = STATE_DATABASE,
+    busy_timeout_ms: int = 5000,
+    quick_check: bool = True,
+    create: bool = True,
+) -> tuple[sqlite3.Connection, aiosqlite.Connection, int]:
+    """Open (creating and migrating if needed) a ``kind`` file (a state database by default).
 
-    def __init__(
-        self,
-        conn: aiosqlite.Connection,
-        path: Path,
-        *,
-        synchronous: SyncMode,
-        log: Any,
-        max_batch: int = 2000,
-    ) -> None:
-        self._conn = conn
-        self._path = path
-        self._sync = synchronous
-        self._log = log
-        self._max_batch = max_batch
-        self._queue: deque[WriteOp] = deque()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._busy = False
-        self.ops = 0
-        self.batches = 0
-        self.high_water = 0
-        self.failed_ops = 0
-        self.last_error = ""
-        self._last_error_log = 0.0
-        self._suppressed = 0
-
-    # -- lifecycle ----------------------------------------------------------------------
-    def start(self) -> None:
-        """Start the writer task."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name=f"store-writer:{self._path.name}")
-
-    async def stop(self) -> None:
-        """Commit everything queued, then end the task."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await self._task
-            finally:
-                self._task = None
-
-    @property
-    def connection(self) -> aiosqlite.Connection:
-        """The write connection (use only after ``stop()``)."""
-        return self._conn
-
-    @property
-    def backlog(self) -> int:
-        """Operations queued and not yet committed (excluding the batch in progress)."""
-        return len(self._queue)
-
-    def stats(self) -> WriterStats:
-        """Counters."""
-        return WriterStats(
-            ops=self.ops, batches=self.batches, backlog=len(self._queue), high_water=self.high_water,
-            failed_ops=self.failed_ops, last_error=self.last_error,
-        )
-
-    # -- enqueueing ---------------------------------------------------------------------
-    def enqueue(self, op: WriteOp) -> None:
-        """Queue an operation; it commits with the next batch."""
-        if self._stopping or self._task is None or self._task.done():
-            raise StoreError("is closed", path=self._path, reason="closed")
-        q = self._queue
-        q.append(op)
-        if len(q) > self.high_water:
-            self.high_water = len(q)
-        if not self._wake.is_set():
-            self._wake.set()
-
-    async def submit(self, op: WriteOp) -> Any:
-        """Queue an operation and wait for its commit; returns a call's result."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        op.future = fut
-        self.enqueue(op)
-        return await fut
-
-    async def flush(self) -> None:
-        """Wait until every operation queued before this call has committed (or failed)."""
-        if not self._queue and not self._busy:
-            return
-        await self.submit(WriteOp())
-
-    # -- the task -------------------------------------------------------------------------
-    async def _loop(self) -> None:
-        q = self._queue
-        while True:
-            if not q:
-                if self._stopping:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            n = min(len(q), self._max_batch)
-            batch = [q.popleft() for _ in range(n)]
-            self._busy = True
-            try:
-                await self._commit(batch)
-            finally:
-                self._busy = False
-
-    async def _commit(self, batch: list[WriteOp]) -> None:
-        try:
-            results = await self._run(batch)
-        except asyncio.CancelledError:
-            await self._rollback()
-            for op in batch:
-                if op.future is not None and not op.future.done():
-                    op.future.cancel()
-            raise
-        except Exception as exc:
-            await self._rollback()
-            if len(batch) == 1:
-                self._fail(batch[0], exc)
-                return
-            # Isolate the bad operation(s): retry one transaction per op.
-            for op in batch:
-                try:
-                    (result,) = await self._run([op])
-                except Exception as one_exc:
-                    await self._rollback()
-                    self._fail(op, one_exc)
-                else:
-                    self._resolve(op, result)
-            return
-        for op, result in zip(batch, results, strict=True):
-            self._resolve(op, result)
-
-    async def _run(self, batch: list[WriteOp]) -> list[Any]:
-        conn = self._conn
-        durable = self._sync != "FULL" and any(op.durable for op in batch)
-        if durable:
-            await conn.execute("PRAGMA synchronous = FULL")
-        try:
-            await conn.execute("BEGIN IMMEDIATE")
-            results: list[Any] = [None] * len(batch)
-            segment: list[WriteOp] = []
-            for i, op in enumerate(batch):
-                if op.call is not None:
-                    await self._statements(segment)
-                    segment = []
-                    results[i] = await op.call(conn)
-                elif op.sql is not None:
-                    segment.append(op)
-            await self._statements(segment)
-            await conn.execute("COMMIT")
-        finally:
-            if durable and not conn.in_transaction:
-                await conn.execute(f"PRAGMA synchronous = {self._sync}")
-        self.batches += 1
-        self.ops += len(batch)
-        return results
-
-    async def _statements(self, ops: list[WriteOp]) -> None:
-        """Run a run of statements grouped by SQL (one round-trip per distinct statement).
-
-        Same-SQL statements keep their relative order; row-creating statements (priority
-        0) go first so rows referenced by later statements exist.
-        """
-        if not ops:
-            return
-        groups: dict[str, tuple[int, list[Any]]] = {}
-        for op in ops:
-            assert op.sql is not None
-            g = groups.get(op.sql)
-            if g is None:
-                groups[op.sql] = (op.priority, [op.params])
-            else:
-                g[1].append(op.params)
-        conn = self._conn
-        for sql, (_, params) in sorted(groups.items(), key=lambda kv: kv[1][0]):
-            if len(params) == 1:
-                await conn.execute(sql, params[0])
-            else:
-                await conn.executemany(sql, params)
-
-    async def _rollback(self) -> None:
-        conn = self._conn
-        with contextlib.suppress(sqlite3.Error):
-            if conn.in_transaction:
-                await conn.execute("ROLLBACK")
-        with contextlib.suppress(sqlite3.Error):
-            await conn.execute(f"PRAGMA synchronous = {self._sync}")
-
-    def _resolve(self, op: WriteOp, result: Any) -> None:
-        fut = op.future
-        if fut is not None and not fut.done():
-            fut.set_result(result)
-
-    def _fail(self, op: WriteOp, exc: Exception) -> None:
-        self.failed_ops += 1
-        if isinstance(exc, StoreError):
-            err = exc
-        elif isinstance(exc, sqlite3.Error) and is_busy(exc):
-            err = sqlite_failure(exc, self._path, doing="write failed")
-        else:
-            reason = "constraint" if isinstance(exc, sqlite3.IntegrityError) else "write_failed"
-            err = StoreError(f"write failed: {_describe(exc)}", path=self._path, reason=reason)
-        self.last_error = str(err)
-        fut = op.future
-        if fut is not None:
-            if not fut.done():
-                err.__cause__ = exc
-                fut.set_exception(err)
-            return
-        # Nobody waits for this one: log it here (rate-limited), once.
-        now = monotonic()
-        if now - self._last_error_log >= 5.0:
-            self._log.error("store.write_failed", error=str(err), sql=(op.sql or "call")[:80],
-                            suppressed=self._suppressed)
-            self._last_error_log = now
-            self._suppressed = 0
-        else:
-            self._suppressed += 1
+    Returns the write connection (for a ``Writer``, which sets how it commits), a read-only aiosqlite connection and
+    the schema version the file had before migration (0 for a new file). Only a *missing*
+    file is created, and only with ``create``: a file that exists but is empty or lost its
+    tables is refused (``empty`` / ``incomplete``), never silently started as a fresh
+    account. Every failure is a ``StoreError`` with a one-line message.
+    """
+    writer, before = await asyncio.to_thread(
+        _open_writer, path, kind, busy_timeout_ms=busy_timeout_ms, quick_check=quick_check, create=create)
+    try:
+        reader = await _connect_reader(path, busy_timeout_ms=busy_timeout_ms)
+    except BaseException as exc:
+        await asyncio.to_thread(writer.close)
+        if isinstance(exc, sqlite3.Error):
+            raise sqlite_failure(exc, path, doing="cannot open a read connection", default_reason="io") from exc
+        raise
+    return writer, reader, before

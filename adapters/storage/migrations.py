@@ -181,9 +181,41 @@ _V2 = (
     "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) FROM audit_log",
 )
 
+_TERMINAL = "('DENIED','REJECTED','FILLED','CANCELED','EXPIRED')"
+
+# Version 3: retention (``adapters.storage.retention``). Finished orders with their events
+# and fills, old risk denials and the oldest audit rows move to archive segment files.
+# The append-only guards stay, narrowed to what may never go: rows of an order that is not
+# finished, and audit rows after the recorded cut (``kv`` ``audit.cut``, signed with the
+# audit key and written in the deleting transaction itself). ``archived_positions`` carries
+# the per-strategy position sums of archived fills (``Store.strategy_positions`` adds them).
+_V3 = (
+    "DROP TRIGGER audit_log_no_delete",
+    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+    "WHEN OLD.id > coalesce((SELECT json_extract(value, '$.id') FROM kv WHERE key = 'audit.cut'), 0) BEGIN "
+    "SELECT RAISE(ABORT, 'audit_log is append-only after the recorded archive cut'); END",
+    "DROP TRIGGER order_events_no_delete",
+    "CREATE TRIGGER order_events_no_delete BEFORE DELETE ON order_events "
+    "WHEN coalesce((SELECT status FROM orders WHERE client_order_id = OLD.client_order_id), 'FILLED') "
+    f"NOT IN {_TERMINAL} BEGIN SELECT RAISE(ABORT, 'order_events of an unfinished order are append-only'); END",
+    "CREATE TRIGGER fills_no_delete BEFORE DELETE ON fills "
+    "WHEN coalesce((SELECT status FROM orders WHERE client_order_id = OLD.client_order_id), 'FILLED') "
+    f"NOT IN {_TERMINAL} BEGIN SELECT RAISE(ABORT, 'fills of an unfinished order cannot be deleted'); END",
+    f"CREATE TRIGGER orders_no_delete BEFORE DELETE ON orders WHEN OLD.status NOT IN {_TERMINAL} BEGIN "
+    "SELECT RAISE(ABORT, 'an unfinished order cannot be deleted'); END",
+    """
+    CREATE TABLE archived_positions (
+        strategy TEXT NOT NULL,
+        symbol   TEXT NOT NULL,
+        size     TEXT NOT NULL,
+        PRIMARY KEY (strategy, symbol)
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "keyed audit log (HMAC per row and on the head)", _V2),
+    Migration(3, "retention: archive cut, archived positions, guarded deletes", _V3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

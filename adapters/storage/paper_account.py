@@ -3,9 +3,11 @@
 The venue changes its account in memory first and puts the rows of each change, and the
 updates to publish once they are durable, into ``pending`` (an ``AccountBatch``), then
 calls ``changed()``. The store commits pending batches through the storage layer's single
-``Writer`` (one writer task per file, group commit, ``synchronous=FULL`` when ``fsync``):
-at most one batch operation waits in the writer's queue, and it takes *everything*
-pending when the writer runs it, so a burst of fills costs one transaction. After a
+``Writer`` (one writer per file, group commit; see ``adapters.storage.writer``): a batch
+commits on the event loop in tens of µs; with ``fsync`` it completes only after the WAL
+is fsynced on the writer's thread (one hop, shared by the batches committed meanwhile).
+At most one batch operation waits in the writer's queue, and it takes *everything* pending when the writer runs it (its
+``prepare``, on the loop), so a burst of fills costs one transaction. After a
 batch has committed, its updates go to ``on_committed`` (in commit order) and then its
 waiters (``commit()``) are released: nobody sees a change the file could forget in a crash.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -89,8 +92,9 @@ class AccountBatch:
 class _BatchWrite:
     """The writer operation that commits one batch: what is pending when the writer runs it.
 
-    The batch is taken on the first run and kept, so the writer's one-op-at-a-time retry of
-    a failed transaction writes the same rows again.
+    ``take`` (the operation's ``prepare``, on the loop) takes the batch once; the call
+    writes it (on the loop or the writer thread), so the writer's one-op-at-a-time retry
+    of a failed transaction writes the same rows again.
     """
 
     __slots__ = ("_store", "batch")
@@ -99,12 +103,15 @@ class _BatchWrite:
         self._store = store
         self.batch: AccountBatch | None = None
 
-    async def __call__(self, conn: aiosqlite.Connection) -> None:
+    def take(self) -> None:
+        """Take what is pending (on the loop, just before the writer's transaction)."""
         if self.batch is None:
             self.batch = self._store._take_pending(self)
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
         b = self.batch
-        if b.orders or b.fills or b.balances or b.meta:
-            await conn.executemany(_INSERT_WRITES, _write_rows(b))
+        if b is not None and (b.orders or b.fills or b.balances or b.meta):
+            conn.executemany(_INSERT_WRITES, _write_rows(b))
 
 
 def _write_rows(b: AccountBatch) -> list[tuple[Any, ...]]:
@@ -119,8 +126,8 @@ def _write_rows(b: AccountBatch) -> list[tuple[Any, ...]]:
 class PaperAccountStore:
     """The paper account file of one venue. ``await open()`` (returns what is stored), ``await close()``.
 
-    ``fsync`` commits with ``synchronous=FULL`` (a commit survives power loss) instead of
-    NORMAL (survives a process crash). ``on_committed`` receives each committed batch's
+    ``fsync``: a commit completes once fsynced (survives power loss, like ``synchronous=FULL``);
+    without, once in the WAL (survives a process crash). ``on_committed`` receives each committed batch's
     updates, in commit order. ``log`` is a structlog logger.
     """
 
@@ -156,7 +163,7 @@ class PaperAccountStore:
             raise StoreError("is already open", path=self.path, reason="io")
         lock_fd = acquire_process_lock(self.path)
         try:
-            conn, reader, _ = await open_paper_account_database(self.path, synchronous=self._sync)
+            conn, reader, _ = await open_paper_account_database(self.path)
         except BaseException:
             release_process_lock(lock_fd)
             raise
@@ -164,7 +171,7 @@ class PaperAccountStore:
             snapshot = await _load(reader)
         except BaseException:
             await reader.close()
-            await conn.close()
+            await asyncio.to_thread(conn.close)
             release_process_lock(lock_fd)
             raise
         self._lock_fd, self._reader = lock_fd, reader
@@ -199,7 +206,7 @@ class PaperAccountStore:
             try:
                 if self._reader is not None:
                     await self._reader.close()
-                await writer.connection.close()
+                await writer.close()
             finally:
                 self._reader = None
                 if self._lock_fd is not None:
@@ -213,7 +220,7 @@ class PaperAccountStore:
         if self._queued is not None or self._retry is not None or writer is None or self._loop is None:
             return
         write = _BatchWrite(self)
-        op = WriteOp(call=write, future=self._loop.create_future())
+        op = WriteOp(call=write, prepare=write.take, future=self._loop.create_future())
         try:
             writer.enqueue(op)
         except StoreError:  # closing: what is pending stays pending
@@ -232,7 +239,7 @@ class PaperAccountStore:
         await fut
 
     def _take_pending(self, write: _BatchWrite) -> AccountBatch:
-        """Hand the writer what is pending (runs in the writer's transaction, on the loop)."""
+        """Hand the writer what is pending (on the loop, right before the writer's transaction)."""
         if self._queued is write:
             self._queued = None
         if self._retry is not None:  # a batch failed just before: it waits for its retry

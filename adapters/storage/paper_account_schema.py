@@ -4,17 +4,20 @@ A paper account (orders, fills, balances, id counters of the simulated exchange)
 its own SQLite file, ``paper-venue-<name>.db`` in the state directory, apart from the
 daemon's state database: like a real exchange account it outlives the daemon's own state.
 
-It is opened like a state database (WAL journal, ``busy_timeout``, a quick integrity
-check, a one-line ``StoreError`` for every failure) and versioned the same way
-(``PRAGMA user_version`` plus ordered forward ``Migration`` steps, each in one
-transaction with its version bump), but it carries its own ``application_id`` and its own
-migrations: it is not a state database and ``open_database`` refuses it.
+It is opened by the same ``open_database`` as a state database, as its own
+``DatabaseKind`` (``PAPER_ACCOUNT``): the same protections (only a missing file starts a
+fresh account, created beside it and renamed into place; a file that exists but is empty
+or lost tables is refused; locked and damaged files are told apart; WAL journal, a quick
+integrity check, a one-line ``StoreError`` for every failure) and the same versioning
+(``PRAGMA user_version`` plus ordered forward ``Migration`` steps, each in one transaction
+with its version bump), but its own ``application_id`` and migrations: it is not a state
+database and a state database is not an account.
 
 Files written before the account was versioned (``user_version`` 0, no application id,
-no tables but the four below) are adopted by migration 1, whose statements are
-``IF NOT EXISTS`` and therefore leave their tables and rows untouched; it only adds the
-``account_writes`` view through which a batch is written (code that reads or writes the
-four tables directly keeps working).
+tables among the four below, at least one) are adopted by migration 1, whose statements
+are ``IF NOT EXISTS`` and therefore leave their tables and rows untouched; it only adds
+the ``account_writes`` view through which a batch is written (code that reads or writes
+the four tables directly keeps working).
 """
 
 from __future__ import annotations
@@ -24,11 +27,10 @@ from pathlib import Path
 
 import aiosqlite
 
-from adapters.storage.database import SyncMode
-from adapters.storage.errors import StoreError
-from adapters.storage.migrations import Migration, user_version
+from adapters.storage.database import DatabaseKind, open_database
+from adapters.storage.migrations import Migration
 
-__all__ = ["PAPER_ACCOUNT_APPLICATION_ID", "PAPER_ACCOUNT_MIGRATIONS", "PAPER_ACCOUNT_SCHEMA_VERSION",
+__all__ = ["PAPER_ACCOUNT", "PAPER_ACCOUNT_APPLICATION_ID", "PAPER_ACCOUNT_MIGRATIONS", "PAPER_ACCOUNT_SCHEMA_VERSION",
            "open_paper_account_database"]
 
 PAPER_ACCOUNT_APPLICATION_ID = 0x41415041  # "AAPA": marks a SQLite file as an aaiti paper account
@@ -105,121 +107,24 @@ PAPER_ACCOUNT_MIGRATIONS: tuple[Migration, ...] = (
 PAPER_ACCOUNT_SCHEMA_VERSION = PAPER_ACCOUNT_MIGRATIONS[-1].version
 
 
-def _describe(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _readonly_uri(path: Path) -> str:
-    return f"{path.resolve().as_uri()}?mode=ro"
-
-
-async def _connect(path: Path, *, busy_timeout_ms: int, readonly: bool) -> aiosqlite.Connection:
-    if readonly:
-        conn = await aiosqlite.connect(_readonly_uri(path), uri=True, isolation_level=None)
-    else:
-        conn = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        if readonly:
-            await conn.execute("PRAGMA query_only = ON")
-    except BaseException:
-        await conn.close()
-        raise
-    return conn
-
-
-async def _scalar(conn: aiosqlite.Connection, sql: str) -> object:
-    async with conn.execute(sql) as cur:
-        row = await cur.fetchone()
-    return row[0] if row else None
-
-
-async def _table_names(conn: aiosqlite.Connection) -> set[str]:
-    async with conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%'") as cur:
-        return {str(r[0]) for r in await cur.fetchall()}
-
-
-async def _migrate(conn: aiosqlite.Connection, current: int) -> list[int]:
-    """Apply every paper-account migration above ``current``, each in one transaction with its version bump."""
-    applied: list[int] = []
-    for m in PAPER_ACCOUNT_MIGRATIONS:
-        if m.version <= current:
-            continue
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in m.statements:
-                await conn.execute(stmt)
-            await conn.execute(f"PRAGMA application_id = {PAPER_ACCOUNT_APPLICATION_ID}")
-            await conn.execute(f"PRAGMA user_version = {m.version}")
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
-        applied.append(m.version)
-    return applied
-
-
-async def _check_and_migrate(conn: aiosqlite.Connection, path: Path, *, synchronous: SyncMode,
-                             quick_check: bool) -> int:
-    try:
-        mode = await _scalar(conn, "PRAGMA journal_mode = WAL")
-        if str(mode).lower() != "wal":
-            raise StoreError(f"cannot switch to WAL journal mode (got {mode})", path=path, reason="io")
-        await conn.execute(f"PRAGMA synchronous = {synchronous}")
-        version = await user_version(conn)
-        app_id = int(str(await _scalar(conn, "PRAGMA application_id") or 0))
-        tables = await _table_names(conn)
-        if quick_check:
-            qc = await _scalar(conn, "PRAGMA quick_check(1)")
-            if qc != "ok":
-                raise StoreError(f"is corrupt (quick_check: {qc}); restore a backup or move it aside",
-                                 path=path, reason="corrupt")
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"is not a valid SQLite database or is corrupt ({_describe(exc)}); "
-                         "restore a backup or move it aside", path=path, reason="corrupt") from exc
-    # A new file, or one written before accounts were versioned (a crash while the old code
-    # created it may have left some of its tables out).
-    new_or_unversioned = app_id == 0 and version == 0 and tables <= _TABLES
-    if app_id != PAPER_ACCOUNT_APPLICATION_ID and not new_or_unversioned:
-        raise StoreError("is an SQLite database but not an aaiti paper venue account", path=path, reason="foreign")
-    if version > PAPER_ACCOUNT_SCHEMA_VERSION:
-        raise StoreError(
-            f"has paper account schema version {version}, newer than this aaiti supports "
-            f"({PAPER_ACCOUNT_SCHEMA_VERSION}); run the newer aaiti or restore a backup",
-            path=path, reason="newer_schema",
-        )
-    try:
-        await _migrate(conn, version)
-    except sqlite3.Error as exc:
-        raise StoreError(f"migration from paper account schema version {version} failed: {_describe(exc)}",
-                         path=path, reason="corrupt") from exc
-    return version
+PAPER_ACCOUNT = DatabaseKind("aaiti paper venue account", PAPER_ACCOUNT_APPLICATION_ID, PAPER_ACCOUNT_MIGRATIONS,
+                             legacy_tables=_TABLES)
 
 
 async def open_paper_account_database(
     path: Path,
     *,
-    synchronous: SyncMode,
     busy_timeout_ms: int = 5000,
     quick_check: bool = True,
-) -> tuple[aiosqlite.Connection, aiosqlite.Connection, int]:
-    """Open (creating or migrating if needed) a paper account file.
+) -> tuple[sqlite3.Connection, aiosqlite.Connection, int]:
+    """Open (creating or migrating if needed) a paper account file, with a state database's protections.
 
     Returns the write connection, a read-only connection and the schema version the file
-    had before migration. The caller holds the file's process lock (``acquire_process_lock``,
-    which also creates the directory). Every failure is a ``StoreError`` with a one-line message.
+    had before migration (0 for a new file). Only a missing file is created (beside it,
+    then renamed into place); an existing file that is empty (0 bytes or no tables) is
+    refused (``empty``), a locked one is ``locked``, a damaged one ``corrupt``. The caller
+    holds the file's process lock (``acquire_process_lock``). Every failure is a
+    ``StoreError`` with a one-line message.
     """
-    try:
-        writer = await _connect(path, busy_timeout_ms=busy_timeout_ms, readonly=False)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open: {_describe(exc)}", path=path, reason="io") from exc
-    try:
-        version = await _check_and_migrate(writer, path, synchronous=synchronous, quick_check=quick_check)
-        try:
-            reader = await _connect(path, busy_timeout_ms=busy_timeout_ms, readonly=True)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open a read connection: {_describe(exc)}", path=path, reason="io") from exc
-    except BaseException:
-        await writer.close()
-        raise
-    return writer, reader, version
+    return await open_database(path, kind=PAPER_ACCOUNT, busy_timeout_ms=busy_timeout_ms, quick_check=quick_check,
+                               create=True)

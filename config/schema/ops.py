@@ -171,3 +171,43 @@ class NotifySection:
         if self.retry_max_s < self.retry_initial_s:
             issues.append(("retry_max_s", "expected a value >= retry_initial_s"))
         return issues
+
+
+@dataclasses.dataclass(frozen=True)
+class RetentionSection:
+    """Retention: keep the live state database bounded.
+
+    Every ``interval_s`` of business time (market time in a replay) the oldest rows move from
+    the state database to compressed archive segment files: finished orders whose last
+    change is older than ``keep_days``, with their events and fills; risk denials and audit
+    rows older than that. Open orders and their rows always stay. Each segment is written
+    and fsynced before its rows are deleted; the audit chain stays verifiable across the cut
+    (``aaiti audit verify --archive``). Superseded ledger snapshots older than ``keep_days``
+    are dropped (only the newest is ever read). Backtests do not archive.
+    """
+
+    enabled: bool = setting(True, "Archive old rows out of the live state database.", restart=True)
+    keep_days: float = setting(
+        30.0,
+        "Business-time age after which rows are archived. At least [reconciler] fills_lookback_s is always kept.",
+        gt=0,
+        le=36_500,
+    )
+    interval_s: float = setting(3600.0, "Business time between two archive runs.", gt=0, le=31_536_000)
+    check_interval_s: float = setting(
+        5.0, "Process time between two looks at the business clock (whether a run is due).", gt=0, le=3600
+    )
+    archive_dir: str = setting(
+        "archive",
+        "Directory of the segment files; relative paths are resolved against daemon.state_dir. Each state "
+        "database gets a subdirectory named after its file.",
+        restart=True,
+    )
+    segment_max_orders: int = setting(
+        1000, "Most orders in one segment (a segment's rows are deleted in one short transaction).", ge=1,
+        le=1_000_000,
+    )
+    segment_max_audit_rows: int = setting(5000, "Most audit rows (and risk denials) in one segment.", ge=1,
+                                          le=10_000_000)
+    max_segments_per_run: int = setting(100, "Most segments one run writes; the rest waits for the next run.",
+                                        ge=1, le=100_000)

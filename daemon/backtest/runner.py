@@ -209,7 +209,9 @@ async def run_backtest(
                        cfg.instruments, venue_name=cfg.venue.name, clock=clock)
     try:
         await venue.start()
-        built = build_pipeline(cfg, store=store, venue=venue, source=source, clock=clock, lockstep=True)
+        # No retention in a backtest: the report reads every row the run wrote.
+        built = build_pipeline(cfg, store=store, venue=venue, source=source, clock=clock, lockstep=True,
+                               retention=False)
         sub = built.feed.subscribe("bar_recorder", symbols=cfg.feed.symbols, timeframes=cfg.feed.timeframes)
         recorder = _BarRecorder("bar_recorder", sub.bars)
         children = _without_bar_log(built)

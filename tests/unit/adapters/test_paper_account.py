@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,12 @@ from actors.model.orders import Fill, OrderRequest, OrderStatus, OrderType, Side
 from actors.ports.venue import VenueUnavailable
 from adapters.paper_venue import PaperVenue
 from adapters.storage import Store, StoreError
-from adapters.storage.paper_account_schema import PAPER_ACCOUNT_APPLICATION_ID, PAPER_ACCOUNT_SCHEMA_VERSION
+from adapters.storage import writer as writer_module
+from adapters.storage.paper_account_schema import (
+    PAPER_ACCOUNT_APPLICATION_ID,
+    PAPER_ACCOUNT_SCHEMA_VERSION,
+    open_paper_account_database,
+)
 from config.schema.trading import InstrumentSection, PaperVenueSection
 
 D = Decimal
@@ -170,16 +176,34 @@ async def test_a_second_venue_on_the_same_account_file_is_refused(tmp_path: Path
     await v2.close()
 
 
-@pytest.mark.parametrize(("fsync", "expected"), [(True, 2), (False, 1)])
-async def test_fsync_option_commits_with_synchronous_full(tmp_path: Path, fsync: bool, expected: int) -> None:
-    v = PaperVenue(tmp_path / "p.db", config(fsync=fsync), INSTRUMENTS)
+@pytest.mark.parametrize("fsync", [True, False])
+async def test_fsync_option_fsyncs_the_wal_before_a_change_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    synced: list[str] = []  # files fdatasynced by the writer, in order
+
+    def datasync(fd: int) -> None:
+        os.fsync(fd)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(writer_module, "_datasync", datasync)
+    path = tmp_path / "p.db"
+    v = PaperVenue(path, config(fsync=fsync), INSTRUMENTS)
     await v.start()
     try:
         writer = v._store._writer
         assert writer is not None
-        async with writer.connection.execute("PRAGMA synchronous") as cur:
-            row = await cur.fetchone()
-        assert row is not None and row[0] == expected  # 2 = FULL, 1 = NORMAL
+        # The commit itself never fsyncs (it runs on the event loop): 1 = NORMAL.
+        assert writer.connection.execute("PRAGMA synchronous").fetchone() == (1,)
+        v.on_market(Quote(symbol=SYM, ts_ms=1, bid=0.00199, ask=0.002))
+        before = len(synced)
+        order = await v.submit(req("c1", Side.BUY, "100"))
+        assert order.status is OrderStatus.FILLED
+        if fsync:  # the change completed only after the WAL holding it was fsynced
+            assert len(synced) > before and synced[-1] == str(path.resolve()) + "-wal"
+            assert writer.fsyncs == len(synced)
+        else:
+            assert synced == [] and writer.fsyncs == 0
     finally:
         await v.close()
 
@@ -207,3 +231,83 @@ async def test_failed_commit_fails_the_caller_keeps_the_change_and_publishes_it_
         assert [f.client_order_id for f in await v.fills_since(0)] == ["c1"]
     finally:
         await v.close()
+
+
+# -- the file's protections (the same as a state database's) ----------------------------------
+async def start_refused(path: Path) -> StoreError:
+    with pytest.raises(StoreError) as err:
+        await PaperVenue(path, config(), INSTRUMENTS).start()
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    return err.value
+
+
+async def test_a_zero_byte_account_file_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    path.write_bytes(b"")
+    err = await start_refused(path)
+    assert err.reason == "empty" and "0 bytes" in str(err)
+    assert path.stat().st_size == 0  # not started over as a fresh account
+
+
+async def test_an_account_file_without_tables_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    con = sqlite3.connect(path)  # a valid SQLite file that holds nothing (its tables were dropped)
+    con.execute("CREATE TABLE t (x)")
+    con.execute("DROP TABLE t")
+    con.close()
+    assert path.stat().st_size > 0
+    err = await start_refused(path)
+    assert err.reason == "empty" and "no tables" in str(err)
+
+
+async def test_an_account_that_lost_a_table_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    v = PaperVenue(path, config(), INSTRUMENTS)
+    await v.start()
+    await v.close()
+    con = sqlite3.connect(path)
+    con.execute("DROP TABLE fills")
+    con.close()
+    err = await start_refused(path)
+    assert err.reason == "incomplete" and "fills" in str(err)
+
+
+async def test_a_garbage_account_file_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    path.write_bytes(b"this is not a database at all\n" * 200)
+    assert (await start_refused(path)).reason == "corrupt"
+
+
+async def test_an_account_file_locked_by_another_process_is_locked_not_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    holder = sqlite3.connect(path, isolation_level=None)  # rollback journal: a write lock keeps readers out
+    try:
+        for stmt in UNVERSIONED_SCHEMA:
+            holder.execute(stmt)
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("INSERT INTO meta VALUES ('k', 'v')")
+        with pytest.raises(StoreError) as err:
+            await open_paper_account_database(path, busy_timeout_ms=20)
+        assert err.value.reason == "locked" and "is locked" in str(err.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+async def test_a_missing_account_file_with_a_leftover_wal_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    path.with_name(path.name + "-wal").write_bytes(b"\x37\x7f\x06\x82" + b"\0" * 60)
+    err = await start_refused(path)
+    assert err.reason == "missing" and "-wal" in str(err)
+    assert not path.exists()
+
+
+async def test_a_new_account_is_made_beside_the_file_and_renamed_into_place(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    path.with_name(path.name + ".new").write_bytes(b"half-written by a crash")
+    v = PaperVenue(path, config(), INSTRUMENTS)
+    await v.start()
+    await v.close()
+    assert not path.with_name(path.name + ".new").exists()
+    assert pragma(path, "application_id") == PAPER_ACCOUNT_APPLICATION_ID
+    assert pragma(path, "user_version") == PAPER_ACCOUNT_SCHEMA_VERSION

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import structlog
 
 from actors.model.orders import (
     Fill,
@@ -22,7 +24,9 @@ from actors.model.orders import (
 from actors.model.positions import PositionView
 from actors.model.records import LedgerSnapshot, OrderRecord
 from adapters.storage import Store, StoreError, state_db_path, verify_audit
+from adapters.storage import writer as writer_module
 from adapters.storage.migrations import APPLICATION_ID, SCHEMA_VERSION
+from adapters.storage.writer import WriteOp, Writer
 
 D = Decimal
 
@@ -417,3 +421,122 @@ def test_state_db_path_paper_and_live_never_share(tmp_path: Path) -> None:
     assert state_db_path(tmp_path, "live", "../../etc/x").parent == tmp_path
     with pytest.raises(ValueError):
         state_db_path(tmp_path, "demo", "x")  # type: ignore[arg-type]
+
+
+# -- the writer: commits on the loop, durable writes fsynced apart, other processes' locks ------
+@pytest.fixture
+def datasyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Files the writers fdatasync, in order."""
+    synced: list[str] = []
+
+    def datasync(fd: int) -> None:
+        os.fsync(fd)
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(writer_module, "_datasync", datasync)
+    return synced
+
+
+async def test_idle_writer_commits_an_awaited_write_in_the_callers_task(db: Path) -> None:
+    store = await Store.open(db)
+    try:
+        others_ran = asyncio.Event()
+        asyncio.get_running_loop().call_soon(others_ran.set)
+        await store.insert_order(order("c1"))  # committed without yielding to the loop
+        assert not others_ran.is_set()
+        outside = sqlite3.connect(db)
+        try:
+            assert outside.execute("SELECT status FROM orders WHERE client_order_id = 'c1'").fetchone() == (
+                "SUBMITTED",)
+        finally:
+            outside.close()
+        await others_ran.wait()
+    finally:
+        await store.close()
+
+
+def wal_of(db: Path) -> str:
+    return str(db.resolve()) + "-wal"
+
+
+async def test_durable_writes_complete_after_an_fsync_of_the_wal(db: Path, datasyncs: list[str]) -> None:
+    wal = wal_of(db)
+    store = await Store.open(db)  # the boot counter is durable
+    try:
+        assert datasyncs == [wal]
+        await store.insert_order(order("c1"))  # paper: no fsync
+        store.append_audit_nowait("x", {})
+        await store.flush()
+        assert datasyncs == [wal]
+        await store.set_state("risk.trading_state", "HALTED")  # durable by default
+        assert datasyncs == [wal, wal]
+        await store.set_state("k", 1, durable=False)
+        assert len(datasyncs) == 2
+    finally:
+        await store.close()
+    store = await Store.open(db, fsync_orders=True)  # live: every write-ahead is fsynced before it returns
+    try:
+        before = len(datasyncs)
+        await store.insert_orders([order("c2"), order("c3")])
+        assert datasyncs[before:] == [wal]
+        assert store.stats().writer.failed_ops == 0
+    finally:
+        await store.close()
+
+
+async def test_concurrent_durable_writes_share_fsyncs(db: Path, datasyncs: list[str]) -> None:
+    store = await Store.open(db, fsync_orders=True)
+    try:
+        before = len(datasyncs)
+        await asyncio.gather(*(store.insert_order(order(f"c{i}")) for i in range(50)))
+        assert 1 <= len(datasyncs) - before < 50
+        assert len(await store.orders(limit=100)) == 50
+    finally:
+        await store.close()
+
+
+async def test_write_lock_held_by_another_process_is_waited_for_off_the_loop(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_thread = asyncio.Event()
+    commit_on_thread = Writer._commit_on_thread
+
+    async def watched(self: Writer, batch: list[WriteOp]) -> None:
+        on_thread.set()
+        await commit_on_thread(self, batch)
+
+    monkeypatch.setattr(Writer, "_commit_on_thread", watched)
+    store = await Store.open(db)
+    outside = sqlite3.connect(db, isolation_level=None)
+    try:
+        outside.execute("BEGIN IMMEDIATE")  # another process's write transaction
+        insert = asyncio.ensure_future(store.insert_order(order("c1")))
+        await on_thread.wait()  # the write moved to the writer thread, to wait for the lock there
+        assert not insert.done()  # ... while the event loop runs on
+        outside.execute("ROLLBACK")
+        await insert
+        assert (await store.order("c1")) is not None
+        await store.insert_order(order("c2"))  # and the next write commits on the loop again
+        assert store.stats().writer.failed_ops == 0
+    finally:
+        outside.close()
+        await store.close()
+
+
+async def test_writer_checkpoints_the_wal_on_its_own_thread(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (x)")
+    writer = Writer(conn, path, synchronous="NORMAL", log=structlog.get_logger(), checkpoint_interval_s=0.0)
+    writer.start()
+    try:
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)  # never on the loop
+        await writer.submit(WriteOp("INSERT INTO t VALUES (?)", (1,)))
+        task = writer._checkpoint_task
+        assert task is not None
+        await task
+        assert writer.checkpoints == 1
+    finally:
+        await writer.close()
+    assert not path.with_name("w.db-wal").exists()  # the last close checkpointed and removed it
