@@ -69,6 +69,10 @@ LIVE_FIELDS: tuple[str, ...] = (
     "strategies[*].params",  # App._on_reload: StrategyHost.reconfigure, applied at the next bar
     "strategies[*].enabled",  # App._on_reload: the strategy is started or stopped
     "daemon.cancel_open_orders_on_exit",  # read when the daemon stops
+    "orders.fallback_to_emulation",  # the contingent-order manager reads [orders] through current_config
+    "orders.trailing_persist_interval_s",
+    "orders.child_retry_s",
+    "orders.max_child_attempts",
 )
 
 

@@ -15,6 +15,11 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     ``filled``/``avg_price``/``fees`` (quote currency) come from fills; ``reason`` is the
     last reason code (rejection, loss, cancel reason).
+
+    Every order here runs on the venue (native). A native conditional order keeps its
+    ``trigger_price``/``trailing_bps``/``display_size``. ``parent`` is the contingent order
+    (``actors.contingent``) it belongs to: a child an emulated trigger released, a leg or the
+    entry of a bracket. ``list_id`` is the native order list a leg belongs to.
     """
 
     client_order_id: str
@@ -35,6 +40,11 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""
     created_ms: int = 0
     updated_ms: int = 0
+    trigger_price: Decimal | None = None
+    trailing_bps: int | None = None
+    display_size: Decimal | None = None
+    parent: str = ""
+    list_id: str = ""
 
     @property
     def is_open(self) -> bool:

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 import msgspec
 
 from actors.model.market import MarketEvent
+from actors.model.orders import ListKind, OrderListRequest, OrderType, VenueOrder
 
 __all__ = [
     "AdjustableSpeed",
@@ -21,6 +22,8 @@ __all__ = [
     "ConnectionHealth",
     "HasStartTime",
     "MarketTap",
+    "NativeOrders",
+    "NativeSupport",
     "QuietMarketTap",
     "ReportsConnectionHealth",
 ]
@@ -96,4 +99,33 @@ class HasStartTime(Protocol):
     @property
     def start_ts_ms(self) -> int:
         """Epoch ms of the first event (a market clock starts here, not at 1970)."""
+        ...
+
+
+class NativeSupport(msgspec.Struct, frozen=True, kw_only=True):
+    """What a venue runs natively: conditional ``order_types`` (of ``CONDITIONAL_TYPES``),
+    a trailing delta in basis points on its stop types, an iceberg display size on limit
+    orders, and which order ``lists``. Anything else is emulated by the daemon."""
+
+    order_types: frozenset[OrderType] = frozenset()
+    trailing_bps: bool = False
+    iceberg: bool = False
+    lists: frozenset[ListKind] = frozenset()
+
+
+@runtime_checkable
+class NativeOrders(Protocol):
+    """A venue that accepts conditional orders (``OrderRequest.trigger_price``, ``trailing_bps``,
+    ``display_size``) and native order lists."""
+
+    def native_support(self) -> NativeSupport:
+        """What this venue runs natively (may depend on its configuration)."""
+        ...
+
+    async def submit_list(self, request: OrderListRequest) -> list[VenueOrder]:
+        """Place an order list; the venue orders of its legs, in ``request.orders`` order.
+
+        Raises ``OrderRejected`` (nothing placed) or ``VenueUnavailable`` (outcome unknown:
+        each leg is then resolved by a query by its client order id).
+        """
         ...

@@ -2,7 +2,8 @@
 
 Actors see the store through these Protocols, as they see venues through ``actors.ports.venue``:
 ``OrderStore`` for the order manager and the reconciler, ``RiskEventSink`` and ``StateStore``
-for the risk gate, ``ArchiveStore`` for the retention actor.
+for the risk gate, ``ArchiveStore`` for the retention actor, ``ContingentStore`` for the
+contingent-order manager.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from actors.model.contingent import ContingentRow
 from actors.model.orders import Fill, OrderDenied, OrderEvent
 from actors.model.records import LedgerSnapshot, OrderRecord
 
@@ -144,4 +146,30 @@ class ArchiveStore(Protocol):
         The segment file is durable before its rows are deleted; None when nothing is old
         enough. Raises ``StoreError`` (or ``OSError`` for the archive directory).
         """
+        ...
+
+
+class ContingentStore(Protocol):
+    """Where the contingent-order manager writes its state ahead (``actors.model.contingent``)."""
+
+    def next_client_order_id(self, prefix: str = "aa") -> str:
+        """A fresh id unique across restarts (also used for contingent ids and their children)."""
+        ...
+
+    async def save_contingents(self, rows: Sequence[ContingentRow]) -> None:
+        """Upsert rows in one transaction; returns once committed (write-ahead: before any send)."""
+
+    def save_contingents_nowait(self, rows: Sequence[ContingentRow]) -> None:
+        """Upsert rows behind (a trailing level that moved: losing it only makes the stop looser)."""
+
+    async def active_contingents(self) -> list[ContingentRow]:
+        """Every contingent order not yet final, oldest first."""
+        ...
+
+    async def contingent(self, contingent_id: str) -> ContingentRow | None:
+        """One contingent order by id."""
+        ...
+
+    async def recent_contingents(self, limit: int = 100, *, active_only: bool = False) -> list[ContingentRow]:
+        """The newest contingent orders first."""
         ...

@@ -39,6 +39,9 @@ class VenueUnavailable(VenueError):
 
 #: Reason code of a call the venue refused because of our credentials.
 AUTHENTICATION = "AUTHENTICATION"
+#: Reason code of a submit the venue refused because it does not run that order type (or
+#: order list, trailing delta, iceberg) for the symbol: the daemon may emulate it instead.
+UNSUPPORTED_ORDER_TYPE = "UNSUPPORTED_ORDER_TYPE"
 
 
 class VenueAuthenticationError(VenueUnavailable):

@@ -212,10 +212,39 @@ _V3 = (
     )""",
 )
 
+# Version 4: protective and algorithmic orders. Native conditional orders keep their
+# trigger, trailing delta and iceberg display size; every order may belong to a contingent
+# order (``parent``) and a native order list (``list_id``). ``contingent_orders`` holds the
+# contingent-order manager's write-ahead state: one row per stop, take-profit, trailing
+# stop, OCO, OTO, bracket, iceberg or TWAP, its state as JSON in ``body``.
+_V4 = (
+    "ALTER TABLE orders ADD COLUMN trigger_price TEXT",
+    "ALTER TABLE orders ADD COLUMN trailing_bps INTEGER",
+    "ALTER TABLE orders ADD COLUMN display_size TEXT",
+    "ALTER TABLE orders ADD COLUMN parent TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE orders ADD COLUMN list_id TEXT NOT NULL DEFAULT ''",
+    """
+    CREATE TABLE contingent_orders (
+        id         TEXT PRIMARY KEY,
+        strategy   TEXT NOT NULL,
+        symbol     TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        mode       TEXT NOT NULL CHECK (mode IN ('native', 'emulated')),
+        status     TEXT NOT NULL,
+        active     INTEGER NOT NULL CHECK (active IN (0, 1)),
+        body       TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    )""",
+    "CREATE INDEX contingent_orders_active ON contingent_orders(active) WHERE active = 1",
+    "CREATE INDEX contingent_orders_created ON contingent_orders(created_ms)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "keyed audit log (HMAC per row and on the head)", _V2),
     Migration(3, "retention: archive cut, archived positions, guarded deletes", _V3),
+    Migration(4, "protective orders: conditional order columns, contingent orders", _V4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

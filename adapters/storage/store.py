@@ -38,6 +38,7 @@ from adapters.storage.database import acquire_process_lock, open_database, relea
 from adapters.storage.errors import StoreError, sqlite_failure
 from adapters.storage.migrations import SCHEMA_VERSION
 from adapters.storage.retention import StoreRetention
+from adapters.storage.store_contingent import StoreContingent
 from adapters.storage.store_queries import StoreQueries
 from adapters.storage.store_rows import AuditEntry, OrderEventRecord, RiskEventRecord
 from adapters.storage.store_writes import StoreWrites, bump_boot
@@ -71,7 +72,7 @@ class StoreStats(msgspec.Struct, frozen=True, kw_only=True):
     writer: WriterStats
 
 
-class Store(StoreWrites, StoreRetention, StoreQueries):
+class Store(StoreWrites, StoreRetention, StoreQueries, StoreContingent):
     """An open state database. Create with ``await Store.open(path)``; ``await close()``."""
 
     def __init__(

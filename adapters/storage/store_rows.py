@@ -77,9 +77,10 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 ORDER_COLS = (
     "client_order_id, venue, venue_order_id, strategy, symbol, side, type, size, price, status, "
-    "filled, avg_price, fees, tag, intent_id, reason, created_ms, updated_ms"
+    "filled, avg_price, fees, tag, intent_id, reason, created_ms, updated_ms, "
+    "trigger_price, trailing_bps, display_size, parent, list_id"
 )
-INSERT_ORDER = f"INSERT INTO orders ({ORDER_COLS}) VALUES ({', '.join('?' * 18)})"
+INSERT_ORDER = f"INSERT INTO orders ({ORDER_COLS}) VALUES ({', '.join('?' * 23)})"
 UPSERT_ORDER = (
     INSERT_ORDER + " ON CONFLICT(client_order_id) DO UPDATE SET venue_order_id = excluded.venue_order_id, "
     "status = excluded.status, filled = excluded.filled, avg_price = excluded.avg_price, fees = excluded.fees, "
@@ -130,6 +131,7 @@ def order_params(r: OrderRecord) -> tuple[Any, ...]:
         r.client_order_id, r.venue, r.venue_order_id, r.strategy, r.symbol, r.side.value, r.type.value,
         dec(r.size), _opt_dec(r.price), r.status.value, dec(r.filled), _opt_dec(r.avg_price), dec(r.fees),
         r.tag, r.intent_id, r.reason, r.created_ms, r.updated_ms,
+        _opt_dec(r.trigger_price), r.trailing_bps, _opt_dec(r.display_size), r.parent, r.list_id,
     )
 
 
@@ -140,6 +142,8 @@ def order_from_row(row: Sequence[Any]) -> OrderRecord:
         side=Side(row[5]), type=OrderType(row[6]), size=Decimal(row[7]), price=_to_dec(row[8]),
         status=OrderStatus(row[9]), filled=Decimal(row[10]), avg_price=_to_dec(row[11]), fees=Decimal(row[12]),
         tag=row[13], intent_id=row[14], reason=row[15], created_ms=row[16], updated_ms=row[17],
+        trigger_price=_to_dec(row[18]), trailing_bps=row[19], display_size=_to_dec(row[20]), parent=row[21],
+        list_id=row[22],
     )
 
 

@@ -8,7 +8,7 @@ from config.fields import setting
 from config.schema.kernel import ChannelsSection, DaemonSection, LogSection, SupervisorSection, WatchdogSection
 from config.schema.market import FeedSection, StrategySection
 from config.schema.ops import AdminSection, NotifySection, RetentionSection, SystemdSection
-from config.schema.trading import InstrumentSection, ReconcilerSection, RiskSection, VenueSection
+from config.schema.trading import InstrumentSection, OrdersSection, ReconcilerSection, RiskSection, VenueSection
 
 
 def _default_instruments() -> dict[str, InstrumentSection]:
@@ -35,6 +35,7 @@ class AaitiConfig:
     risk: RiskSection = setting(factory=RiskSection, doc="Risk limits.")
     venue: VenueSection = setting(factory=VenueSection, doc="Venue.")
     reconciler: ReconcilerSection = setting(factory=ReconcilerSection, doc="Reconciler.")
+    orders: OrdersSection = setting(factory=OrdersSection, doc="Protective and algorithmic orders.")
     retention: RetentionSection = setting(factory=RetentionSection, doc="Archiving old rows of the state database.")
 
     def validate(self) -> list[tuple[str, str]]:

@@ -384,3 +384,41 @@ class ReconcilerSection:
         5, "Discrepancies in one pass above which trading is HALTED.", ge=0
     )
     unknown_orders: Literal["adopt", "cancel"] = setting("cancel", "What to do with venue orders we did not place.")
+
+
+@dataclasses.dataclass(frozen=True)
+class OrdersSection:
+    """Protective and algorithmic orders (stops, take-profits, trailing stops, OCO, OTO,
+    brackets, icebergs, TWAP): native on the venue where it has the type, or emulated by the
+    daemon, which evaluates triggers on every market event and writes its state ahead."""
+
+    native: str = setting(
+        "auto",
+        "'auto': send a type natively where the venue supports it (Binance spot: stop-loss, take-profit, "
+        "trailingDelta in basis points, icebergQty, OCO and OTO lists), emulate the rest; 'never': emulate "
+        "everything in the daemon.",
+        choices=("auto", "never"),
+        restart=True,
+    )
+    fallback_to_emulation: bool = setting(
+        True,
+        "When the venue refuses a native type (not a funds or filter refusal), emulate it instead and log "
+        "contingent.native_refused_emulating; false: the order fails with the venue's reason.",
+    )
+    trailing_persist_interval_s: float = setting(
+        1.0,
+        "Process time between two write-behind saves of a moving trailing level (after a crash the level "
+        "resumes from the last save: at most this much looser).",
+        gt=0,
+        le=3600,
+    )
+    child_retry_s: float = setting(
+        1.0,
+        "Process time before an emulated trigger whose child order the risk gate denied is released again "
+        "(while the trigger condition still holds).",
+        gt=0,
+        le=3600,
+    )
+    max_child_attempts: int = setting(
+        5, "Most releases of one emulated trigger's child before the contingent order FAILED.", ge=1, le=1000
+    )
