@@ -587,6 +587,31 @@ async def test_clock_skew_1021_resyncs_time_then_succeeds(
     assert venue.order_breaker.state is BreakerState.CLOSED
 
 
+async def test_rate_limit_429_on_time_resync_pauses_rest_until_it_passes(
+    static_sim: BinanceSimulator, make_venue: VenueFactory
+) -> None:
+    clock = FakeClock()
+    venue: CcxtVenue = await make_venue(static_sim, monotonic=clock)
+    static_sim.faults.skew_clock(-5_000)  # the next signed read gets -1021: a resync follows
+    static_sim.faults.rate_limit(retry_after_s=7, path="/api/v3/time")  # ... and the resync gets a 429
+    with pytest.raises(VenueUnavailable) as info:
+        await venue.balances()
+    assert info.value.reason == "RATE_LIMITED"
+    assert venue.stats().time_resyncs == 1 and venue.stats().rate_limited == 1
+    sent = len(static_sim.requests)
+    for call in (venue.balances(), venue.open_orders()):
+        with pytest.raises(VenueUnavailable) as paused:
+            await call
+        assert paused.value.reason == "CIRCUIT_OPEN"
+    with pytest.raises(OrderRejected) as refused:  # unsent: the pause's reason is a definite refusal
+        await venue.submit(limit("resync-rl-1"))
+    assert refused.value.reason == "RATE_LIMITED"
+    assert len(static_sim.requests) == sent  # nothing went out while paused
+    static_sim.faults.skew_clock(0)
+    clock.advance(7.0)
+    assert "USDT" in await venue.balances()
+
+
 async def test_reads_retry_network_errors_then_succeed(static_sim: BinanceSimulator, make_venue: VenueFactory) -> None:
     venue: CcxtVenue = await make_venue(static_sim)
     static_sim.faults.fail_rest(503, path="/api/v3/openOrders", count=2)
