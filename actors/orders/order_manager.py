@@ -1,25 +1,20 @@
 """The order manager: the only path to the venue; owns orders, fills, positions and balances.
 
-Inputs: a ``block`` channel of commands (``ApprovedIntent``, ``CancelOrder``, ``CancelAll``)
-and the venue's ``updates()`` stream (``VenueOrder`` and ``Fill``). Output: ``OrderEvent``s
-on a ``block`` channel (strategies and the risk gate consume them), in the order the
-changes happened. The state itself lives in an ``OrderTable`` (pure); this actor does the
-I/O around it: venue calls, store writes, events, tasks. The risk gate reads the account
-through ``portfolio``, a ``PortfolioSource`` rebuilt at most once per change.
+Inputs: a ``block`` channel of commands (``ApprovedIntent``, ``ApprovedList``,
+``CancelOrder``, ``CancelAll``) and the venue's ``updates()`` stream (``VenueOrder`` and
+``Fill``). Output: ``OrderEvent``s on a ``block`` channel (strategies, the risk gate and the
+contingent-order manager consume them), in the order the changes happened. The state
+itself lives in an ``OrderTable`` (pure); this actor does the I/O around it: venue calls,
+store writes, events, tasks. The risk gate reads the account through ``portfolio``, a
+``PortfolioSource`` rebuilt at most once per change.
 
-Write-ahead: a batch of approved intents becomes orders with fresh client order ids that
-are committed to the store (status SUBMITTED, "may be at the venue") before
-``venue.submit`` is called for any of them. If that commit fails nothing is sent and the
-orders are DENIED with reason ``store_unavailable``. Submit outcomes:
-
-- ``OrderRejected`` → REJECTED with the venue's reason code;
-- ``VenueUnavailable`` (or any unexpected error) → the outcome is unknown: the order stays
-  SUBMITTED and in flight until a query by client order id resolves it (the reconciler);
-  it is never resubmitted;
-- a ``VenueOrder`` → applied only if the order is still SUBMITTED (the update stream may
-  already have told us more).
-
-An order's in-flight age counts from when its submit is sent, not from its write-ahead.
+Write-ahead and submits (``actors.orders.submitter``): approved orders are committed to the
+store (status SUBMITTED) before the venue sees them; a submit whose outcome is unknown leaves
+the order SUBMITTED and in flight until a query by client order id resolves it (the
+reconciler), never resubmitted. An intent with a preset client order id (a child the
+contingent-order manager released) keeps it, and is dropped if that id is already known (a
+re-release after a restart). Native order lists are written ahead leg by leg in one insert
+and sent with one ``submit_list``.
 
 Refused credentials (``VenueAuthenticationError``, or a submit rejected with reason
 ``AUTHENTICATION``) are definite: the order manager asks the risk gate to HALT trading
@@ -50,13 +45,12 @@ from actors.kernel.clock import Clock, WallClock, monotonic
 from actors.model.control import SetTradingState, TradingState
 from actors.model.orders import (
     ApprovedIntent,
+    ApprovedList,
     CancelAll,
     CancelOrder,
     Fill,
     OrderEvent,
-    OrderRequest,
     OrderStatus,
-    OrderType,
     VenueOrder,
 )
 from actors.model.positions import PositionView
@@ -71,24 +65,22 @@ from actors.orders.order_table import (
     PortfolioPublisher,
 )
 from actors.orders.outbox import EventOutbox
+from actors.orders.submitter import STORE_UNAVAILABLE, Submitter
 from actors.ports.stores import OrderStore
 from actors.ports.venue import (
     OrderNotFound,
-    OrderRejected,
     Venue,
     VenueAuthenticationError,
     VenueError,
     VenueUnavailable,
-    is_authentication_refusal,
 )
 
 __all__ = ["STORE_UNAVAILABLE", "ControlSink", "OrderCommand", "OrderManager", "OrderManagerSnapshot"]
 
-OrderCommand = ApprovedIntent | CancelOrder | CancelAll
+#: What the order manager's inbox takes.
+OrderCommand = ApprovedIntent | ApprovedList | CancelOrder | CancelAll
 
 _S = OrderStatus
-STORE_UNAVAILABLE = "store_unavailable"
-#: Back-off of the balance read of a first start the venue refused (doubling up to the max).
 
 
 class ControlSink(Protocol):
@@ -107,7 +99,8 @@ class OrderManager(Actor):
     ``drain_timeout_s`` bounds the wait for in-flight submits/cancels at shutdown — give
     the supervisor's child shutdown timeout a little more than this.
     ``on_submit`` (optional) is called with the intent's ``origin_ns`` (the ``recv_ns`` of
-    the market event behind it; 0 when unknown) right before each ``venue.submit`` call —
+    the market event behind it; 0 when unknown) right before each ``venue.submit`` call (once
+    per ``submit_list``, with the list's ``origin_ns``) —
     the end of tick-to-submit latency for metrics and benchmarks. It must be cheap and
     must not raise (an exception is logged and otherwise ignored).
     ``control`` (optional; also settable as an attribute) is the risk gate's control channel:
@@ -145,9 +138,7 @@ class OrderManager(Actor):
         self._venue = venue
         self._store = store
         self._commands = commands
-        self._prefix = client_id_prefix
         self._drain_timeout_s = drain_timeout_s
-        self._max_requests = max_concurrent_requests
         self._snapshot_every = snapshot_every_fills
         self._snapshot_interval_s = snapshot_interval_s
         self._store_backlog_limit = store_backlog_limit
@@ -163,12 +154,14 @@ class OrderManager(Actor):
         self._loader = OrderLoader(self._table, store, venue, self._clock,
                                    fills_lookback_ms=int(fills_lookback_s * 1000), log=self.log)
         self._outbox = EventOutbox(events, outbox_limit, self.beat)
+        self._submitter = Submitter(self, self._table, store, venue, self._clock, client_id_prefix,
+                                    max_concurrent_requests)
         self._reset_io()
 
     def _reset_io(self) -> None:
         self._outbox.reset()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sem = asyncio.Semaphore(self._max_requests)
+        self._submitter.reset()
         self._background: list[asyncio.Task[None]] = []
         self._stopping = False
         self._fills_since_snapshot = 0
@@ -184,13 +177,16 @@ class OrderManager(Actor):
         self._table.reset()
         self._reset_io()
         loader = self._loader
-        if not await loader.restore():
+        restored = await loader.restore()
+        # Orders closed in earlier runs are in the store only: preset ids are checked there too.
+        self._submitter.history_in_store = restored
+        if not restored:
             # First start on this database: the venue's balances are the starting point.
             try:
                 await loader.first_start()
             except VenueAuthenticationError as exc:
                 # Restarting would only hammer the venue: run() waits for it, then loads.
-                await self._halt_for_credentials(exc, "first start")
+                await self.halt_for_credentials(exc, "first start")
                 self._waiting_for_venue = True
                 return
         await loader.load_orders()
@@ -278,72 +274,26 @@ class OrderManager(Actor):
     # commands
     # ------------------------------------------------------------------------------------
     async def _handle_commands(self, batch: list[OrderCommand]) -> None:
+        submitter = self._submitter
         intents: list[ApprovedIntent] = []
         for cmd in batch:
             if isinstance(cmd, ApprovedIntent):
                 intents.append(cmd)
                 continue
             if intents:
-                await self._submit_intents(intents)
+                await submitter.submit_intents(intents)
                 intents = []
-            if isinstance(cmd, CancelOrder):
+            if isinstance(cmd, ApprovedList):
+                await submitter.submit_list(cmd)
+            elif isinstance(cmd, CancelOrder):
                 self.cancel(cmd.client_order_id, cmd.reason)
             else:
                 self.cancel_all(symbol=cmd.symbol, strategy=cmd.strategy, reason=cmd.reason)
         if intents:
-            await self._submit_intents(intents)
+            await submitter.submit_intents(intents)
 
-    async def _submit_intents(self, intents: list[ApprovedIntent]) -> None:
-        now = self._clock.now_ms()
-        venue_name = self._venue.name
-        records = []
-        for ap in intents:
-            it = ap.intent
-            records.append(
-                OrderRecord(
-                    client_order_id=self._store.next_client_order_id(self._prefix),
-                    venue=venue_name,
-                    strategy=it.strategy,
-                    symbol=it.symbol,
-                    side=it.side,
-                    type=it.type,
-                    size=ap.size,
-                    price=it.limit_price if it.type is OrderType.LIMIT else None,
-                    status=_S.SUBMITTED,
-                    tag=it.tag,
-                    intent_id=it.intent_id,
-                    created_ms=now,
-                    updated_ms=now,
-                )
-            )
-        table = self._table
-        try:
-            await self._store.insert_orders(records)  # write-ahead: committed before any submit
-        except Exception as exc:
-            table.took_in(intents[-1].intent.intent_id)
-            table.counts.store_errors += 1
-            self.log.error("order.write_ahead_failed", error=str(exc), orders=len(records))
-            for rec in records:
-                self._emit(table.deny_unsent(rec, STORE_UNAVAILABLE), persist=False)
-            return
-        table.took_in(intents[-1].intent.intent_id)
-        for rec, ap in zip(records, intents, strict=True):
-            event = table.add_submitted(rec, sent=False)
-            # The decision trail: which approved intent became which order, tamper-evident.
-            self._store.append_audit_nowait("order.submitted", {
-                "client_order_id": rec.client_order_id, "strategy": rec.strategy, "symbol": rec.symbol,
-                "side": rec.side.value, "type": rec.type.value, "size": rec.size, "price": rec.price,
-                "intent_id": rec.intent_id, "reference_price": ap.reference_price})
-            self._emit(event)
-            await self._spawn(rec, ap.intent.origin_ns)
-
-    async def _spawn(self, rec: OrderRecord, origin_ns: int = 0) -> None:
-        """Start a submit once fewer than ``max_concurrent_requests`` are running (backpressure)."""
-        await self._sem.acquire()
-        task = self._start_task(self._submit(rec, origin_ns))
-        task.add_done_callback(lambda _: self._sem.release())
-
-    def _start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a venue call (submit, cancel) as a task that shutdown drains (the submit path's host)."""
         task: asyncio.Task[None] = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -354,45 +304,11 @@ class OrderManager(Actor):
         if not task.cancelled() and task.exception() is not None:
             self.log.error("order.task_failed", error=repr(task.exception()))
 
-    async def _submit(self, rec: OrderRecord, origin_ns: int = 0) -> None:
-        coid = rec.client_order_id
-        table = self._table
-        req = OrderRequest(client_order_id=coid, symbol=rec.symbol, side=rec.side, type=rec.type,
-                           size=rec.size, price=rec.price)
-        hook = self.on_submit
-        if hook is not None:
-            try:
-                hook(origin_ns)
-            except Exception as exc:
-                self.log.error("order.on_submit_hook_failed", error=repr(exc))
-        table.mark_sent(coid)
-        try:
-            vo = await self._venue.submit(req)
-        except OrderRejected as exc:
-            table.counts.rejected += 1
-            cur = table.open_order(coid)
-            if cur is not None and cur.status is _S.SUBMITTED:
-                self._commit((table.transition(cur, _S.REJECTED, exc.reason),))
-            if is_authentication_refusal(exc):
-                await self._halt_for_credentials(exc, f"submit {coid}")
-        except VenueUnavailable as exc:
-            table.counts.submit_unknown += 1
-            self.log.warning("order.submit_outcome_unknown", client_order_id=coid, reason=exc.reason)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # an adapter bug: the outcome is just as unknown
-            table.counts.submit_unknown += 1
-            self.log.error("order.submit_failed_unexpectedly", client_order_id=coid, error=repr(exc))
-        else:
-            self.venue_refusal = None
-            cur = table.open_order(coid)
-            if cur is not None and cur.status is _S.SUBMITTED:
-                self.apply_venue_order(vo)
-        finally:
-            table.finish_submit(coid)
-        reason = table.pop_deferred_cancel(coid)
+    def submit_answered(self, client_order_id: str) -> None:
+        """The submit of an order is over: request a cancel that waited for it (the submit path's host)."""
+        reason = self._table.pop_deferred_cancel(client_order_id)
         if reason is not None and not self._stopping:
-            self._request_cancel(coid, reason)
+            self._request_cancel(client_order_id, reason)
 
     def cancel(self, client_order_id: str, reason: str = "") -> bool:
         """Request a cancel (PENDING_CANCEL, then ``venue.cancel``); False if not open here."""
@@ -412,10 +328,10 @@ class OrderManager(Actor):
         if rec.status is _S.PENDING_CANCEL:
             return True
         change = table.transition(rec, _S.PENDING_CANCEL, reason or "cancel_requested")
-        self._commit((change,))
+        self.commit_changes((change,))
         if change.record is None:
             return False
-        self._start_task(self._send_cancel(change.record))
+        self.start_task(self._send_cancel(change.record))
         return True
 
     def cancel_all(self, *, symbol: str | None = None, strategy: str | None = None, reason: str = "") -> int:
@@ -473,7 +389,7 @@ class OrderManager(Actor):
             except asyncio.CancelledError:
                 raise
             except VenueAuthenticationError as exc:
-                await self._halt_for_credentials(exc, "update stream")
+                await self.halt_for_credentials(exc, "update stream")
             except Exception as exc:
                 self.log.warning("order.updates_failed", error=repr(exc))
             finally:
@@ -487,7 +403,7 @@ class OrderManager(Actor):
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
 
-    async def _halt_for_credentials(self, exc: VenueError, where: str) -> None:
+    async def halt_for_credentials(self, exc: VenueError, where: str) -> None:
         """The venue refused our credentials: ask the risk gate to HALT trading (once until it accepts us)."""
         if self.venue_refusal is not None:
             return
@@ -506,7 +422,7 @@ class OrderManager(Actor):
     def apply_venue_order(self, vo: VenueOrder) -> bool:
         """Apply the venue's view of one of our orders; False if ignored (stale/unknown/illegal/same)."""
         changes = self._table.apply_venue_order(vo)
-        self._commit(changes)
+        self.commit_changes(changes)
         return any(c.event is not None for c in changes)
 
     def apply_fill(self, fill: Fill) -> FillOutcome:
@@ -532,7 +448,7 @@ class OrderManager(Actor):
                              trade_id=fill.trade_id)
             self._store.append_audit_nowait("order.unknown_fill", {"fill": fill})
             return out
-        self._commit(changes)
+        self.commit_changes(changes)
         return out
 
     def mark_lost(self, client_order_id: str, reason: str) -> bool:
@@ -540,13 +456,13 @@ class OrderManager(Actor):
         change = self._table.mark_lost(client_order_id, reason)
         if change is None:
             return False
-        self._commit((change,))
+        self.commit_changes((change,))
         return change.record is not None
 
     def adopt_order(self, vo: VenueOrder, strategy: str = "external") -> OrderRecord:
         """Start tracking an order placed outside aaiti (reconciler, ``unknown_orders = "adopt"``)."""
         rec, change = self._table.adopt(vo, strategy)
-        self._commit((change,))
+        self.commit_changes((change,))
         return rec
 
     def rebase_balances(self, balances: dict[str, Decimal], reason: str) -> dict[str, Decimal]:
@@ -561,7 +477,7 @@ class OrderManager(Actor):
     # ------------------------------------------------------------------------------------
     # carrying out the table's changes
     # ------------------------------------------------------------------------------------
-    def _commit(self, changes: Iterable[Change]) -> None:
+    def commit_changes(self, changes: Iterable[Change]) -> None:
         """Audit refusals, persist records (write-behind) and publish events, in order."""
         store = self._store
         for refused, record, event in changes:
@@ -575,9 +491,10 @@ class OrderManager(Actor):
             if record is not None:
                 store.update_order_nowait(record)
             if event is not None:
-                self._emit(event)
+                self.emit_event(event)
 
-    def _emit(self, event: OrderEvent, persist: bool = True) -> None:
+    def emit_event(self, event: OrderEvent, persist: bool = True) -> None:
+        """Persist (write-behind, unless ``persist`` is False) and publish one event, in order."""
         if persist:
             self._store.append_order_event_nowait(event)
         self._outbox.put(event)
@@ -602,8 +519,20 @@ class OrderManager(Actor):
         return self._table.last_intent_id
 
     def order(self, client_order_id: str) -> OrderRecord | None:
-        """An open or recently closed order."""
+        """An open or recently closed order (sync; the contingent-order manager's ``OrderLookup``).
+
+        After a restart it knows the open orders loaded from the store and every order since,
+        not those closed before: ``find_order`` also asks the store.
+        """
         return self._table.order(client_order_id)
+
+    async def find_order(self, client_order_id: str) -> OrderRecord | None:
+        """``order``, or the stored record when the table may not know it (closed in an earlier run).
+
+        A final order found in the store is remembered, so ``order`` knows it afterwards.
+        Raises ``StoreError`` when the store cannot be read.
+        """
+        return await self._submitter.lookup(client_order_id)
 
     def open_orders(self) -> list[OrderRecord]:
         """Open orders, oldest first."""

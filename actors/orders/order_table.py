@@ -11,6 +11,11 @@ never applied. Fills go through the ledger (dedup by (venue, trade_id), overfill
 Open orders live in the table until they are final; final ones are kept in a bounded window
 (``closed_order_window``) for late updates and fills.
 
+A venue may report a native conditional order (or an order-list leg) TRIGGERED or EXPIRED
+before we saw it ACCEPTED, or while our cancel is pending (Binance expires the other leg of
+an OCO that filled): the table then moves it through ACCEPTED first, since the venue must
+have accepted it to trigger or expire it.
+
 Every change to what the risk gate reads bumps ``version``; ``PortfolioPublisher`` turns
 the table into an immutable ``PortfolioView`` at most once per version.
 """
@@ -36,6 +41,9 @@ _S = OrderStatus
 #: Statuses in which we wait for the venue's answer (submit, cancel or amend outcome unknown).
 _IN_FLIGHT = frozenset({_S.SUBMITTED, _S.PENDING_CANCEL, _S.PENDING_UPDATE})
 _CLOSED_BY_VENUE = (_S.REJECTED, _S.EXPIRED, _S.DENIED)
+#: Venue statuses reached through ACCEPTED from a status that has no direct move to them.
+_VIA_ACCEPTED = frozenset({(_S.SUBMITTED, _S.TRIGGERED), (_S.SUBMITTED, _S.EXPIRED),
+                           (_S.PENDING_CANCEL, _S.TRIGGERED), (_S.PENDING_CANCEL, _S.EXPIRED)})
 
 
 class InFlightOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,6 +178,8 @@ class OrderTable:
         self._inflight: dict[str, float | None] = {}
         self._submitting: set[str] = set()
         self._deferred_cancels: dict[str, str] = {}
+        #: True once a closed order fell out of the window: the table no longer knows every order.
+        self.forgot_closed = False
 
     # -- loading ------------------------------------------------------------------------
     def reset(self) -> None:
@@ -185,6 +195,7 @@ class OrderTable:
         self._inflight = {}
         self._submitting = set()
         self._deferred_cancels = {}
+        self.forgot_closed = False
         self.version += 1
 
     def restore_ledger(self, positions: Iterable[PositionView], balances: dict[str, Decimal]) -> None:
@@ -218,6 +229,11 @@ class OrderTable:
             age_s = max(0, self._clock.now_ms() - rec.updated_ms) / 1000
             self._inflight[coid] = self._process_time() - age_s
         self.version += 1
+
+    def remember_closed(self, rec: OrderRecord) -> None:
+        """Keep a final order read back from the store in the closed window, for lookups only."""
+        if rec.status in TERMINAL_STATUSES and self.order(rec.client_order_id) is None:
+            self._remember_closed(rec)
 
     # -- submits and cancels ----------------------------------------------------------------
     def took_in(self, intent_id: str) -> None:
@@ -305,6 +321,12 @@ class OrderTable:
             self._put(rec)
             changes.append(Change(record=rec))
         if vo.status is not rec.status:
+            if (rec.status, vo.status) in _VIA_ACCEPTED:
+                accepted = self.transition(rec, _S.ACCEPTED)
+                changes.append(accepted)
+                if accepted.record is None:
+                    return changes
+                rec = accepted.record
             changes.append(self.transition(rec, vo.status, vo.reason))
         return changes
 
@@ -382,11 +404,7 @@ class OrderTable:
             self._orders.pop(coid, None)
             self._inflight.pop(coid, None)
             self._deferred_cancels.pop(coid, None)
-            if coid not in self._closed:
-                self._closed_order.append(coid)
-                while len(self._closed_order) > self._closed_window:
-                    self._closed.pop(self._closed_order.popleft(), None)
-            self._closed[coid] = rec
+            self._remember_closed(rec)
             self._ledger.close_order(coid)
         else:
             self._closed.pop(coid, None)
@@ -397,6 +415,15 @@ class OrderTable:
             else:
                 self._inflight.pop(coid, None)
         self.version += 1
+
+    def _remember_closed(self, rec: OrderRecord) -> None:
+        coid = rec.client_order_id
+        if coid not in self._closed:
+            self._closed_order.append(coid)
+            while len(self._closed_order) > self._closed_window:
+                self._closed.pop(self._closed_order.popleft(), None)
+                self.forgot_closed = True
+        self._closed[coid] = rec
 
     def _count(self, status: OrderStatus) -> None:
         t = self.counts.transitions
@@ -409,7 +436,7 @@ class OrderTable:
         return OrderEvent(
             client_order_id=rec.client_order_id, strategy=rec.strategy, symbol=rec.symbol, status=status,
             previous=previous, filled=rec.filled, size=rec.size, fill=fill, reason=reason,
-            ts_ms=self._clock.now_ms(),
+            ts_ms=self._clock.now_ms(), intent_id=rec.intent_id, parent=rec.parent,
         )
 
     # -- views --------------------------------------------------------------------------------

@@ -71,6 +71,10 @@ class OrderStore(Protocol):
         """Orders the venue may still act on."""
         ...
 
+    async def order(self, client_order_id: str) -> OrderRecord | None:
+        """One order (open or closed) by client order id; None if never written. Raises StoreError."""
+        ...
+
     async def fills_after(self, fill_seq: int) -> list[tuple[int, Fill]]:
         """Fills stored after a sequence number."""
         ...

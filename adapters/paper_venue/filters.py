@@ -3,6 +3,9 @@
 The reason codes are the ones the live ccxt venue gives for the same order, so a strategy
 meets the same refusal in a backtest, on paper and live:
 
+- ``UNSUPPORTED_ORDER_TYPE``: a conditional type (stop, take-profit), a trailing delta or an
+  iceberg display size. The paper venue has none of them natively (it does not implement
+  ``NativeOrders``): the daemon emulates them on paper, so paper and backtests behave alike;
 - ``INVALID_QUANTITY``: the size is not a positive number;
 - ``PRECISION``: the size is not a multiple of ``step_size``, or a limit price not a multiple
   of ``tick_size`` (the ccxt venue checks these before sending);
@@ -11,16 +14,16 @@ meets the same refusal in a backtest, on paper and live:
   ``InvalidOrder``): LOT_SIZE when the size is outside ``min_qty``..``max_qty``, NOTIONAL when
   the order's value is below ``min_notional``. The message names the filter.
 
-Checks run in the live path's order: quantity, then price (those the ccxt venue makes before
-sending), then the exchange's LOT_SIZE and NOTIONAL.
+Checks run in the live path's order: what the venue does not run at all, quantity, then price
+(those the ccxt venue makes before sending), then the exchange's LOT_SIZE and NOTIONAL.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from actors.model.orders import OrderRequest, OrderType
-from actors.ports.venue import OrderRejected
+from actors.model.orders import CONDITIONAL_TYPES, OrderRequest, OrderType
+from actors.ports.venue import UNSUPPORTED_ORDER_TYPE, OrderRejected
 from config.schema.trading import InstrumentSection
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "INVALID_PRICE",
     "INVALID_QUANTITY",
     "PRECISION",
+    "check_native",
     "check_notional",
     "check_order",
     "is_multiple",
@@ -51,11 +55,28 @@ def is_multiple(value: Decimal, step: Decimal) -> bool:
         return False
 
 
+def check_native(req: OrderRequest) -> None:
+    """Refuse, definitively, what only a venue with native conditional orders runs."""
+    if req.type in CONDITIONAL_TYPES:
+        what = f"{req.type.value} orders"
+    elif req.trailing_bps is not None:
+        what = "trailing stops"
+    elif req.display_size is not None:
+        what = "iceberg orders"
+    elif req.trigger_price is not None:
+        what = "trigger prices"
+    else:
+        return
+    raise OrderRejected(UNSUPPORTED_ORDER_TYPE,
+                        f"paper venue emulates {what} in the daemon: it takes plain market and limit orders only")
+
+
 def check_order(req: OrderRequest, inst: InstrumentSection) -> None:
     """Refuse ``req`` with ``OrderRejected`` when it breaks a filter that needs no market price.
 
     A market order's NOTIONAL filter needs a price: ``check_notional`` once one is known.
     """
+    check_native(req)
     size = req.size
     if not size.is_finite() or size <= 0:
         raise OrderRejected(INVALID_QUANTITY, f"size {size}")

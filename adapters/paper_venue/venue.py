@@ -54,6 +54,10 @@ class PaperVenue:
     ``MarketTap`` capability) must be called with every market event, on the loop: it records
     the market state and serves our orders; it is cheap and never blocks. While
     ``quiet_on(symbol)`` holds, it keeps only the symbol's latest state (a latest-only tap).
+
+    It takes plain market and limit orders only and does not implement ``NativeOrders``: a
+    stop, take-profit, trailing delta or display size is refused with ``UNSUPPORTED_ORDER_TYPE``
+    (the daemon emulates them, so paper and backtests behave alike).
     """
 
     on_market: Callable[[MarketEvent], None]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
+import pytest
+
 from actors.kernel.clock import MarketClock
 from actors.model.orders import Fill, OrderStatus, OrderType, Side, VenueOrder
 from actors.model.records import OrderRecord
@@ -156,3 +159,62 @@ def test_reset_keeps_counters_and_moves_the_version_on() -> None:
     assert table.version > before and table.open_orders() == [] and table.balances() == {}
     counters = table.snapshot(loaded=False, events_published=0).counters
     assert (counters.submitted, counters.fills_applied) == (1, 1)
+
+
+def test_events_carry_the_orders_intent_and_parent() -> None:
+    table = make_table()
+    rec = msgspec.structs.replace(record("c"), parent="ct-1", intent_id="ct-1:exit:1")
+    submitted = table.add_submitted(rec)
+    (accepted,) = table.apply_venue_order(msgspec.structs.replace(venue_order("c", S.ACCEPTED), venue_order_id=""))
+    _, (filled,) = table.apply_fill(fill("c", "t1", "100"))
+    denied = table.deny_unsent(msgspec.structs.replace(rec, client_order_id="d"), "store_unavailable")
+    for ev in (submitted, accepted.event, filled.event, denied):
+        assert ev is not None and (ev.intent_id, ev.parent) == ("ct-1:exit:1", "ct-1")
+
+
+@pytest.mark.parametrize("new", [S.TRIGGERED, S.EXPIRED], ids=lambda s: s.value)
+@pytest.mark.parametrize("pending_cancel", [False, True], ids=["submitted", "pending_cancel"])
+def test_a_native_order_triggered_or_expired_before_we_saw_it_accepted_goes_through_accepted(
+    new: OrderStatus, pending_cancel: bool
+) -> None:
+    """Binance expires the other leg of an OCO that filled, maybe before its submit answer or
+    while we cancel it; a native stop may trigger as fast."""
+    table = make_table()
+    table.add_submitted(msgspec.structs.replace(record("c"), venue_order_id="v-c"))
+    start = S.SUBMITTED
+    if pending_cancel:
+        rec = table.order("c")
+        assert rec is not None
+        table.transition(rec, S.PENDING_CANCEL)
+        start = S.PENDING_CANCEL
+    changes = table.apply_venue_order(venue_order("c", new))
+    assert [(c.event.previous, c.event.status) for c in changes if c.event is not None] == [
+        (start, S.ACCEPTED), (S.ACCEPTED, new)]
+    assert table.counts.illegal == 0
+    rec = table.order("c")
+    assert rec is not None and rec.status is new
+    assert table.in_flight() == []
+
+
+def test_a_final_order_read_back_from_the_store_is_remembered_for_lookups_only() -> None:
+    table = make_table()
+    version = table.version
+    old = msgspec.structs.replace(record("old"), status=S.FILLED, filled=D("100"))
+    table.remember_closed(old)
+    assert table.order("old") == old and table.open_order("old") is None
+    assert table.version == version and table.open_orders() == []
+    table.remember_closed(msgspec.structs.replace(record("open"), status=S.ACCEPTED))
+    assert table.order("open") is None  # only final orders: open ones are loaded with their fills
+
+
+def test_letting_a_closed_order_go_is_noted() -> None:
+    table = make_table()
+    for i in range(4):
+        table.add_submitted(record(f"o{i}"))
+        table.apply_venue_order(venue_order(f"o{i}", S.CANCELED))
+    assert not table.forgot_closed
+    table.add_submitted(record("o4"))
+    table.apply_venue_order(venue_order("o4", S.CANCELED))
+    assert table.forgot_closed
+    table.reset()
+    assert not table.forgot_closed
