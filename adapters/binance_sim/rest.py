@@ -369,6 +369,12 @@ class RestApi:
             raise limited
         order, fills, transact = self._ex.place_order(req)
         body = payloads.order_result(order, fills, req.resp_type, transact)
+        await self._maybe_lose_reply(request)
+        return _json(body, headers={"X-MBX-ORDER-COUNT-10S": str(self._limiter.order_count(now))})
+
+    @staticmethod
+    async def _maybe_lose_reply(request: web.Request) -> None:
+        """Lose the reply of an applied order entry when a ``lose_response`` fault matched it."""
         lose = request.get(_LOSE)
         if lose is not None:
             if lose.lose_mode == "abort":
@@ -376,7 +382,6 @@ class RestApi:
                     request.transport.abort()
                 raise asyncio.CancelledError  # nothing left to answer on; aiohttp ends the handler quietly
             await asyncio.sleep(lose.delay_s)
-        return _json(body, headers={"X-MBX-ORDER-COUNT-10S": str(self._limiter.order_count(now))})
 
     async def test_order(self, request: web.Request) -> web.Response:
         """``POST /api/v3/order/test``: validation only."""
@@ -417,7 +422,9 @@ class RestApi:
     ) -> web.Response:
         params = self._signed(request)
         count = self._admit_orders(legs)
-        return _json(place(params), headers={"X-MBX-ORDER-COUNT-10S": count})
+        body = place(params)
+        await self._maybe_lose_reply(request)  # the list is placed, its answer may be lost
+        return _json(body, headers={"X-MBX-ORDER-COUNT-10S": count})
 
     async def new_oco(self, request: web.Request) -> web.Response:
         """``POST /api/v3/orderList/oco`` (counts as 2 orders)."""

@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
 
-from actors.model.orders import Balance, Fill, OrderStatus, OrderType, Side, VenueOrder
+from actors.model.orders import CONDITIONAL_TYPES, Balance, Fill, OrderStatus, OrderType, Side, VenueOrder
 
 _ZERO = Decimal(0)
 
@@ -27,7 +27,8 @@ _ZERO = Decimal(0)
 _RAW_STATUS: Mapping[str, OrderStatus] = MappingProxyType(
     {
         "NEW": OrderStatus.ACCEPTED,
-        "PENDING_NEW": OrderStatus.SUBMITTED,
+        # An OTO's pending order: placed and known by the venue, released once the working fills.
+        "PENDING_NEW": OrderStatus.ACCEPTED,
         "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
         "FILLED": OrderStatus.FILLED,
         "CANCELED": OrderStatus.CANCELED,
@@ -46,6 +47,21 @@ _UNIFIED_STATUS: Mapping[str, OrderStatus] = MappingProxyType(
         "canceling": OrderStatus.PENDING_CANCEL,
         "rejected": OrderStatus.REJECTED,
         "expired": OrderStatus.EXPIRED,
+    }
+)
+
+
+#: Binance order types (REST ``type``, stream ``o``; ccxt's own spot ``type`` only says
+#: market or limit). LIMIT_MAKER is a post-only limit.
+_RAW_TYPES: Mapping[str, OrderType] = MappingProxyType(
+    {
+        "MARKET": OrderType.MARKET,
+        "LIMIT": OrderType.LIMIT,
+        "LIMIT_MAKER": OrderType.LIMIT,
+        "STOP_LOSS": OrderType.STOP_MARKET,
+        "STOP_LOSS_LIMIT": OrderType.STOP_LIMIT,
+        "TAKE_PROFIT": OrderType.TAKE_PROFIT,
+        "TAKE_PROFIT_LIMIT": OrderType.TAKE_PROFIT_LIMIT,
     }
 )
 
@@ -134,13 +150,51 @@ def _info(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     return info if isinstance(info, Mapping) else {}
 
 
-def order_status(raw: Mapping[str, Any], filled: Decimal) -> OrderStatus:
-    """The aaiti status of a ccxt order: Binance's own status when present, else ccxt's."""
+def order_type(raw: Mapping[str, Any]) -> OrderType:
+    """Our type of a ccxt order: Binance's own type when present, else ccxt's (market or limit)."""
+    info = _info(raw)
+    for key in ("o", "type"):
+        value = info.get(key)
+        if isinstance(value, str) and value.upper() in _RAW_TYPES:
+            return _RAW_TYPES[value.upper()]
+    otype = raw.get("type")
+    if not isinstance(otype, str) or not otype:
+        raise Malformed("missing_field", "type")
+    return _RAW_TYPES.get(otype.upper(), OrderType.MARKET if otype.lower() == "market" else OrderType.LIMIT)
+
+
+def _triggered(info: Mapping[str, Any]) -> bool:
+    """True when a conditional order Binance reports as NEW has triggered (is working).
+
+    ``isWorking`` (REST) / ``w`` (stream) turn true at the trigger; without them, a
+    ``workingTime`` / ``W`` other than -1 says so.
+    """
+    for key in ("isWorking", "w"):
+        value = info.get(key)
+        if isinstance(value, bool):
+            return value
+    for key in ("workingTime", "W"):
+        value = info.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value > 0
+    return False
+
+
+def order_status(raw: Mapping[str, Any], filled: Decimal, otype: OrderType | None = None) -> OrderStatus:
+    """The aaiti status of a ccxt order: Binance's own status when present, else ccxt's.
+
+    A conditional order (``otype`` in ``CONDITIONAL_TYPES``) that Binance still reports as NEW
+    once it triggered (a stop-limit resting on the book, or the report between the trigger and
+    the execution) is TRIGGERED.
+    """
     info = _info(raw)
     for key in ("X", "status"):
         value = info.get(key)
         if isinstance(value, str) and value in _RAW_STATUS:
-            return _RAW_STATUS[value]
+            status = _RAW_STATUS[value]
+            if value == "NEW" and otype in CONDITIONAL_TYPES and _triggered(info):
+                return OrderStatus.TRIGGERED
+            return status
     unified = raw.get("status")
     if unified == "open":
         return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.ACCEPTED
@@ -177,9 +231,7 @@ def venue_order(
         raise Malformed("missing_field", "clientOrderId")
     symbol = _symbol(raw, markets)
     side = _side(raw)
-    otype = raw.get("type")
-    if not isinstance(otype, str) or not otype:
-        raise Malformed("missing_field", "type")
+    otype = order_type(raw)
     size = _positive(raw.get("amount"), "amount")
     filled = to_decimal(raw.get("filled"), "filled")
     if filled is None:
@@ -188,7 +240,7 @@ def venue_order(
         raise Malformed("impossible_value", f"filled={filled} size={size}")
     price = _optional_positive(raw.get("price"), "price")
     avg = _optional_positive(raw.get("average"), "average")
-    status = order_status(raw, filled)
+    status = order_status(raw, filled, otype)
     ts = _int_ms(raw.get("lastUpdateTimestamp")) or _int_ms(raw.get("lastTradeTimestamp")) or _int_ms(
         raw.get("timestamp")
     )
@@ -199,7 +251,7 @@ def venue_order(
         venue_order_id=str(vid),
         symbol=symbol,
         side=side,
-        type=OrderType.MARKET if otype.lower() == "market" else OrderType.LIMIT,
+        type=otype,
         status=status,
         size=size,
         filled=filled,

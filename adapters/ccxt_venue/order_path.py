@@ -2,7 +2,11 @@
 
 - Orders carry OUR client order id (``params={'clientOrderId': …}`` → Binance
   ``newClientOrderId``); a cancel and a query go by that id too (``origClientOrderId``).
-- Submit outcomes: a definite refusal → ``OrderRejected(reason)``: INSUFFICIENT_FUNDS,
+- Conditional orders (stop, take-profit, trailing delta, iceberg) go out as Binance's native
+  types (:mod:`adapters.ccxt_venue.native_orders`); order lists through
+  :mod:`adapters.ccxt_venue.list_path`, with the same error mapping (:meth:`OrderPath.send`).
+- Submit outcomes: a definite refusal → ``OrderRejected(reason)``: UNSUPPORTED_ORDER_TYPE (the
+  venue does not run this type, list, trailing stop or iceberg for the symbol), INSUFFICIENT_FUNDS,
   WOULD_TAKE, INVALID_ORDER, UNKNOWN_SYMBOL, BAD_REQUEST, AUTHENTICATION, MARKET_CLOSED,
   REJECTED, CLOCK_SKEW (-1021 after a resync), PRECISION / INVALID_PRICE / INVALID_QUANTITY
   (checked before sending: ccxt would silently round the size or price), RATE_LIMITED (429,
@@ -24,13 +28,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from actors.model.orders import Balance, Fill, OrderRequest, OrderType, VenueOrder
-from actors.ports.venue import AUTHENTICATION, OrderNotFound, OrderRejected, VenueUnavailable
-from adapters.ccxt_venue import normalize
+from actors.model.orders import PRICED_TYPES, Balance, Fill, OrderRequest, VenueOrder
+from actors.ports.venue import (
+    AUTHENTICATION,
+    UNSUPPORTED_ORDER_TYPE,
+    OrderNotFound,
+    OrderRejected,
+    VenueUnavailable,
+)
+from adapters.ccxt_venue import native_orders, normalize
 from adapters.ccxt_venue.order_tracking import OrderTracker
 from adapters.ccxt_venue.rest import RestGateway
 from adapters.ccxt_venue.session import VenueSession
@@ -62,32 +72,58 @@ class OrderPath:
         self._tracker = tracker
 
     # -- submit ----------------------------------------------------------------------------------
-    def _check_request(self, ex: Any, req: OrderRequest) -> tuple[float, float | None]:
+    def check_request(self, ex: Any, req: OrderRequest, *, wire_type: str | None = None) -> tuple[float, float | None]:
+        """Refuse (unsent) a request the venue would refuse or ccxt would silently round.
+
+        Returns the amount and the limit price (None for the unpriced types) as ccxt takes them.
+        ``wire_type``: the Binance type the request goes out as (an OCO leg's LIMIT_MAKER);
+        by default its own. Conditional fields are checked by ``native_orders``.
+        """
         if req.symbol not in self._session.markets:
             raise OrderRejected("UNKNOWN_SYMBOL", f"{req.symbol!r} is not listed on {self._session.name}")
         if not req.size.is_finite() or req.size <= 0:
             raise OrderRejected("INVALID_QUANTITY", f"size {req.size}")
+        if native_orders.is_native(req):
+            native_orders.check_fields(req, native_orders.native_support(self._session.config.exchange_id))
+            market = ex.markets.get(req.symbol) if isinstance(getattr(ex, "markets", None), Mapping) else None
+            info = market.get("info") if isinstance(market, Mapping) else None
+            native_orders.refuse_unsupported(
+                info if isinstance(info, Mapping) else {}, req, wire_type or native_orders.WIRE_TYPES[req.type]
+            )
         amount = float(req.size)
-        try:
-            rounded = Decimal(str(ex.amount_to_precision(req.symbol, amount)))
-        except Exception as exc:
-            raise OrderRejected("INVALID_QUANTITY", f"size {req.size}: {exc}") from None
-        if rounded != req.size:
-            raise OrderRejected("PRECISION", f"size {req.size} is not a multiple of the step (would send {rounded})")
-        if req.type is OrderType.MARKET:
+        self._on_step(ex, req.symbol, req.size, "size")
+        if req.display_size is not None:
+            self._on_step(ex, req.symbol, req.display_size, "display size")
+        if req.trigger_price is not None:
+            self._on_tick(ex, req.symbol, req.trigger_price, "trigger price")
+        if req.type not in PRICED_TYPES:
             if req.price is not None:
-                raise OrderRejected("INVALID_PRICE", "market orders take no price")
+                raise OrderRejected("INVALID_PRICE", f"{req.type.value} orders take no price")
             return amount, None
         if req.price is None or not req.price.is_finite() or req.price <= 0:
             raise OrderRejected("INVALID_PRICE", f"limit price {req.price}")
-        price = float(req.price)
+        self._on_tick(ex, req.symbol, req.price, "price")
+        return amount, float(req.price)
+
+    @staticmethod
+    def _on_step(ex: Any, symbol: str, qty: Decimal, what: str) -> None:
         try:
-            rounded_p = Decimal(str(ex.price_to_precision(req.symbol, price)))
+            rounded = Decimal(str(ex.amount_to_precision(symbol, float(qty))))
         except Exception as exc:
-            raise OrderRejected("INVALID_PRICE", f"price {req.price}: {exc}") from None
-        if rounded_p != req.price:
-            raise OrderRejected("PRECISION", f"price {req.price} is not on the tick (would send {rounded_p})")
-        return amount, price
+            raise OrderRejected("INVALID_QUANTITY", f"{what} {qty}: {exc}") from None
+        if rounded != qty:
+            raise OrderRejected("PRECISION", f"{what} {qty} is not a multiple of the step (would send {rounded})")
+
+    @staticmethod
+    def _on_tick(ex: Any, symbol: str, price: Decimal, what: str) -> None:
+        if not price.is_finite() or price <= 0:
+            raise OrderRejected("INVALID_PRICE", f"{what} {price}")
+        try:
+            rounded = Decimal(str(ex.price_to_precision(symbol, float(price))))
+        except Exception as exc:
+            raise OrderRejected("INVALID_PRICE", f"{what} {price}: {exc}") from None
+        if rounded != price:
+            raise OrderRejected("PRECISION", f"{what} {price} is not on the tick (would send {rounded})")
 
     def _submit_refusal(self, exc: BaseException, paused: str | None) -> OrderRejected | None:
         """The OrderRejected for a definite refusal of a submit, None when the outcome is unknown.
@@ -103,30 +139,44 @@ class OrderPath:
             return OrderRejected(paused, text[:300])
         if is_a(exc, "InvalidOrder") and "duplicate order" in text.lower():
             return None  # an order with our id exists: resolve by query
+        if is_a(exc, "ExchangeError") and native_orders.is_unsupported_refusal(text):
+            return OrderRejected(UNSUPPORTED_ORDER_TYPE, text[:300])
         for name, reason in _SUBMIT_REFUSALS:
             if is_a(exc, name):
                 return OrderRejected(reason, text[:300])
         return None
 
     async def submit(self, request: OrderRequest) -> VenueOrder:
-        """Place an order with our client order id. Raises OrderRejected or VenueUnavailable."""
-        session, rest, tracker = self._session, self._rest, self._tracker
-        ex = session.require_started()
-        amount, price = self._check_request(ex, request)
+        """Place an order with our client order id. Raises OrderRejected or VenueUnavailable.
+
+        Conditional orders, trailing deltas and icebergs go out as Binance's native types
+        (``adapters.ccxt_venue.native_orders``).
+        """
+        ex = self._session.require_started()
+        amount, price = self.check_request(ex, request)
+        call = native_orders.create_order_call(request, price)
         coid = request.client_order_id
-        tracker.track_new(coid, request.symbol)
+        self._tracker.track_new(coid, request.symbol)
+        raw = await self.send(
+            f"submit {coid}", (coid,), ex.create_order, request.symbol, call.type, request.side.value, amount,
+            call.price, call.params,
+        )
+        vo = self.reply(raw, coid, "submit")
+        self._tracker.record(vo)
+        self.emit_reply_trades(raw, vo)
+        return vo
+
+    async def send(self, op: str, client_order_ids: Sequence[str], fn: Callable[..., Any], *args: Any) -> Any:
+        """One order-entry call under the order breaker, with the submit error mapping (module doc).
+
+        ``client_order_ids``: the orders it places, forgotten by the tracker on a definite
+        refusal. One more attempt after a -1021 and a time resync; never otherwise resent.
+        """
+        session, rest, tracker = self._session, self._rest, self._tracker
         resynced = False
         while True:
             try:
-                raw = await rest.order_breaker.call(
-                    ex.create_order,
-                    request.symbol,
-                    request.type.value,
-                    request.side.value,
-                    amount,
-                    price,
-                    {"clientOrderId": coid},
-                )
+                raw = await rest.order_breaker.call(fn, *args)
                 break
             except asyncio.CancelledError:
                 raise
@@ -143,37 +193,41 @@ class OrderPath:
                 paused = rest.note_refusal(exc, "submit")
                 refusal = self._submit_refusal(exc, paused)
                 if refusal is not None:
-                    tracker.forget(coid)
+                    for coid in client_order_ids:
+                        tracker.forget(coid)
                     raise refusal from None
                 if isinstance(exc, CircuitOpenError):
                     # Nothing was sent: a definite (local) refusal, not an unknown outcome that
                     # would keep the order in flight until its request could no longer arrive.
                     # A pause (rate limit, ban, credentials) refuses with its own reason.
-                    tracker.forget(coid)
+                    for coid in client_order_ids:
+                        tracker.forget(coid)
                     reason = rest.pause_reason(exc) or "CIRCUIT_OPEN"
-                    detail = rest.credentials.message("submit") if reason == AUTHENTICATION else f"submit {coid}: {exc}"
+                    detail = rest.credentials.message("submit") if reason == AUTHENTICATION else f"{op}: {exc}"
                     raise OrderRejected(reason, detail) from None
-                raise rest.unavailable(exc, f"submit {coid}") from None
+                raise rest.unavailable(exc, op) from None
         rest.credentials.accepted()
-        vo = self._reply(raw, coid, "submit")
-        tracker.record(vo)
-        trades = raw.get("trades") if isinstance(raw, Mapping) else None
-        if isinstance(trades, list):
-            for t in trades:
-                if isinstance(t, Mapping):
-                    self._emit_reply_fill(
-                        {
-                            **t,
-                            "symbol": t.get("symbol") or vo.symbol,
-                            "side": t.get("side") or vo.side.value,
-                            "order": t.get("order") or vo.venue_order_id,
-                            "timestamp": t.get("timestamp") or vo.ts_ms,
-                        },
-                        coid,
-                    )
-        return vo
+        return raw
 
-    def _reply(self, raw: Any, client_order_id: str, op: str) -> VenueOrder:
+    def emit_reply_trades(self, raw: Any, vo: VenueOrder) -> None:
+        """Hand out the executions a placement reply carries (Binance FULL replies)."""
+        trades = raw.get("trades") if isinstance(raw, Mapping) else None
+        if not isinstance(trades, list):
+            return
+        for t in trades:
+            if isinstance(t, Mapping):
+                self._emit_reply_fill(
+                    {
+                        **t,
+                        "symbol": t.get("symbol") or vo.symbol,
+                        "side": t.get("side") or vo.side.value,
+                        "order": t.get("order") or vo.venue_order_id,
+                        "timestamp": t.get("timestamp") or vo.ts_ms,
+                    },
+                    vo.client_order_id,
+                )
+
+    def reply(self, raw: Any, client_order_id: str, op: str) -> VenueOrder:
         """The order in a submit / cancel / query reply; a malformed one is counted → VenueUnavailable."""
         session = self._session
         try:
@@ -219,7 +273,7 @@ class OrderPath:
                     continue
                 rest.note_refusal(exc, "cancel")
                 raise rest.unavailable(exc, f"cancel {client_order_id}") from None
-        vo = self._reply(raw, client_order_id, "cancel")
+        vo = self.reply(raw, client_order_id, "cancel")
         self._tracker.record(vo)
         return vo
 
@@ -244,7 +298,7 @@ class OrderPath:
             if session.is_a(exc, "OrderNotFound", "BadSymbol"):
                 return None
             raise
-        return self._reply(raw, client_order_id, "query")
+        return self.reply(raw, client_order_id, "query")
 
     async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
         """Open orders of ``symbol``, or of every configured symbol (all symbols if none configured)."""

@@ -24,21 +24,25 @@ from adapters.ccxt_venue import normalize
 TRACK_MAX = 10_000
 _SEEN_FILLS_MAX = 50_000
 
-#: 0: not yet acknowledged, 1: working, 2: cancel requested, 3: final.
+#: 0: not yet acknowledged, 1: working, 2: a working conditional order that triggered,
+#: 3: cancel requested, 4: final. A report ranked at or below the last one at the same filled
+#: quantity is stale (a triggered stop is never again merely accepted).
 _RANK: Mapping[OrderStatus, int] = MappingProxyType({
     OrderStatus.INITIALIZED: 0,
     OrderStatus.SUBMITTED: 0,
     OrderStatus.ACCEPTED: 1,
-    OrderStatus.TRIGGERED: 1,
     OrderStatus.PENDING_UPDATE: 1,
     OrderStatus.PARTIALLY_FILLED: 1,
-    OrderStatus.PENDING_CANCEL: 2,
-    OrderStatus.DENIED: 3,
-    OrderStatus.REJECTED: 3,
-    OrderStatus.CANCELED: 3,
-    OrderStatus.EXPIRED: 3,
-    OrderStatus.FILLED: 3,
+    OrderStatus.TRIGGERED: 2,
+    OrderStatus.PENDING_CANCEL: 3,
+    OrderStatus.DENIED: 4,
+    OrderStatus.REJECTED: 4,
+    OrderStatus.CANCELED: 4,
+    OrderStatus.EXPIRED: 4,
+    OrderStatus.FILLED: 4,
 })
+#: Ranks of orders that are at the venue and not final.
+_WORKING_RANKS = frozenset({1, 2, 3})
 
 
 def trim_oldest(table: OrderedDict[Any, Any], limit: int) -> None:
@@ -105,7 +109,7 @@ class OrderTracker:
         return [
             (coid, tr.symbol)
             for coid, tr in self._tracked.items()
-            if _RANK[tr.status] in (1, 2) and coid not in excluding
+            if _RANK[tr.status] in _WORKING_RANKS and coid not in excluding
         ][:limit]
 
     def record(self, vo: VenueOrder, *, count: bool = True) -> bool:

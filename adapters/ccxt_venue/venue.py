@@ -11,6 +11,9 @@
   (a submit whose outcome is unknown is never resent: the caller resolves it by query);
   refused credentials → ``VenueAuthenticationError`` (reads, cancels), and the update
   streams end with it once, when the venue starts refusing them;
+- :mod:`adapters.ccxt_venue.native_orders` and :mod:`adapters.ccxt_venue.list_path` — Binance
+  spot's conditional types, trailing deltas, icebergs and OCO / OTO lists
+  (``actors.ports.capabilities.NativeOrders``);
 - :mod:`adapters.ccxt_venue.order_tracking` — what was last handed out per order, the
   regress filter and fill de-duplication;
 - :mod:`adapters.ccxt_venue.user_stream` — the user-data engine behind :meth:`CcxtVenue.updates`
@@ -34,11 +37,13 @@ import structlog
 
 from actors.kernel import clock as kernel_clock
 from actors.kernel.clock import Clock, WallClock
-from actors.model.orders import Balance, Fill, OrderRequest, VenueOrder
-from actors.ports.capabilities import ConnectionHealth
+from actors.model.orders import Balance, Fill, OrderListRequest, OrderRequest, VenueOrder
+from actors.ports.capabilities import ConnectionHealth, NativeSupport
 from actors.ports.venue import VenueAuthenticationError, VenueUpdate
+from adapters.ccxt_venue import native_orders
 from adapters.ccxt_venue.client import credential_source
 from adapters.ccxt_venue.fanout import UpdateFanout
+from adapters.ccxt_venue.list_path import OrderListPath
 from adapters.ccxt_venue.order_path import OrderPath
 from adapters.ccxt_venue.order_tracking import OrderTracker
 from adapters.ccxt_venue.rest import RestGateway
@@ -113,6 +118,7 @@ class CcxtVenue:
             on_credentials_refused=self._credentials_refused,
         )
         self._orders = OrderPath(self._session, self._rest, self._tracker)
+        self._lists = OrderListPath(self._session, self._orders, self._tracker)
         self._user_stream = UserStreamEngine(
             self._session, self._rest, self._orders, self._tracker, self._fanout,
             clock=clock, monotonic=monotonic, rng=rng or random.Random(),
@@ -249,6 +255,20 @@ class CcxtVenue:
         Such a request may still be executed until :attr:`submit_expiry_s` after it was sent.
         """
         return await self._orders.submit(request)
+
+    # -- NativeOrders ----------------------------------------------------------------------------
+    def native_support(self) -> NativeSupport:
+        """What the venue runs natively: on Binance spot the conditional types, trailing deltas in
+        bps, icebergs and OCO / OTO lists; nothing on other exchanges (``NativeOrders``)."""
+        return native_orders.native_support(self._session.config.exchange_id)
+
+    async def submit_list(self, request: OrderListRequest) -> list[VenueOrder]:
+        """Place a native OCO or OTO list; the legs' venue orders in ``request.orders`` order.
+
+        Raises ``OrderRejected`` (nothing placed; ``UNSUPPORTED_ORDER_TYPE`` when the venue does
+        not run it) or ``VenueUnavailable`` (outcome unknown: resolve each leg by query).
+        """
+        return await self._lists.submit_list(request)
 
     async def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
         """Cancel by our client order id. Raises OrderNotFound or VenueUnavailable."""
