@@ -1,0 +1,291 @@
+"""The book of active contingent orders: dispatch of every input to the orders it concerns.
+
+Pure like the orders themselves: each method changes orders and returns the ``Effect``s the
+actor must execute, in order. The book keeps three indexes in step with the orders after
+every handler: contingent id -> order, client order id of every venue order they sent ->
+contingent id, and per symbol the orders that watch the market (armed emulated triggers),
+so a market event of a symbol nothing watches costs one dict lookup. An order that reaches a
+final status is persisted (durable) and dropped.
+
+Write-ahead bookkeeping: the actor reports rows it saved (``committed``) and rows whose
+durable save failed (``revert``); a reverted order is rebuilt from its last saved row, so it
+stays as it was and retries on the next event or timer (a new order whose first save failed
+goes back to PENDING and starts again after ``child_retry_s``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from actors.contingent.base import BookContext, ContingentOrder, OrderLookup
+from actors.contingent.effects import Effect, Notice, Persist
+from actors.contingent.kinds import KINDS, KindUnavailable, create
+from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus, ContingentView
+from actors.model.market import MarketEvent
+from actors.model.orders import ApprovedIntent, ApprovedList, ExecutionMode, OrderDenied, OrderEvent
+
+__all__ = ["ContingentBook", "CountKey"]
+
+#: Metric labels of a count: (kind, mode, status).
+CountKey = tuple[ContingentKind, ExecutionMode, ContingentStatus]
+
+
+class ContingentBook:
+    """Active contingent orders and their indexes (see the module docstring)."""
+
+    def __init__(self, ctx: BookContext) -> None:
+        self._ctx = ctx
+        self._orders: dict[str, ContingentOrder] = {}
+        self._by_child: dict[str, str] = {}
+        self._child_ids: dict[str, tuple[str, ...]] = {}
+        # symbol -> {contingent id: order} (insertion order: older orders see an event first)
+        self._watchers: dict[str, dict[str, ContingentOrder]] = {}
+        self._deadlines: dict[str, int] = {}
+        self._next_deadline: int | None = None
+        self._saved: dict[str, ContingentRow] = {}
+        # New orders whose first write-ahead has not committed yet: their state before start
+        # (PENDING); and those whose first write-ahead failed: when to start them again.
+        self._unsaved: dict[str, ContingentRow] = {}
+        self._restart_at: dict[str, int] = {}
+        self._completed: Counter[CountKey] = Counter()
+
+    @property
+    def ctx(self) -> BookContext:
+        """The context the orders run in."""
+        return self._ctx
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def get(self, contingent_id: str) -> ContingentOrder | None:
+        """An active order by contingent id."""
+        return self._orders.get(contingent_id)
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def add(self, approved: ApprovedIntent | ApprovedList) -> list[Effect]:
+        """Accept an approved intent or list: create its order and start it."""
+        try:
+            order = create(approved, self._ctx)
+        except (KindUnavailable, ValueError) as exc:
+            source = approved.intent if isinstance(approved, ApprovedIntent) else approved.order_list
+            return [Notice(event="contingent.refused", level="error",
+                           fields={"strategy": source.strategy, "symbol": source.symbol, "error": str(exc)})]
+        self._orders[order.id] = order
+        self._unsaved[order.id] = order.row()
+        return self._settle(order, order.start(self._ctx))
+
+    def on_market(self, event: MarketEvent) -> list[Effect]:
+        """A market event: to every order watching its symbol (none: one dict lookup)."""
+        watchers = self._watchers.get(event.symbol)
+        if not watchers:
+            return []
+        ctx = self._ctx
+        effects: list[Effect] = []
+        for order in tuple(watchers.values()):
+            out = order.on_market(event, ctx)
+            if out:
+                effects.extend(self._settle(order, out))
+            else:
+                self._touch(order)
+        return effects
+
+    def on_order_event(self, event: OrderEvent) -> list[Effect]:
+        """An event of one of our venue orders (by ``parent``, else by client order id)."""
+        order = self._owner(event.parent, event.client_order_id)
+        if order is None:
+            return []
+        return self._settle(order, order.on_order_event(event, self._ctx))
+
+    def on_denied(self, denied: OrderDenied) -> list[Effect]:
+        """The risk gate denied one of our releases."""
+        order = self._owner(denied.intent.parent, denied.intent.client_order_id)
+        if order is None:
+            return []
+        return self._settle(order, order.on_denied(denied, self._ctx))
+
+    def on_timer(self, now_ms: int) -> list[Effect]:
+        """Business time ``now_ms``: every order whose deadline passed."""
+        if self._next_deadline is None or now_ms < self._next_deadline:
+            return []
+        effects: list[Effect] = []
+        for cid, deadline in list(self._deadlines.items()):
+            order = self._orders.get(cid)
+            if order is None or deadline > now_ms:
+                continue
+            restart = self._restart_at.get(cid)
+            if restart is not None and restart <= now_ms:
+                del self._restart_at[cid]
+                effects.extend(self._settle(order, order.start(self._ctx)))
+            else:
+                effects.extend(self._settle(order, order.on_timer(now_ms, self._ctx)))
+        return effects
+
+    def cancel(self, contingent_id: str, reason: str) -> list[Effect]:
+        """Cancel one order, by contingent id (or the client order id of one of its venue orders)."""
+        order = self._owner(contingent_id, contingent_id)
+        if order is None:
+            return [Notice(event="contingent.cancel_unknown", fields={"contingent_id": contingent_id,
+                                                                        "reason": reason}, level="warning")]
+        return self._settle(order, order.cancel(reason, self._ctx))
+
+    def cancel_all(self, symbol: str | None = None, strategy: str | None = None, reason: str = "") -> list[Effect]:
+        """Cancel every order (optionally of one symbol and/or one strategy)."""
+        effects: list[Effect] = []
+        for order in list(self._orders.values()):
+            if (symbol is None or order.symbol == symbol) and (strategy is None or order.strategy == strategy):
+                effects.extend(self._settle(order, order.cancel(reason, self._ctx)))
+        return effects
+
+    # -- restart ----------------------------------------------------------------------------------
+    def restore(self, rows: Iterable[ContingentRow]) -> list[Effect]:
+        """Load stored active rows (nothing is sent); a row of an unavailable kind is reported."""
+        effects: list[Effect] = []
+        for row in rows:
+            if not row.active:
+                continue
+            try:
+                order = KINDS[row.kind].from_row(row)
+            except (KindUnavailable, ValueError, KeyError, TypeError) as exc:
+                effects.append(Notice(event="contingent.restore_failed", level="error",
+                                      fields={"contingent_id": row.id, "kind": row.kind.value, "error": str(exc)}))
+                continue
+            self._saved[row.id] = row
+            self._orders[order.id] = order
+            self._settle(order, [])
+        return effects
+
+    def resume(self, lookup: OrderLookup) -> list[Effect]:
+        """Once the order manager has loaded: bring every order up to date and return what to send."""
+        effects: list[Effect] = []
+        for order in list(self._orders.values()):
+            effects.extend(self._settle(order, order.resume(lookup, self._ctx)))
+        return effects
+
+    # -- write-ahead bookkeeping -------------------------------------------------------------------
+    def committed(self, rows: Iterable[ContingentRow]) -> None:
+        """Rows the store accepted (committed, or queued behind): the state a revert returns to."""
+        for row in rows:
+            self._unsaved.pop(row.id, None)
+            if row.active:
+                self._saved[row.id] = row
+            else:
+                self._saved.pop(row.id, None)
+                self._completed[(row.kind, row.mode, row.status)] += 1
+
+    def revert(self, rows: Iterable[ContingentRow]) -> list[str]:
+        """A durable save of ``rows`` failed: put each order back as last saved. Returns their ids.
+
+        A new order whose first save failed goes back to PENDING and starts again after
+        ``child_retry_s`` (business time): a protective order is not dropped for a store hiccup.
+        """
+        ids: list[str] = []
+        for row in rows:
+            ids.append(row.id)
+            current = self._orders.get(row.id)
+            if current is not None:
+                self._forget(current)
+            saved = self._saved.get(row.id)
+            base = saved if saved is not None else self._unsaved.get(row.id)
+            if base is None:
+                continue
+            order = KINDS[base.kind].from_row(base)
+            self._orders[order.id] = order
+            if saved is None:
+                self._restart_at[order.id] = self._ctx.now_ms() + int(self._ctx.settings().child_retry_s * 1000)
+            self._settle(order, [])
+        return ids
+
+    # -- reads -------------------------------------------------------------------------------------
+    def watching(self, symbol: str) -> bool:
+        """True while an order needs every market event of ``symbol``."""
+        return bool(self._watchers.get(symbol))
+
+    def child_ids(self) -> list[str]:
+        """Client order ids of every venue order the active orders sent or will send."""
+        return list(self._by_child)
+
+    def next_deadline_ms(self) -> int | None:
+        """The earliest deadline of any order (business time), or None."""
+        return self._next_deadline
+
+    def views(self) -> list[ContingentView]:
+        """Every active order as operators see it, oldest first."""
+        return [order.view() for order in self._orders.values()]
+
+    def counts(self) -> dict[CountKey, int]:
+        """Active orders by (kind, mode, status) (a gauge)."""
+        return dict(Counter((o.kind, o.mode, o.status) for o in self._orders.values()))
+
+    def completed(self) -> dict[CountKey, int]:
+        """Orders that reached a final status and were saved so, since this book was made (a counter)."""
+        return dict(self._completed)
+
+    # -- indexes -----------------------------------------------------------------------------------
+    def _owner(self, contingent_id: str, client_order_id: str) -> ContingentOrder | None:
+        order = self._orders.get(contingent_id) if contingent_id else None
+        if order is None and client_order_id:
+            owner = self._by_child.get(client_order_id)
+            order = self._orders.get(owner) if owner is not None else None
+        return order
+
+    def _settle(self, order: ContingentOrder, effects: list[Effect]) -> list[Effect]:
+        """Bring the indexes in step with ``order`` after a handler; drop it once final."""
+        if order.id not in self._orders:
+            return effects
+        ids = tuple(order.child_ids())
+        if ids != self._child_ids.get(order.id, ()):
+            for cid in self._child_ids.get(order.id, ()):
+                self._by_child.pop(cid, None)
+            for cid in ids:
+                self._by_child[cid] = order.id
+            self._child_ids[order.id] = ids
+        if order.active:
+            self._touch(order)
+            return effects
+        if not _persists_final(effects, order):
+            effects = [*effects, order.persist(self._ctx)]
+        self._forget(order)
+        return effects
+
+    def _touch(self, order: ContingentOrder) -> None:
+        """Watch set and deadline of an active order (cheap: called per market event per watcher)."""
+        oid = order.id
+        watchers = self._watchers.get(order.symbol)
+        if order.watches_market():
+            if watchers is None:
+                self._watchers[order.symbol] = {oid: order}
+            elif oid not in watchers:
+                watchers[oid] = order
+        elif watchers is not None and oid in watchers:
+            del watchers[oid]
+            if not watchers:
+                del self._watchers[order.symbol]
+        deadline = order.deadline_ms()
+        restart = self._restart_at.get(oid)
+        if restart is not None:
+            deadline = restart if deadline is None else min(deadline, restart)
+        if deadline != self._deadlines.get(oid):
+            if deadline is None:
+                del self._deadlines[oid]
+            else:
+                self._deadlines[oid] = deadline
+            self._next_deadline = min(self._deadlines.values(), default=None)
+
+    def _forget(self, order: ContingentOrder) -> None:
+        oid = order.id
+        self._orders.pop(oid, None)
+        self._restart_at.pop(oid, None)
+        for cid in self._child_ids.pop(oid, ()):
+            self._by_child.pop(cid, None)
+        watchers = self._watchers.get(order.symbol)
+        if watchers is not None and watchers.pop(oid, None) is not None and not watchers:
+            del self._watchers[order.symbol]
+        if self._deadlines.pop(oid, None) is not None:
+            self._next_deadline = min(self._deadlines.values(), default=None)
+
+
+def _persists_final(effects: Sequence[Effect], order: ContingentOrder) -> bool:
+    """True when ``effects`` hold a durable save of ``order`` in its final status."""
+    return any(isinstance(e, Persist) and e.durable and any(r.id == order.id and r.status is order.status
+                                                             for r in e.rows) for e in effects)
