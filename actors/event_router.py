@@ -4,6 +4,13 @@ The order manager and the risk gate publish into one block-policy channel; this 
 fans each event out to its strategy's own channel (block policy: never dropped). Events
 of strategies that are not configured (adopted venue orders, a removed strategy) are
 only logged.
+
+Orders of the contingent-order manager (``parent`` set: a released stop, a bracket's entry
+or exit, a TWAP slice) are its business too: their ``OrderEvent`` goes to the optional
+``contingent`` channel first, then to the strategy as usual; a risk-gate denial of one
+(``OrderDenied`` whose ``intent.parent`` is set) goes only to ``contingent``, which decides
+whether to retry (the strategy never placed that order itself). Without a ``contingent``
+channel everything goes to the strategies, as before.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ class EventRouter(MessageActor[RoutedEvent]):
 
     kind = "router"
 
-    def __init__(self, name: str, inbox: Channel[RoutedEvent], targets: dict[str, Channel[Any]]) -> None:
+    def __init__(self, name: str, inbox: Channel[RoutedEvent], targets: dict[str, Channel[Any]],
+                 contingent: Channel[Any] | None = None) -> None:
         super().__init__(name, inbox)
         self._targets = targets
+        self._contingent = contingent
         self._taps: tuple[Callable[[RoutedEvent], None], ...] = ()
 
     def add_tap(self, tap: Callable[[RoutedEvent], None]) -> None:
@@ -34,16 +43,23 @@ class EventRouter(MessageActor[RoutedEvent]):
         self._taps = (*self._taps, tap)
 
     async def handle(self, msg: RoutedEvent) -> None:
-        """Log the event, then send it to the strategy that placed the order (or intent)."""
+        """Log the event, then send it to the contingent-order manager (its own orders) and
+        to the strategy that placed the order (or intent)."""
         self._log_event(msg)
         for tap in self._taps:
             tap(msg)
-        strategy = msg.intent.strategy if isinstance(msg, OrderDenied) else msg.strategy
+        if isinstance(msg, OrderDenied):
+            strategy, parent, denied = msg.intent.strategy, msg.intent.parent, True
+        else:
+            strategy, parent, denied = msg.strategy, msg.parent, False
+        cm = self._contingent
+        if parent and cm is not None:
+            await _deliver(cm, msg)
+            if denied:
+                return  # the manager's business: it retries or gives up
         ch = self._targets.get(strategy)
-        if ch is None:
-            return
-        if not ch.try_send(msg):
-            await ch.send(msg)
+        if ch is not None:
+            await _deliver(ch, msg)
 
     def _log_event(self, msg: RoutedEvent) -> None:
         # One line per order-state change, fill and denial: far fewer than market events.
@@ -52,6 +68,7 @@ class EventRouter(MessageActor[RoutedEvent]):
             self.log.info(
                 "risk.denied", strategy=it.strategy, symbol=it.symbol, side=it.side.value, reason=msg.reason,
                 limit=msg.limit, detail=msg.detail, size=_s(it.size), notional=_s(it.notional),
+                **({"parent": it.parent, "type": it.type.value} if it.parent else {}),
             )
             return
         fill = msg.fill
@@ -68,6 +85,11 @@ class EventRouter(MessageActor[RoutedEvent]):
             symbol=msg.symbol, previous=msg.previous.value if msg.previous else None, size=str(msg.size),
             filled=str(msg.filled), reason=msg.reason or None,
         )
+
+
+async def _deliver(ch: Channel[Any], msg: RoutedEvent) -> None:
+    if not ch.try_send(msg):
+        await ch.send(msg)
 
 
 def _s(value: object) -> str | None:

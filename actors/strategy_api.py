@@ -9,8 +9,10 @@ A strategy is a plain synchronous object driven by its host (``actors.strategy_h
 - the host calls ``on_start``, then ``on_bar`` / ``on_trade`` / ``on_quote`` /
   ``on_order_event`` (order events and risk denials, ``OrderDenied``) as they arrive, and
   ``on_stop``;
-- it acts only through ``buy``/``sell``, which build an ``OrderIntent`` and hand it to the
-  emitter. It never sees a venue, the risk gate or the order manager;
+- it acts only through ``buy``/``sell`` and the protective/algorithmic helpers (``stop``,
+  ``take_profit``, ``trailing_stop``, ``oco``, ``oto``, ``submit_list``), which build an
+  ``OrderIntent`` or ``OrderList`` and hand it to the emitter. It never sees a venue, the
+  risk gate or the order manager;
 - it reads its positions and open orders through the read-only ``PortfolioView``;
 - ``reconfigure(params)`` validates new params at once and applies them at the next bar
   boundary (just before the next ``on_bar``), via ``on_params_changed``.
@@ -35,33 +37,50 @@ import structlog
 
 from actors.model.market import Bar, Quote, Trade
 from actors.model.orders import (
+    CONDITIONAL_TYPES,
+    PRICED_TYPES,
+    STOP_TYPES,
     TERMINAL_STATUSES,
+    ListKind,
     OrderDenied,
     OrderEvent,
     OrderIntent,
+    OrderList,
     OrderType,
     Side,
+    TrailingSpec,
+    TriggerSource,
+    TwapSpec,
 )
 from config.loader import LoadedConfig
 from config.schema.market import StrategySection
 
 __all__ = [
+    "Exit",
     "IntentEmitter",
+    "ListKind",
     "NoParams",
     "OpenOrder",
+    "OrderList",
     "PortfolioView",
     "Strategy",
     "StrategyContext",
     "StrategyLoadError",
     "StrategyParamsError",
+    "Submission",
+    "TrailingSpec",
+    "TriggerSource",
+    "TwapSpec",
     "load_strategy_class",
     "strategy_dirs",
     "use_strategy_dirs",
 ]
 
 P = TypeVar("P", bound=msgspec.Struct)
-IntentEmitter = Callable[[OrderIntent], None]
 DecimalLike = Decimal | int | float | str
+#: What a strategy hands to its emitter: one order or a list of linked orders.
+Submission = OrderIntent | OrderList
+IntentEmitter = Callable[[Submission], None]
 _PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 _AT = re.compile(r"^(?P<msg>.*) - at `\$(?P<path>[^`]*)`$")
 _KEYED = re.compile(r"^(?P<key>[A-Za-z_]\w*): (?P<msg>.*)$")
@@ -81,6 +100,19 @@ class StrategyParamsError(ValueError):
 
 class StrategyLoadError(ImportError):
     """A strategy import path cannot be loaded."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Exit:
+    """An exit level of ``buy(stop_loss=..., take_profit=...)`` or ``oco``: it triggers at
+    ``trigger_price`` and then sends a market order, or a limit order at ``limit_price``.
+    A plain number is accepted wherever an ``Exit`` is (a market exit at that trigger)."""
+
+    trigger_price: DecimalLike
+    limit_price: DecimalLike | None = None
+
+
+ExitLike = Exit | DecimalLike
 
 
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -204,6 +236,7 @@ class Strategy(Generic[P]):
         self._seq = 0
         self._origin_ns = 0
         self._in_flight: dict[str, int] = {}
+        self._in_flight_ids: dict[str, str] = {}  # intent_id -> symbol, of what in_flight counts
         self.intents_emitted = 0
 
     # -- params ------------------------------------------------------------------------
@@ -275,15 +308,24 @@ class Strategy(Generic[P]):
     def handle_order_event(self, event: OrderEvent | OrderDenied) -> None:
         """Track intents in flight, then call ``on_order_event``."""
         if isinstance(event, OrderDenied):
-            self._settle(event.intent.symbol)
+            it = event.intent
+            self._settle(it.intent_id, it.symbol, it.parent)
         elif event.status in TERMINAL_STATUSES:
-            self._settle(event.symbol)
+            self._settle(event.intent_id, event.symbol, event.parent)
         self.on_order_event(event)
 
-    def _settle(self, symbol: str) -> None:
-        n = self._in_flight.get(symbol, 0)
-        if n > 0:
-            self._in_flight[symbol] = n - 1
+    def _settle(self, intent_id: str, symbol: str, parent: str) -> None:
+        ids = self._in_flight_ids
+        if intent_id or parent:
+            # Only an intent we count settles: not a resting order's child, nothing twice.
+            sym = ids.pop(intent_id, None)
+        else:
+            # An event without an intent id (an order recorded before they were kept):
+            # settle the oldest intent of the symbol, as counting by symbol always did.
+            key = next((k for k, s in ids.items() if s == symbol), None)
+            sym = ids.pop(key) if key is not None else None
+        if sym is not None and self._in_flight.get(sym, 0) > 0:
+            self._in_flight[sym] -= 1
 
     # -- reading state -----------------------------------------------------------------
     def position(self, symbol: str) -> Decimal:
@@ -297,9 +339,12 @@ class Strategy(Generic[P]):
     def in_flight(self, symbol: str) -> int:
         """Intents emitted for ``symbol`` whose order has not reached a final state yet.
 
-        Counted from emission until an ``OrderDenied`` or a final ``OrderEvent`` (filled,
-        rejected, canceled, expired) for the symbol arrives; it keeps a strategy from sending
-        the same entry again while the first is still on its way.
+        Plain market/limit intents and bracket entries count, from emission until an
+        ``OrderDenied`` of that intent (for a list: of its first order, i.e. the bracket's
+        entry) or a final ``OrderEvent`` (filled, rejected, canceled, expired) with its
+        ``intent_id`` arrives; it keeps a strategy from sending the same entry again while
+        the first is still on its way. Resting orders (stops, take-profits, trailing stops,
+        icebergs, TWAPs, OCO and OTO lists) do not count.
         """
         return self._in_flight.get(symbol, 0)
 
@@ -313,51 +358,219 @@ class Strategy(Generic[P]):
 
     # -- acting ------------------------------------------------------------------------
     def buy(self, symbol: str, *, size: DecimalLike | None = None, notional: DecimalLike | None = None,
-            type: OrderType = OrderType.MARKET, limit_price: DecimalLike | None = None,
-            tag: str = "") -> OrderIntent:
-        """Emit a buy intent of ``size`` base units or ``notional`` quote units."""
-        return self._intent(Side.BUY, symbol, size, notional, type, limit_price, tag)
+            type: OrderType = OrderType.MARKET, limit_price: DecimalLike | None = None, tag: str = "",
+            trigger_price: DecimalLike | None = None, trailing: TrailingSpec | None = None,
+            trigger: TriggerSource = TriggerSource.LAST, display_size: DecimalLike | None = None,
+            twap: TwapSpec | None = None, stop_loss: ExitLike | None = None,
+            take_profit: ExitLike | None = None) -> OrderIntent | OrderList:
+        """Emit a buy of ``size`` base units or ``notional`` quote units; return what was emitted.
+
+        ``type`` MARKET or LIMIT (with ``limit_price``), or a conditional type with
+        ``trigger_price`` (STOP_MARKET, STOP_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT; a stop with
+        ``trailing`` trails instead). ``trigger``: the price an emulated trigger watches.
+        ``display_size``: a LIMIT shown in parts (iceberg); ``twap``: a MARKET spread over time.
+        ``stop_loss`` / ``take_profit`` (an ``Exit`` or a trigger price), or ``trailing`` on a
+        MARKET/LIMIT entry (a trailing stop exit), make a bracket: an ``OrderList`` of the
+        entry and its exits, sells that protect exactly what the entry filled.
+        """
+        return self._order(Side.BUY, symbol, size, notional, type, limit_price, tag, trigger_price, trailing,
+                           trigger, display_size, twap, stop_loss, take_profit)
 
     def sell(self, symbol: str, *, size: DecimalLike | None = None, notional: DecimalLike | None = None,
-             type: OrderType = OrderType.MARKET, limit_price: DecimalLike | None = None,
-             tag: str = "") -> OrderIntent:
-        """Emit a sell intent of ``size`` base units or ``notional`` quote units."""
-        return self._intent(Side.SELL, symbol, size, notional, type, limit_price, tag)
+             type: OrderType = OrderType.MARKET, limit_price: DecimalLike | None = None, tag: str = "",
+             trigger_price: DecimalLike | None = None, trailing: TrailingSpec | None = None,
+             trigger: TriggerSource = TriggerSource.LAST, display_size: DecimalLike | None = None,
+             twap: TwapSpec | None = None, stop_loss: ExitLike | None = None,
+             take_profit: ExitLike | None = None) -> OrderIntent | OrderList:
+        """Emit a sell; the arguments are those of ``buy`` (a bracket's exits are buys)."""
+        return self._order(Side.SELL, symbol, size, notional, type, limit_price, tag, trigger_price, trailing,
+                           trigger, display_size, twap, stop_loss, take_profit)
 
-    def _intent(self, side: Side, symbol: str, size: DecimalLike | None, notional: DecimalLike | None,
-                type: OrderType, limit_price: DecimalLike | None, tag: str) -> OrderIntent:
-        if symbol not in self.symbols:
-            raise ValueError(f"strategy {self.name!r}: {symbol!r} is not one of its symbols {list(self.symbols)}")
+    def stop(self, symbol: str, side: Side, *, size: DecimalLike, trigger_price: DecimalLike,
+             limit_price: DecimalLike | None = None, trigger: TriggerSource = TriggerSource.LAST,
+             tag: str = "") -> OrderIntent:
+        """A stop: once the market reaches ``trigger_price`` (a sell stop below the market, a buy
+        stop above it), a market order, or a limit order at ``limit_price``."""
+        return self._send(self._exit(Side(side), symbol, Exit(trigger_price, limit_price), stop=True, size=size,
+                                     trigger=trigger, tag=tag))
+
+    def take_profit(self, symbol: str, side: Side, *, size: DecimalLike, trigger_price: DecimalLike,
+                    limit_price: DecimalLike | None = None, trigger: TriggerSource = TriggerSource.LAST,
+                    tag: str = "") -> OrderIntent:
+        """A take-profit: like ``stop`` on the winning side (a sell take-profit above the market)."""
+        return self._send(self._exit(Side(side), symbol, Exit(trigger_price, limit_price), stop=False, size=size,
+                                     trigger=trigger, tag=tag))
+
+    def trailing_stop(self, symbol: str, side: Side, *, size: DecimalLike, offset: DecimalLike | None = None,
+                      offset_bps: int | None = None, activation_price: DecimalLike | None = None,
+                      trigger: TriggerSource = TriggerSource.LAST, tag: str = "") -> OrderIntent:
+        """A stop that follows the best price since activation at ``offset`` (price units) or
+        ``offset_bps`` (basis points; give one); from ``activation_price`` on, if set."""
+        spec = TrailingSpec(offset=_opt(offset, "offset"), offset_bps=offset_bps,
+                            activation_price=_opt(activation_price, "activation_price"))
+        return self._send(self.build_order(symbol, Side(side), size=size, type=OrderType.STOP_MARKET, trailing=spec,
+                                     trigger=trigger, tag=tag))
+
+    def oco(self, symbol: str, side: Side, *, size: DecimalLike, above: ExitLike, below: ExitLike,
+            trigger: TriggerSource = TriggerSource.LAST, tag: str = "") -> OrderList:
+        """Two exits of ``size``, one ``above`` and one ``below`` the market: when one triggers
+        the other is cancelled. For a sell the leg above is a take-profit and the one below a
+        stop; for a buy the reverse."""
+        side = Side(side)
+        sell = side is Side.SELL
+        legs = (self._exit(side, symbol, above, stop=not sell, size=size, trigger=trigger, tag=tag),
+                self._exit(side, symbol, below, stop=sell, size=size, trigger=trigger, tag=tag))
+        return self._send_list(OrderList(kind=ListKind.OCO, strategy=self.name, symbol=symbol, orders=legs, tag=tag))
+
+    def oto(self, working: OrderIntent, pending: OrderIntent, *, tag: str = "") -> OrderList:
+        """Place ``working``; once (and as far as) it fills, place ``pending``. Build both with
+        ``build_order``; a pending order with neither size nor notional follows the working order's
+        fills (e.g. a take-profit for what a limit buy bought)."""
+        return self.submit_list(OrderList(kind=ListKind.OTO, strategy=self.name, symbol=working.symbol,
+                                          orders=(working, pending), tag=tag or working.tag))
+
+    def build_order(self, symbol: str, side: Side, *, size: DecimalLike | None = None,
+                    notional: DecimalLike | None = None, type: OrderType = OrderType.MARKET,
+                    limit_price: DecimalLike | None = None, trigger_price: DecimalLike | None = None,
+                    trailing: TrailingSpec | None = None, trigger: TriggerSource = TriggerSource.LAST,
+                    display_size: DecimalLike | None = None, twap: TwapSpec | None = None,
+                    tag: str = "") -> OrderIntent:
+        """Build and check one order without emitting it: a leg for ``oto`` or ``submit_list``
+        (arguments as for ``buy``). Without size or notional it follows the fills of the list's
+        first order."""
+        intent = OrderIntent(
+            strategy=self.name, symbol=symbol, side=Side(side), type=OrderType(type),
+            size=_opt(size, "size"), notional=_opt(notional, "notional"), limit_price=_opt(limit_price, "limit_price"),
+            trigger_price=_opt(trigger_price, "trigger_price"), trailing=trailing, trigger=TriggerSource(trigger),
+            display_size=_opt(display_size, "display_size"), twap=twap, tag=tag, origin_ns=self._origin_ns,
+        )
+        self._check(intent, sized=size is not None or notional is not None)
+        return intent
+
+    def submit_list(self, order_list: OrderList) -> OrderList:
+        """Emit an order list (OCO, OTO, bracket: see ``OrderList``) and return it as emitted,
+        with its ``list_id`` and each order's ``intent_id`` (``f"{list_id}.{i}"``) set.
+        A denial of the list comes back as an ``OrderDenied`` of its first order."""
+        lst = order_list
+        if lst.strategy != self.name or not lst.orders:
+            raise ValueError(f"strategy {self.name!r}: a list needs orders and strategy={self.name!r}")
+        for o in lst.orders:
+            if (o.strategy, o.symbol) != (lst.strategy, lst.symbol):
+                raise ValueError(f"strategy {self.name!r}: every order of a list has its strategy and symbol")
+            if o.parent or o.client_order_id or o.protective:
+                raise ValueError(f"strategy {self.name!r}: parent, client_order_id, protective are the daemon's")
+            self._check(o, sized=o.size is not None or o.notional is not None)
+        return self._send_list(lst)
+
+    # -- building and emitting ---------------------------------------------------------
+    def _order(self, side: Side, symbol: str, size: DecimalLike | None, notional: DecimalLike | None,
+               type: OrderType, limit_price: DecimalLike | None, tag: str, trigger_price: DecimalLike | None,
+               trailing: TrailingSpec | None, trigger: TriggerSource, display_size: DecimalLike | None,
+               twap: TwapSpec | None, stop_loss: ExitLike | None,
+               take_profit: ExitLike | None) -> OrderIntent | OrderList:
+        type = OrderType(type)
+        entry_type = type is OrderType.MARKET or type is OrderType.LIMIT
+        trailing_exit = trailing is not None and entry_type
         if (size is None) == (notional is None):
             raise ValueError(f"strategy {self.name!r}: give exactly one of size or notional")
-        dsize = to_decimal(size, "size") if size is not None else None
-        dnotional = to_decimal(notional, "notional") if notional is not None else None
-        if (dsize is not None and dsize <= 0) or (dnotional is not None and dnotional <= 0):
-            raise ValueError(f"strategy {self.name!r}: size/notional must be > 0")
-        type = OrderType(type)
-        dlimit = to_decimal(limit_price, "limit_price") if limit_price is not None else None
-        if type is OrderType.LIMIT and (dlimit is None or dlimit <= 0):
-            raise ValueError(f"strategy {self.name!r}: a limit order needs a limit_price > 0")
-        if type is OrderType.MARKET and dlimit is not None:
-            raise ValueError(f"strategy {self.name!r}: a market order takes no limit_price")
+        if stop_loss is None and take_profit is None and not trailing_exit:
+            return self._send(self.build_order(symbol, side, size=size, notional=notional, type=type,
+                                         limit_price=limit_price, trigger_price=trigger_price, trailing=trailing,
+                                         trigger=trigger, display_size=display_size, twap=twap, tag=tag))
+        if not entry_type or trigger_price is not None or display_size is not None or twap is not None:
+            raise ValueError(f"strategy {self.name!r}: a bracket's entry is a plain market or limit order")
+        if stop_loss is not None and trailing is not None:
+            raise ValueError(f"strategy {self.name!r}: give stop_loss or trailing, not both")
+        entry = self.build_order(symbol, side, size=size, notional=notional, type=type, limit_price=limit_price,
+                                 tag=tag)
+        out = Side.SELL if side is Side.BUY else Side.BUY
+        exits: list[OrderIntent] = []
+        if take_profit is not None:
+            exits.append(self._exit(out, symbol, take_profit, stop=False, size=None, trigger=trigger, tag=tag))
+        if stop_loss is not None:
+            exits.append(self._exit(out, symbol, stop_loss, stop=True, size=None, trigger=trigger, tag=tag))
+        elif trailing is not None:
+            exits.append(self.build_order(symbol, out, type=OrderType.STOP_MARKET, trailing=trailing, trigger=trigger,
+                                    tag=tag))
+        return self._send_list(OrderList(kind=ListKind.BRACKET, strategy=self.name, symbol=symbol,
+                                         orders=(entry, *exits), tag=tag))
+
+    def _exit(self, side: Side, symbol: str, level: ExitLike, *, stop: bool, size: DecimalLike | None,
+              trigger: TriggerSource, tag: str) -> OrderIntent:
+        lvl = level if isinstance(level, Exit) else Exit(level)
+        priced = lvl.limit_price is not None
+        if stop:
+            type = OrderType.STOP_LIMIT if priced else OrderType.STOP_MARKET
+        else:
+            type = OrderType.TAKE_PROFIT_LIMIT if priced else OrderType.TAKE_PROFIT
+        return self.build_order(symbol, side, size=size, type=type, trigger_price=lvl.trigger_price,
+                          limit_price=lvl.limit_price, trigger=trigger, tag=tag)
+
+    def _check(self, intent: OrderIntent, *, sized: bool) -> None:
+        """Raise ValueError for an order whose fields do not fit together (prices and sides
+        are the risk gate's to judge, with reason codes)."""
+        problem = _shape_problem(intent, sized=sized, symbols=self.symbols)
+        if problem:
+            raise ValueError(f"strategy {self.name!r}: {problem}")
+
+    def _next_id(self) -> str:
         self._seq += 1
         run = f"{self.context.run_id}-" if self.context.run_id else ""
-        intent = OrderIntent(
-            strategy=self.name,
-            symbol=symbol,
-            side=side,
-            type=type,
-            size=dsize,
-            notional=dnotional,
-            limit_price=dlimit,
-            tag=tag,
-            intent_id=f"{self.name}-{run}{self._seq}",
-            origin_ns=self._origin_ns,
-        )
-        self._in_flight[symbol] = self._in_flight.get(symbol, 0) + 1
+        return f"{self.name}-{run}{self._seq}"
+
+    def _count(self, intent: OrderIntent) -> None:
+        self._in_flight_ids[intent.intent_id] = intent.symbol
+        self._in_flight[intent.symbol] = self._in_flight.get(intent.symbol, 0) + 1
+
+    def _send(self, intent: OrderIntent) -> OrderIntent:
+        intent = msgspec.structs.replace(intent, intent_id=self._next_id(), origin_ns=self._origin_ns)
+        if intent.is_plain:
+            self._count(intent)
         self.intents_emitted += 1
         self._emit(intent)
         return intent
+
+    def _send_list(self, lst: OrderList) -> OrderList:
+        list_id = self._next_id()
+        orders = tuple(msgspec.structs.replace(o, intent_id=f"{list_id}.{i}", origin_ns=self._origin_ns)
+                       for i, o in enumerate(lst.orders))
+        lst = msgspec.structs.replace(lst, orders=orders, list_id=list_id, origin_ns=self._origin_ns)
+        if lst.kind is ListKind.BRACKET:
+            self._count(orders[0])
+        self.intents_emitted += 1
+        self._emit(lst)
+        return lst
+
+
+def _opt(value: DecimalLike | None, what: str) -> Decimal | None:
+    return to_decimal(value, what) if value is not None else None
+
+
+def _shape_problem(o: OrderIntent, *, sized: bool, symbols: tuple[str, ...]) -> str:
+    """What is wrong with an order's fields ('' when nothing)."""
+    if o.symbol not in symbols:
+        return f"{o.symbol!r} is not one of its symbols {list(symbols)}"
+    amount = o.size if o.size is not None else o.notional
+    if sized and (o.size is None) == (o.notional is None):
+        return "give exactly one of size or notional"
+    if amount is not None and amount <= 0:
+        return "size/notional must be > 0"
+    t = o.type
+    if t in PRICED_TYPES and (o.limit_price is None or o.limit_price <= 0):
+        return f"a {t.value} order needs a limit_price > 0"
+    if t not in PRICED_TYPES and o.limit_price is not None:
+        return f"a {t.value} order takes no limit_price"
+    if o.trailing is not None and (t not in STOP_TYPES or o.trigger_price is not None):
+        return "only a stop trails, and a trailing stop takes no trigger_price (use its activation_price)"
+    if t in CONDITIONAL_TYPES and o.trailing is None and (o.trigger_price is None or o.trigger_price <= 0):
+        return f"a {t.value} order needs a trigger_price > 0"
+    if t not in CONDITIONAL_TYPES and o.trigger_price is not None:
+        return f"a {t.value} order takes no trigger_price"
+    if o.display_size is not None and t is not OrderType.LIMIT:
+        return "display_size (iceberg) needs a limit order"
+    if o.twap is not None and t is not OrderType.MARKET:
+        return "twap needs a market order"
+    return ""
 
 
 def strategy_dirs(loaded: LoadedConfig) -> tuple[Path, ...]:

@@ -1,8 +1,9 @@
 """The strategy host actor: runs one strategy instance.
 
 It reads three channels — order events (and risk denials), bars, and conflated trades /
-quotes — and calls the strategy's callbacks; intents the strategy emits are sent, in
-order, to the intent channel (policy ``block``: never dropped; the host waits for room).
+quotes — and calls the strategy's callbacks; what the strategy emits (an ``OrderIntent``
+or an ``OrderList``) is sent, in order, to the intent channel (policy ``block``: never
+dropped; the host waits for room).
 
 Order of delivery: whenever several channels have items, order events go first (a fill
 changes what the strategy may do next), then bars, then trades/quotes; within a channel,
@@ -28,8 +29,8 @@ from actors.feed import Feed, MarketData
 from actors.kernel.actor import Actor
 from actors.kernel.channel import Channel, wait_any
 from actors.model.market import Bar, Quote, Trade
-from actors.model.orders import OrderDenied, OrderEvent, OrderIntent
-from actors.strategy_api import PortfolioView, Strategy, StrategyContext
+from actors.model.orders import OrderDenied, OrderEvent
+from actors.strategy_api import PortfolioView, Strategy, StrategyContext, Submission
 from actors.strategy_portfolio import TrackingPortfolio
 
 OrderFeedback = OrderEvent | OrderDenied
@@ -61,7 +62,7 @@ class StrategyHost(Actor):
         market: Channel[MarketData],
         bars: Channel[Bar],
         order_events: Channel[OrderFeedback],
-        intents: Channel[OrderIntent],
+        intents: Channel[Submission],
         portfolio: PortfolioView | None = None,
     ) -> None:
         super().__init__(f"strategy.{context.name}")
@@ -86,7 +87,7 @@ class StrategyHost(Actor):
         else:
             self.portfolio = portfolio
         self.strategy: Strategy[Any] | None = None
-        self._out: list[OrderIntent] = []
+        self._out: list[Submission] = []
         self.intents_sent = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
 
@@ -98,7 +99,7 @@ class StrategyHost(Actor):
         strategy_cls: type[Strategy[Any]],
         *,
         order_events: Channel[OrderFeedback],
-        intents: Channel[OrderIntent],
+        intents: Channel[Submission],
         portfolio: PortfolioView | None = None,
     ) -> StrategyHost:
         """Subscribe to ``feed`` for the strategy's symbols and timeframe, and build its host."""

@@ -1,6 +1,7 @@
 """The risk gate actor: every order intent passes here before it can become an order.
 
-Inputs: ``intents`` (OrderIntent from strategies) and ``control`` (SetTradingState from the
+Inputs: ``intents`` (OrderIntent or OrderList from strategies, and the orders the
+contingent-order manager releases) and ``control`` (SetTradingState from the
 admin API / CLI and the reconciler, ConfigChanged after a reload), each read by its own
 loop, so a kill command never waits behind a backlog of intents or a full order channel.
 Market events arrive through ``on_market`` (a feed tap); the account through ``portfolio``,
@@ -14,6 +15,15 @@ reason code, intent, limit, detail) and every state change, refused command and 
 halt is audited (``append_audit``) through a ``RiskEventSink``; the trading state, the kill
 switch and the daily-loss / drawdown baselines persist under one key of a ``StateStore``
 so they survive restarts. The daemon's ``adapters.storage.Store`` is both.
+
+Routing (``submit``): a plain market/limit intent goes to the order manager, as it always
+did. A strategy's conditional or algorithmic intent (stop, take-profit, trailing, iceberg,
+TWAP) and its order lists (OCO, OTO, bracket) are validated (``contingent_checks``) and go,
+approved, to ``contingent`` (the contingent-order manager's inbox); without one they are
+denied ``CONTINGENT_UNAVAILABLE``. What that manager releases (``intent.parent`` set, or a
+native list of such intents) comes back through the intents channel, is checked as a child
+and goes to the order manager. Engaging the kill switch sends ``CancelAll`` to
+``contingent``. A denied list is reported as an ``OrderDenied`` of its first order.
 
 Time: the order-rate window, the UTC day of the daily-loss limit and every timestamp are
 business time (the injected ``Clock``: market time in a replay). Approvals the order
@@ -32,7 +42,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 import msgspec
 
@@ -41,7 +51,14 @@ from actors.kernel.channel import Channel, ChannelClosed
 from actors.kernel.clock import Clock, WallClock, monotonic
 from actors.model.control import ConfigChanged, SetTradingState, TradingState, TradingStateChanged
 from actors.model.market import MarketEvent
-from actors.model.orders import ApprovedIntent, OrderDenied, OrderIntent
+from actors.model.orders import (
+    ApprovedIntent,
+    ApprovedList,
+    CancelAll,
+    OrderDenied,
+    OrderIntent,
+    OrderList,
+)
 from actors.ports.portfolio import PortfolioSource
 from actors.ports.stores import RiskEventSink, StateStore
 from actors.risk.checks import (
@@ -59,17 +76,28 @@ from actors.risk.checks import (
     limits_for,
     mark_to_market,
 )
+from actors.risk.contingent_checks import (
+    ListApproval,
+    denied_intent_of,
+    evaluate_list,
+    evaluate_native_list,
+    evaluate_order,
+    unavailable,
+)
 from actors.risk.marks import MarketMarks
 from actors.risk.order_flow import PendingApprovals, RateWindow
 from actors.risk.portfolio import PortfolioReader, PortfolioSnapshot
 from actors.risk.state import LossBaselines, PersistedRiskState, RiskSnapshot, TradingStatus
 from config.schema.trading import InstrumentSection, RiskSection
 
-__all__ = ["RiskEventSink", "RiskGate", "RiskSnapshot", "Sink", "StateStore", "TradingStatus"]
+__all__ = ["GateInput", "RiskEventSink", "RiskGate", "RiskSnapshot", "Sink", "StateStore", "TradingStatus"]
 
 T_contra = TypeVar("T_contra", contravariant=True)
 
 _ZERO = Decimal(0)
+
+#: What arrives on the gate's intents channel.
+GateInput = OrderIntent | OrderList
 
 
 class Sink(Protocol[T_contra]):
@@ -88,6 +116,8 @@ class RiskGate(Actor):
     the events it is fed. ``risk_provider`` (optional) returns the current risk section when
     a ``ConfigChanged`` arrives; ``reload`` does the same directly. ``clock`` is business
     time (wall clock by default); ``process_time`` measures how long approvals stay pending.
+    ``contingent`` (optional) is the contingent-order manager's inbox: approved conditional
+    intents and lists, and the ``CancelAll`` of a kill.
     """
 
     kind = "risk_gate"
@@ -101,8 +131,8 @@ class RiskGate(Actor):
         self,
         name: str = "risk_gate",
         *,
-        intents: Channel[OrderIntent],
-        orders: Sink[ApprovedIntent],
+        intents: Channel[GateInput],
+        orders: Sink[ApprovedIntent | ApprovedList],
         strategy_events: Sink[OrderDenied],
         risk: RiskSection,
         instruments: Mapping[str, InstrumentSection],
@@ -117,11 +147,13 @@ class RiskGate(Actor):
         rate_window_s: float = 60.0,
         clock: Clock | None = None,
         process_time: Callable[[], float] = monotonic,
+        contingent: Sink[ApprovedIntent | ApprovedList | CancelAll] | None = None,
     ) -> None:
         super().__init__(name, intents)
         self._intents = intents
         self._control = control
         self._orders = orders
+        self._contingent = contingent
         self._strategy_events = strategy_events
         self._state_events = state_events
         self._instruments = dict(instruments)
@@ -170,12 +202,15 @@ class RiskGate(Actor):
         self._pending_risk = risk
 
     def decide(self, intent: OrderIntent) -> Approval | Denial:
-        """Decide one intent against the current state (synchronous; only the equity
+        """Decide one plain intent against the current state (synchronous; only the equity
         baselines are updated from the account it reads)."""
+        return evaluate(intent, self._inputs(intent.symbol))
+
+    def _inputs(self, symbol: str) -> RiskInputs:
+        """The state a decision about ``symbol`` is taken on."""
         snap = self._read_portfolio()
         self._observe_equity(snap)
         self._pending.prune(self._process_time(), self._risk.pending_approval_ttl_s, snap)
-        symbol = intent.symbol
         inst = self._instruments.get(symbol)
         prices = self._prices_for(snap)
         quote_free = base_free = _ZERO
@@ -187,7 +222,7 @@ class RiskGate(Actor):
         pending = self._pending.exposure(symbol, inst)  # approvals still on their way
         status = self._status
         baselines = self._baselines
-        inputs = RiskInputs(
+        return RiskInputs(
             state=status.state,
             kill_switch=status.kill_switch,
             instrument=inst,
@@ -208,25 +243,85 @@ class RiskGate(Actor):
             equity=baselines.equity,
             equity_peak=baselines.peak,
         )
-        return evaluate(intent, inputs)
 
-    async def submit(self, intent: OrderIntent) -> Approval | Denial:
-        """Decide one intent and act on it (approve downstream or deny, store, halt)."""
+    @overload
+    async def submit(self, item: OrderIntent) -> Approval | Denial: ...
+    @overload
+    async def submit(self, item: OrderList) -> ListApproval | Denial: ...
+
+    async def submit(self, item: GateInput) -> Approval | ListApproval | Denial:
+        """Decide one intent or list and act on it (approve downstream or deny, store, halt).
+
+        Routing: see the module docstring.
+        """
         self._apply_pending_reload()
-        decision = self.decide(intent)
+        if type(item) is OrderIntent and item.is_plain and not item.parent:
+            decision: Approval | ListApproval | Denial = self.decide(item)
+            if isinstance(decision, Approval):
+                self._rate.record(self._rate_now())
+                await self._to_order_manager(item, decision)
+                return decision
+        elif isinstance(item, OrderList):
+            decision = await self._submit_list(item)
+        else:
+            assert isinstance(item, OrderIntent)
+            decision = await self._submit_conditional(item)
+        if isinstance(decision, Denial):
+            await self._deny(item, decision)
+            if decision.reason in HALTING_REASONS and self._status.state is not TradingState.HALTED:
+                await self._change_state(TradingState.HALTED, f"{decision.reason}: {decision.detail}", None)
+        return decision
+
+    async def _submit_conditional(self, intent: OrderIntent) -> Approval | Denial:
+        """A released child (to the order manager) or a strategy's conditional/algorithmic
+        intent (to the contingent-order manager)."""
+        if intent.parent:
+            decision = evaluate_order(intent, self._inputs(intent.symbol), child=True)
+            if isinstance(decision, Approval):
+                await self._to_order_manager(intent, decision)
+            return decision
+        contingent = self._contingent
+        if contingent is None:
+            return unavailable(intent.type.value)
+        decision = evaluate_order(intent, self._inputs(intent.symbol), child=False)
         if isinstance(decision, Approval):
             self._rate.record(self._rate_now())
             self._approved += 1
-            self._pending.add(self._process_time(), intent, decision, self._instruments.get(intent.symbol),
-                              self._risk)
-            await self._orders.send(
+            await contingent.send(
                 ApprovedIntent(intent=intent, size=decision.size, reference_price=decision.reference_price)
             )
-            return decision
-        await self._deny(intent, decision)
-        if decision.reason in HALTING_REASONS and self._status.state is not TradingState.HALTED:
-            await self._change_state(TradingState.HALTED, f"{decision.reason}: {decision.detail}", None)
         return decision
+
+    async def _submit_list(self, lst: OrderList) -> ListApproval | Denial:
+        """A native list the contingent-order manager releases (its orders have a parent: to
+        the order manager), or a strategy's list (to the contingent-order manager)."""
+        native = any(o.parent for o in lst.orders)
+        contingent = self._contingent
+        if not native and contingent is None:
+            return unavailable(f"{lst.kind.value} list")
+        inputs = self._inputs(lst.symbol)
+        decision = evaluate_native_list(lst, inputs) if native else evaluate_list(lst, inputs)
+        if isinstance(decision, ListApproval):
+            self._approved += 1
+            approved = ApprovedList(order_list=lst, sizes=decision.sizes, reference_price=decision.reference_price)
+            if contingent is None or native:
+                # The legs of a native list share what they lock: the first one stands for it.
+                first = Approval(size=decision.sizes[0] or _ZERO, reference_price=decision.reference_price)
+                self._pending.add(self._process_time(), lst.orders[0], first, self._instruments.get(lst.symbol),
+                                  self._risk)
+                await self._orders.send(approved)
+            else:
+                self._rate.record(self._rate_now())
+                await contingent.send(approved)
+        return decision
+
+    async def _to_order_manager(self, intent: OrderIntent, decision: Approval) -> None:
+        self._approved += 1
+        self._pending.add(self._process_time(), intent, decision, self._instruments.get(intent.symbol),
+                          self._risk)
+        await self._orders.send(
+            ApprovedIntent(intent=intent, size=decision.size, reference_price=decision.reference_price)
+        )
 
     async def command(self, cmd: SetTradingState) -> bool:
         """Apply a trading-state command; returns False when it was refused.
@@ -260,7 +355,12 @@ class RiskGate(Actor):
                 {"equity": str(self._baselines.equity), "reason": "trading resumed from HALTED",
                  "command_reason": cmd.reason},
             )
+        engaging = bool(kill) and not self._status.kill_switch
         await self._change_state(state, cmd.reason, kill)
+        if engaging and self._contingent is not None:
+            # Emulated stops and pending legs live in the contingent-order manager, not on the
+            # venue: a kill must disarm them too (the order manager gets its own CancelAll).
+            await self._contingent.send(CancelAll(reason="kill switch"))
         return True
 
     def snapshot(self) -> RiskSnapshot:
@@ -435,7 +535,8 @@ class RiskGate(Actor):
         self.log.info("risk.baselines_reset", equity=str(self._baselines.equity))
         return True
 
-    async def _deny(self, intent: OrderIntent, d: Denial) -> None:
+    async def _deny(self, item: GateInput, d: Denial) -> None:
+        intent = item if isinstance(item, OrderIntent) else denied_intent_of(item)
         self._denied += 1
         self._denied_by[d.reason] = self._denied_by.get(d.reason, 0) + 1
         self._last_denial = d.reason
@@ -494,3 +595,4 @@ class RiskGate(Actor):
             task = asyncio.get_running_loop().create_task(self._persist())
             self._bg_tasks.add(task)
             task.add_done_callback(self._bg_tasks.discard)
+
