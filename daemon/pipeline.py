@@ -3,7 +3,7 @@
 ``build_pipeline`` turns a config plus opened resources (store, venue, market-data source,
 clock) into the actors, the channels between them and their supervisors::
 
-    order_path (rest_for_one): order_manager, reconciler, risk_gate, router
+    order_path (rest_for_one): order_manager, reconciler, contingent, risk_gate, router
     retention                  archives old rows of the state database ([retention])
     strategies (one_for_one):  one StrategyHost per configured strategy
     bar_log
@@ -18,10 +18,17 @@ Market time: when the clock is a ``MarketClock`` (replay, synthetic), the first 
 advances it to each event's timestamp, so every actor downstream reads the same market
 "now" and per-minute and per-day limits count the data's own minutes and days.
 
-The feed's taps (market clock, the risk gate's marks, a paper venue's matching) are
-registered latest-only: inside a bar, while no order of ours rests or waits on the symbol
-(the venue's ``quiet_on``), a batched replay hands them only the last quote of a stretch,
-which leaves them in the same state (``Feed.add_tap``).
+The feed's taps (market clock, the risk gate's marks, a paper venue's matching, the
+contingent-order manager's triggers) are registered latest-only: inside a bar, while no
+order of ours rests or waits on the symbol (the venue's ``quiet_on``) and no emulated
+trigger is armed on it (the contingent-order manager's ``quiet_on``), a batched replay hands
+them only the last quote of a stretch, which leaves them in the same state (``Feed.add_tap``).
+
+Protective and algorithmic orders: the risk gate hands stops, take-profits, trailing stops,
+icebergs, TWAPs and order lists to the contingent-order manager (``contingent``), which sends
+them natively where the venue has them (``NativeOrders``; ``[orders] native``) or emulates
+them; what it sends goes back through the risk gate, and the router hands it the events of
+its orders.
 
 Lockstep: when the data is replayed or simulated as fast as possible (a ``MarketClock``
 and ``speed = 0``), the feed runs in lockstep by default (``Lockstep`` as its
@@ -36,21 +43,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from actors.bar_log import BarLog
+from actors.contingent.contingency_manager import ContingencyManager, ContingentCommand, ContingentFeedback
 from actors.event_router import EventRouter, RoutedEvent
 from actors.feed import Feed
 from actors.kernel.channel import Channel
-from actors.kernel.clock import Clock, MarketClock
+from actors.kernel.clock import Clock, MarketClock, perf_ns
 from actors.kernel.supervisor import ChildSpec, RestartStrategy, RestartType, Supervisor, SupervisorPolicy
 from actors.model.control import ConfigChanged, SetTradingState, TradingStateChanged
 from actors.model.market import MarketEvent
-from actors.model.orders import OrderIntent
+from actors.model.orders import OrderIntent, OrderList
 from actors.model.records import LedgerSnapshot
 from actors.orders.order_manager import OrderCommand, OrderManager
 from actors.orders.reconciler import Reconciler
-from actors.ports.capabilities import HasStartTime, MarketTap, QuietMarketTap
+from actors.ports.capabilities import HasStartTime, MarketTap, NativeOrders, NativeSupport, QuietMarketTap
 from actors.ports.market_data import MarketDataSource
 from actors.ports.venue import Venue
 from actors.retention import RetentionActor
@@ -90,6 +99,7 @@ class Pipeline:
 
     feed: Feed
     order_manager: OrderManager
+    contingent: ContingencyManager
     reconciler: Reconciler
     risk_gate: RiskGate
     router: EventRouter
@@ -97,8 +107,10 @@ class Pipeline:
     bar_log: BarLog
     order_path: Supervisor
     strategies: Supervisor
-    intents: Channel[OrderIntent]
+    intents: Channel[OrderIntent | OrderList]
     commands: Channel[OrderCommand]
+    contingent_inbox: Channel[ContingentCommand]
+    contingent_events: Channel[ContingentFeedback]
     events: Channel[RoutedEvent]
     control: Channel[ControlMessage]
     state_events: Channel[TradingStateChanged]
@@ -109,7 +121,8 @@ class Pipeline:
     @property
     def channels(self) -> list[Channel[Any]]:
         """Every channel between the pipeline's actors (for status and metrics)."""
-        core: list[Channel[Any]] = [self.intents, self.commands, self.events, self.control, self.state_events]
+        core: list[Channel[Any]] = [self.intents, self.commands, self.contingent_inbox, self.contingent_events,
+                                    self.events, self.control, self.state_events]
         return core + list(self.strategy_events.values())
 
     def children(self) -> list[ChildSpec]:
@@ -148,6 +161,42 @@ def _clock_tap(clock: MarketClock) -> Callable[[MarketEvent], None]:
     return tap
 
 
+def _step_size(cfg: AaitiConfig, symbol: str) -> Decimal:
+    inst = cfg.instruments.get(symbol)
+    return inst.step_size if inst is not None else Decimal(0)
+
+
+def _trigger_latency(
+    on_submit: Callable[[int], None] | None, on_trigger_submit: Callable[[int], None]
+) -> tuple[Callable[[int], None], Callable[[int], None]]:
+    """Submit and trigger hooks that report trigger-to-submit latency for triggered children.
+
+    The contingent-order manager calls the trigger hook with the ``recv_ns`` of the market
+    event that crossed a trigger when it releases the child; the order manager calls the
+    submit hook with the same ``origin_ns`` when that child reaches ``venue.submit``.
+    """
+    origins: dict[int, int] = {}
+
+    def on_trigger(origin_ns: int) -> None:
+        if origin_ns:
+            origins[origin_ns] = origins.get(origin_ns, 0) + 1
+            if len(origins) > 10_000:  # children denied or dropped never reach submit: forget the oldest
+                del origins[next(iter(origins))]
+
+    def submit(origin_ns: int) -> None:
+        if on_submit is not None:
+            on_submit(origin_ns)
+        n = origins.get(origin_ns)
+        if n:
+            if n == 1:
+                del origins[origin_ns]
+            else:
+                origins[origin_ns] = n - 1
+            on_trigger_submit(perf_ns() - origin_ns)
+
+    return submit, on_trigger
+
+
 def build_pipeline(
     config: AaitiConfig,
     *,
@@ -158,6 +207,7 @@ def build_pipeline(
     current_config: Callable[[], AaitiConfig] | None = None,
     portfolios: Mapping[str, TrackingPortfolio] | None = None,
     on_submit: Callable[[int], None] | None = None,
+    on_trigger_submit: Callable[[int], None] | None = None,
     order_manager_options: Mapping[str, Any] | None = None,
     lockstep: bool | None = None,
     retention: bool | None = None,
@@ -167,7 +217,9 @@ def build_pipeline(
     ``current_config`` returns the running config after a reload (the risk gate and the
     reconciler re-read their sections through it); by default the config never changes.
     ``portfolios`` are the strategies' stored positions and open orders, so a restart
-    resumes them. ``on_submit(origin_ns)`` is called when an order is handed to the venue.
+    resumes them. ``on_submit(origin_ns)`` is called when an order is handed to the venue;
+    ``on_trigger_submit(latency_ns)`` when the order is the child an emulated trigger released,
+    with the time from the market event that crossed the trigger to that submit call.
     ``lockstep`` installs ``Lockstep`` as the feed's ``after_bars`` hook (``Pipeline.lockstep``);
     None (the default) means: when ``clock`` is a ``MarketClock`` and the configured replay or
     synthetic source is unpaced (``speed = 0``). A caller that wants other lockstep settings
@@ -184,8 +236,14 @@ def build_pipeline(
     feed.start_gate = asyncio.Event()
     if isinstance(clock, MarketClock):
         feed.add_tap(_clock_tap(clock), latest_only=True)
-    intents: Channel[OrderIntent] = Channel("intents", ch.intent_capacity)
+    intents: Channel[OrderIntent | OrderList] = Channel("intents", ch.intent_capacity)
     commands: Channel[OrderCommand] = Channel("order_commands", ch.order_capacity)
+    contingent_inbox: Channel[ContingentCommand] = Channel("contingent", ch.order_capacity)
+    contingent_events: Channel[ContingentFeedback] = Channel("contingent_events", ch.event_capacity)
+    submit_hook = on_submit
+    trigger_hook: Callable[[int], None] | None = None
+    if on_trigger_submit is not None:
+        submit_hook, trigger_hook = _trigger_latency(on_submit, on_trigger_submit)
     events: Channel[RoutedEvent] = Channel("order_events", ch.event_capacity)
     control: Channel[ControlMessage] = Channel("risk_control", 64)
     state_events: Channel[TradingStateChanged] = Channel("trading_state", 64)
@@ -199,9 +257,27 @@ def build_pipeline(
         clock=clock,
         drain_timeout_s=cfg.daemon.order_drain_timeout_s,
         fills_lookback_s=cfg.reconciler.fills_lookback_s,
-        on_submit=on_submit,
+        on_submit=submit_hook,
         control=control,
         **dict(order_manager_options or {}),
+    )
+    support = venue.native_support() if isinstance(venue, NativeOrders) else NativeSupport()
+    contingent = ContingencyManager(
+        "contingent",
+        inbox=contingent_inbox,
+        feedback=contingent_events,
+        intents=intents,
+        commands=commands,
+        store=store,
+        clock=clock,
+        settings=lambda: running().orders,
+        support=support if cfg.orders.native == "auto" else NativeSupport(),
+        venue_name=venue.name,
+        lookup=om.order,
+        find_order=om.find_order,
+        orders_loaded=om.loaded,
+        step_size=lambda symbol: _step_size(cfg, symbol),
+        on_trigger=trigger_hook,
     )
     reconciler = Reconciler(
         "reconciler",
@@ -227,8 +303,10 @@ def build_pipeline(
         data_age=feed.data_age_s,
         risk_provider=lambda: running().risk,
         clock=clock,
+        contingent=contingent_inbox,
     )
     feed.add_tap(gate.on_market, latest_only=True)
+    feed.add_tap(contingent.on_market, latest_only=True, quiet=contingent.quiet_on)
     if isinstance(venue, QuietMarketTap):
         feed.add_tap(venue.on_market, latest_only=True, quiet=venue.quiet_on)
     elif isinstance(venue, MarketTap):
@@ -252,7 +330,7 @@ def build_pipeline(
         )
         hosts[section.name] = host
         host_specs.append(ChildSpec(section.name, lambda h=host: h, restart=RestartType.TRANSIENT))  # type: ignore[misc]
-    router = EventRouter("router", events, dict(strategy_events))
+    router = EventRouter("router", events, dict(strategy_events), contingent=contingent_events)
     bar_sub = feed.subscribe("bar_log", symbols=cfg.feed.symbols, timeframes=cfg.feed.timeframes)
     bar_log = BarLog("bar_log", bar_sub.bars)
 
@@ -263,6 +341,7 @@ def build_pipeline(
         [
             ChildSpec("order_manager", lambda: om, shutdown_timeout_s=drain),
             ChildSpec("reconciler", lambda: reconciler),
+            ChildSpec("contingent", lambda: contingent),
             ChildSpec("risk_gate", lambda: gate),
             ChildSpec("router", lambda: router),
         ],
@@ -272,11 +351,12 @@ def build_pipeline(
     hook: Lockstep | None = None
     in_lockstep = (isinstance(clock, MarketClock) and _unpaced(cfg.feed)) if lockstep is None else lockstep
     if in_lockstep:
-        channels = (intents, commands, events)
+        channels: tuple[Channel[Any], ...] = (intents, commands, events, contingent_inbox, contingent_events)
 
         def order_path_quiet() -> bool:
             return not (any(len(c) for c in channels) or gate.pending_work() or om.pending_work()
-                        or om.in_flight() or any(len(c) for c in strategy_events.values()))
+                        or om.in_flight() or contingent.pending_work()
+                        or any(len(c) for c in strategy_events.values()))
 
         hook = Lockstep(hosts, store, order_path_quiet)
         feed.after_bars = hook
@@ -297,6 +377,7 @@ def build_pipeline(
     return Pipeline(
         feed=feed,
         order_manager=om,
+        contingent=contingent,
         reconciler=reconciler,
         risk_gate=gate,
         router=router,
@@ -306,6 +387,8 @@ def build_pipeline(
         strategies=strategies,
         intents=intents,
         commands=commands,
+        contingent_inbox=contingent_inbox,
+        contingent_events=contingent_events,
         events=events,
         control=control,
         state_events=state_events,
