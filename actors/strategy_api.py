@@ -28,7 +28,7 @@ import importlib
 import re
 import sys
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -37,9 +37,6 @@ import structlog
 
 from actors.model.market import Bar, Quote, Trade
 from actors.model.orders import (
-    CONDITIONAL_TYPES,
-    PRICED_TYPES,
-    STOP_TYPES,
     TERMINAL_STATUSES,
     ListKind,
     OrderDenied,
@@ -52,6 +49,7 @@ from actors.model.orders import (
     TriggerSource,
     TwapSpec,
 )
+from actors.strategy_orders import DecimalLike, Exit, ExitLike, opt_decimal, shape_problem
 from config.loader import LoadedConfig
 from config.schema.market import StrategySection
 
@@ -77,7 +75,6 @@ __all__ = [
 ]
 
 P = TypeVar("P", bound=msgspec.Struct)
-DecimalLike = Decimal | int | float | str
 #: What a strategy hands to its emitter: one order or a list of linked orders.
 Submission = OrderIntent | OrderList
 IntentEmitter = Callable[[Submission], None]
@@ -102,17 +99,6 @@ class StrategyLoadError(ImportError):
     """A strategy import path cannot be loaded."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Exit:
-    """An exit level of ``buy(stop_loss=..., take_profit=...)`` or ``oco``: it triggers at
-    ``trigger_price`` and then sends a market order, or a limit order at ``limit_price``.
-    A plain number is accepted wherever an ``Exit`` is (a market exit at that trigger)."""
-
-    trigger_price: DecimalLike
-    limit_price: DecimalLike | None = None
-
-
-ExitLike = Exit | DecimalLike
 
 
 class OpenOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -175,19 +161,6 @@ class StrategyContext:
     def with_params(self, params: Mapping[str, Any]) -> StrategyContext:
         """A copy with other raw params."""
         return dataclasses.replace(self, params=dict(params))
-
-
-def to_decimal(value: DecimalLike, what: str) -> Decimal:
-    """Convert a size or price to Decimal (floats via their shortest repr, so 0.1 -> 0.1)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what}: expected a number, got {value!r}")
-    try:
-        out = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else value)
-    except (InvalidOperation, TypeError, ValueError):
-        raise ValueError(f"{what}: expected a number, got {value!r}") from None
-    if not out.is_finite():
-        raise ValueError(f"{what}: expected a finite number, got {value!r}")
-    return out
 
 
 def validate_params(strategy: str, params_type: type[P], raw: Mapping[str, Any]) -> P:
@@ -406,8 +379,8 @@ class Strategy(Generic[P]):
                       trigger: TriggerSource = TriggerSource.LAST, tag: str = "") -> OrderIntent:
         """A stop that follows the best price since activation at ``offset`` (price units) or
         ``offset_bps`` (basis points; give one); from ``activation_price`` on, if set."""
-        spec = TrailingSpec(offset=_opt(offset, "offset"), offset_bps=offset_bps,
-                            activation_price=_opt(activation_price, "activation_price"))
+        spec = TrailingSpec(offset=opt_decimal(offset, "offset"), offset_bps=offset_bps,
+                            activation_price=opt_decimal(activation_price, "activation_price"))
         return self._send(self.build_order(symbol, Side(side), size=size, type=OrderType.STOP_MARKET, trailing=spec,
                                      trigger=trigger, tag=tag))
 
@@ -440,9 +413,11 @@ class Strategy(Generic[P]):
         first order."""
         intent = OrderIntent(
             strategy=self.name, symbol=symbol, side=Side(side), type=OrderType(type),
-            size=_opt(size, "size"), notional=_opt(notional, "notional"), limit_price=_opt(limit_price, "limit_price"),
-            trigger_price=_opt(trigger_price, "trigger_price"), trailing=trailing, trigger=TriggerSource(trigger),
-            display_size=_opt(display_size, "display_size"), twap=twap, tag=tag, origin_ns=self._origin_ns,
+            size=opt_decimal(size, "size"), notional=opt_decimal(notional, "notional"),
+            limit_price=opt_decimal(limit_price, "limit_price"),
+            trigger_price=opt_decimal(trigger_price, "trigger_price"), trailing=trailing,
+            trigger=TriggerSource(trigger),
+            display_size=opt_decimal(display_size, "display_size"), twap=twap, tag=tag, origin_ns=self._origin_ns,
         )
         self._check(intent, sized=size is not None or notional is not None)
         return intent
@@ -509,7 +484,7 @@ class Strategy(Generic[P]):
     def _check(self, intent: OrderIntent, *, sized: bool) -> None:
         """Raise ValueError for an order whose fields do not fit together (prices and sides
         are the risk gate's to judge, with reason codes)."""
-        problem = _shape_problem(intent, sized=sized, symbols=self.symbols)
+        problem = shape_problem(intent, sized=sized, symbols=self.symbols)
         if problem:
             raise ValueError(f"strategy {self.name!r}: {problem}")
 
@@ -540,37 +515,6 @@ class Strategy(Generic[P]):
         self.intents_emitted += 1
         self._emit(lst)
         return lst
-
-
-def _opt(value: DecimalLike | None, what: str) -> Decimal | None:
-    return to_decimal(value, what) if value is not None else None
-
-
-def _shape_problem(o: OrderIntent, *, sized: bool, symbols: tuple[str, ...]) -> str:
-    """What is wrong with an order's fields ('' when nothing)."""
-    if o.symbol not in symbols:
-        return f"{o.symbol!r} is not one of its symbols {list(symbols)}"
-    amount = o.size if o.size is not None else o.notional
-    if sized and (o.size is None) == (o.notional is None):
-        return "give exactly one of size or notional"
-    if amount is not None and amount <= 0:
-        return "size/notional must be > 0"
-    t = o.type
-    if t in PRICED_TYPES and (o.limit_price is None or o.limit_price <= 0):
-        return f"a {t.value} order needs a limit_price > 0"
-    if t not in PRICED_TYPES and o.limit_price is not None:
-        return f"a {t.value} order takes no limit_price"
-    if o.trailing is not None and (t not in STOP_TYPES or o.trigger_price is not None):
-        return "only a stop trails, and a trailing stop takes no trigger_price (use its activation_price)"
-    if t in CONDITIONAL_TYPES and o.trailing is None and (o.trigger_price is None or o.trigger_price <= 0):
-        return f"a {t.value} order needs a trigger_price > 0"
-    if t not in CONDITIONAL_TYPES and o.trigger_price is not None:
-        return f"a {t.value} order takes no trigger_price"
-    if o.display_size is not None and t is not OrderType.LIMIT:
-        return "display_size (iceberg) needs a limit order"
-    if o.twap is not None and t is not OrderType.MARKET:
-        return "twap needs a market order"
-    return ""
 
 
 def strategy_dirs(loaded: LoadedConfig) -> tuple[Path, ...]:
