@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from actors.contingent.base import BookContext, ContingentOrder, OrderLookup
 from actors.contingent.effects import Effect, Notice, Persist
-from actors.contingent.kinds import KINDS, KindUnavailable, create
+from actors.contingent.kinds import KindUnavailable, class_of, create
 from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus, ContingentView
 from actors.model.market import MarketEvent
 from actors.model.orders import ApprovedIntent, ApprovedList, ExecutionMode, OrderDenied, OrderEvent
@@ -145,7 +145,7 @@ class ContingentBook:
             if not row.active:
                 continue
             try:
-                order = KINDS[row.kind].from_row(row)
+                order = class_of(row.kind).from_row(row)
             except (KindUnavailable, ValueError, KeyError, TypeError) as exc:
                 effects.append(Notice(event="contingent.restore_failed", level="error",
                                       fields={"contingent_id": row.id, "kind": row.kind.value, "error": str(exc)}))
@@ -189,7 +189,7 @@ class ContingentBook:
             base = saved if saved is not None else self._unsaved.get(row.id)
             if base is None:
                 continue
-            order = KINDS[base.kind].from_row(base)
+            order = class_of(base.kind).from_row(base)
             self._orders[order.id] = order
             if saved is None:
                 self._restart_at[order.id] = self._ctx.now_ms() + int(self._ctx.settings().child_retry_s * 1000)

@@ -1,35 +1,35 @@
 """The registry of contingent-order kinds: which class holds each ``ContingentKind``, and which
 kind an approved intent or list becomes (``create``).
 
-The families live in their own modules (``single``, ``sliced``, ``linked``, ``bracket``); a
-kind's module is imported the first time that kind is needed, so a missing module makes only
-that kind unavailable (``KindUnavailable``), never the manager.
+The families live in their own modules (``single``, ``sliced``, ``linked``, ``bracket``).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Protocol, cast
 
 from actors.contingent.base import BookContext, ContingentOrder
+from actors.contingent.bracket import Bracket
+from actors.contingent.linked import Oco, Oto
 from actors.contingent.single import StopOrder, TakeProfitOrder, TrailingStopOrder, trigger_kind
+from actors.contingent.sliced import Iceberg, Twap
 from actors.model.contingent import ContingentKind
 from actors.model.orders import CONDITIONAL_TYPES, ApprovedIntent, ApprovedList, ListKind
 
-__all__ = ["KINDS", "KindRegistry", "KindUnavailable", "create", "kind_of"]
+__all__ = ["KINDS", "KindUnavailable", "class_of", "create", "kind_of"]
 
-#: Where each kind's class lives: (module, class name). Read-only.
-_SOURCES: Mapping[ContingentKind, tuple[str, str]] = MappingProxyType({
-    ContingentKind.STOP: ("actors.contingent.single", StopOrder.__name__),
-    ContingentKind.TAKE_PROFIT: ("actors.contingent.single", TakeProfitOrder.__name__),
-    ContingentKind.TRAILING_STOP: ("actors.contingent.single", TrailingStopOrder.__name__),
-    ContingentKind.ICEBERG: ("actors.contingent.sliced", "Iceberg"),
-    ContingentKind.TWAP: ("actors.contingent.sliced", "Twap"),
-    ContingentKind.OCO: ("actors.contingent.linked", "Oco"),
-    ContingentKind.OTO: ("actors.contingent.linked", "Oto"),
-    ContingentKind.BRACKET: ("actors.contingent.bracket", "Bracket"),
+#: Every kind's class. Read-only.
+KINDS: Mapping[ContingentKind, type[ContingentOrder]] = MappingProxyType({
+    ContingentKind.STOP: StopOrder,
+    ContingentKind.TAKE_PROFIT: TakeProfitOrder,
+    ContingentKind.TRAILING_STOP: TrailingStopOrder,
+    ContingentKind.ICEBERG: Iceberg,
+    ContingentKind.TWAP: Twap,
+    ContingentKind.OCO: Oco,
+    ContingentKind.OTO: Oto,
+    ContingentKind.BRACKET: Bracket,
 })
 
 _LIST_KINDS: Mapping[ListKind, ContingentKind] = MappingProxyType({
@@ -40,7 +40,7 @@ _LIST_KINDS: Mapping[ListKind, ContingentKind] = MappingProxyType({
 
 
 class KindUnavailable(KeyError):
-    """A kind whose module or class is not there (this build does not have it)."""
+    """A kind this build has no class for (a row written by another version)."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "contingent kind not available"
@@ -54,37 +54,12 @@ class _FromApproved(Protocol):
         ...
 
 
-class KindRegistry(Mapping[ContingentKind, type[ContingentOrder]]):
-    """``ContingentKind`` -> class, importing a kind's module when first looked up."""
-
-    def __getitem__(self, kind: ContingentKind) -> type[ContingentOrder]:
-        try:
-            module_name, class_name = _SOURCES[kind]
-        except KeyError:
-            raise KindUnavailable(f"contingent kind {kind!s} not available: unknown kind") from None
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise  # the module is there but something it imports is not: a real error
-            raise KindUnavailable(f"contingent kind {kind.value} not available: no module {module_name}") from None
-        cls = getattr(module, class_name, None)
-        if not (isinstance(cls, type) and issubclass(cls, ContingentOrder)):
-            raise KindUnavailable(f"contingent kind {kind.value} not available: no class {module_name}.{class_name}")
-        return cls
-
-    def __contains__(self, kind: object) -> bool:
-        return kind in _SOURCES
-
-    def __iter__(self) -> Iterator[ContingentKind]:
-        return iter(_SOURCES)
-
-    def __len__(self) -> int:
-        return len(_SOURCES)
-
-
-#: Every kind's class (lookups raise ``KindUnavailable`` for a kind this build lacks).
-KINDS: Mapping[ContingentKind, type[ContingentOrder]] = KindRegistry()
+def class_of(kind: ContingentKind) -> type[ContingentOrder]:
+    """The class of ``kind``; ``KindUnavailable`` when this build has none."""
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise KindUnavailable(f"contingent kind {kind!s} not available") from None
 
 
 def kind_of(approved: ApprovedIntent | ApprovedList) -> ContingentKind:
@@ -109,5 +84,5 @@ def create(approved: ApprovedIntent | ApprovedList, ctx: BookContext) -> Conting
     Raises ``KindUnavailable`` when that kind's module is missing, ValueError when the
     approval does not describe a valid order of its kind.
     """
-    cls = KINDS[kind_of(approved)]
+    cls = class_of(kind_of(approved))
     return cast(_FromApproved, cls).from_approved(approved, ctx)
