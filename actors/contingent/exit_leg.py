@@ -352,10 +352,15 @@ class ExitSet(msgspec.Struct, kw_only=True):
         self.children.append(child)
         return Release(intent=self._child_intent(child, owner))
 
+    def leg_tag(self, leg: str) -> str:
+        """An exit order's tag: the list's tag and the leg (``ema.entry:stop_loss``), so reports
+        and logs say which exit closed a position."""
+        return f"{self.tag}:{leg}" if self.tag else leg
+
     def _child_intent(self, child: ExitChild, owner: ContingentOrder) -> OrderIntent:
         return self.leg(child.leg).child_intent(owner, size=child.size, client_order_id=child.id,
                                                 intent_id=child.intent_id, origin_ns=child.origin_ns,
-                                                protective=self.protective, tag=self.tag)
+                                                protective=self.protective, tag=self.leg_tag(child.leg))
 
     def _new_chunk(self, qty: Decimal, owner: ContingentOrder, ctx: BookContext) -> Effect:
         list_id = ctx.new_id() if len(self.legs) > 1 else ""
@@ -368,7 +373,7 @@ class ExitSet(msgspec.Struct, kw_only=True):
     def _chunk_effect(self, chunk: Chunk, owner: ContingentOrder) -> Effect:
         intents = tuple(
             self.leg(nl.leg).native_intent(owner, size=chunk.size, client_order_id=nl.id, intent_id=nl.intent_id,
-                                           protective=self.protective, tag=self.tag)
+                                           protective=self.protective, tag=self.leg_tag(nl.leg))
             for nl in chunk.legs)
         if len(intents) == 1:
             return Release(intent=intents[0])

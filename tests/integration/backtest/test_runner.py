@@ -86,3 +86,26 @@ async def test_resting_limit_orders_do_not_hold_the_lockstep(tmp_path: Path) -> 
                              workdir=tmp_path / "work")
     assert run.lockstep_timeouts == 0
     assert any(o.strategy == "resting" for o in run.orders)
+
+
+async def test_ema_cross_with_bracket_params_exits_only_through_its_stop_and_take_profit(tmp_path: Path) -> None:
+    config = edited(tmp_path, 'params = { fast = 10, slow = 20, kind = "ema", size = "500" }',
+                    'params = { fast = 10, slow = 20, kind = "ema", size = "500", stop_loss_bps = 40, '
+                    'take_profit_bps = 80 }')
+    start = 1_570_752_000_000  # the first day of the bundled tape
+    run = await run_backtest(load_config(config), start_ms=start, end_ms=start + 86_400_000,
+                             workdir=tmp_path / "work")
+    ema = [o for o in run.orders if o.strategy == "ema_cross" and o.status.value == "FILLED"]
+    entries = [o for o in ema if o.parent and o.side.value == "buy"]
+    exits = [o for o in ema if o.parent and o.side.value == "sell"]
+    assert entries and exits and not [o for o in ema if not o.parent]  # every order belongs to a bracket
+    assert {o.tag for o in exits} <= {"ema_cross.entry:stop_loss", "ema_cross.entry:take_profit"}
+    # Each closed bracket sold exactly what its entry bought; at most the last one is still open.
+    bought: dict[str, Decimal] = {}
+    for o in entries:
+        bought[o.parent] = bought.get(o.parent, Decimal(0)) + o.filled
+    sold: dict[str, Decimal] = {}
+    for o in exits:
+        sold[o.parent] = sold.get(o.parent, Decimal(0)) + o.filled
+    assert all(sold[p] == bought[p] for p in sold)
+    assert len(bought) - len(sold) <= 1
