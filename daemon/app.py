@@ -4,7 +4,7 @@ Tree (children start in order and stop in reverse)::
 
     root (one_for_one)
     ├── watchdog
-    ├── order_path (rest_for_one): order_manager, reconciler, risk_gate, router
+    ├── order_path (rest_for_one): order_manager, reconciler, contingent, risk_gate, router
     ├── strategies (one_for_one): one StrategyHost per configured strategy
     ├── bar_log
     └── feed
@@ -33,10 +33,12 @@ import anyio
 import structlog
 
 from actors.bar_log import BarHistory
+from actors.contingent.book import CountKey
 from actors.feed_state import FeedSnapshot
 from actors.kernel.channel import ChannelStats
 from actors.kernel.clock import Clock, MarketClock, WallClock, perf_ns, wall_ms
 from actors.kernel.supervisor import ChildSpec, ChildStatus, Supervisor
+from actors.model.contingent import ContingentView
 from actors.model.control import ConfigChanged, HealthVerdict, SetTradingState, TradingState, TradingStateChanged
 from actors.model.orders import CancelAll, CancelOrder
 from actors.orders.order_manager import OrderManagerSnapshot
@@ -54,7 +56,7 @@ from daemon import exit_codes
 from daemon.admin.auth import AdminConfigError, resolve_token
 from daemon.admin.server import AdminServer
 from daemon.app_admin import AppAdmin, EquityHistory
-from daemon.app_metrics import metrics_snapshot
+from daemon.app_metrics import ContingentMetrics, metrics_snapshot
 from daemon.logging_setup import LoggingSetup, LogRing
 from daemon.metrics import Metrics
 from daemon.notify import NotificationService, NotifyConfigError, OutboxError
@@ -101,6 +103,7 @@ class App:
             cache_s=cfg.admin.metrics_cache_s,
         )
         self.metrics.set_source(lambda: metrics_snapshot(self))
+        self.contingent_metrics = ContingentMetrics(self.metrics.registry, self)
         self.watchdog = Watchdog(
             "watchdog",
             lambda: self.root,
@@ -133,6 +136,7 @@ class App:
         pipeline = build_pipeline(
             cfg, store=store, venue=venue, source=source, clock=self.clock,
             current_config=lambda: self.config, portfolios=portfolios, on_submit=self._on_submit,
+            on_trigger_submit=self.contingent_metrics.observe_trigger_to_submit,
         )
         self.pipeline = pipeline
         self.root = Supervisor(
@@ -219,6 +223,18 @@ class App:
     def reference_price(self, symbol: str) -> Decimal | None:
         """The risk gate's reference price for ``symbol``."""
         return self.pipeline.risk_gate.reference_price(symbol) if self.pipeline is not None else None
+
+    def contingent_views(self) -> list[ContingentView]:
+        """The contingent-order manager's active orders."""
+        return self.pipeline.contingent.views() if self.pipeline is not None else []
+
+    def contingent_counts(self) -> dict[CountKey, int]:
+        """Active contingent orders by (kind, mode, status)."""
+        return self.pipeline.contingent.counts() if self.pipeline is not None else {}
+
+    def contingent_completed(self) -> dict[CountKey, int]:
+        """Contingent orders finished since the manager (re)started."""
+        return self.pipeline.contingent.completed() if self.pipeline is not None else {}
 
     def reconcile_discrepancies(self) -> dict[str, int]:
         """Discrepancies by kind since start."""
@@ -489,6 +505,12 @@ class App:
         if self.pipeline is None:
             raise RuntimeError("daemon not started")
         await self.pipeline.commands.send(cmd)
+
+    async def send_contingent_command(self, cmd: CancelOrder | CancelAll) -> None:
+        """Send a command to the contingent-order manager."""
+        if self.pipeline is None:
+            raise RuntimeError("daemon not started")
+        await self.pipeline.contingent_inbox.send(cmd)
 
     async def stop_strategy(self, name: str) -> bool:
         """Stop one strategy instance (it stays stopped until started or reloaded)."""

@@ -287,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also check the archived rows' segment files (default DIR: the state directory's archive)")
     v.set_defaults(func=cmd_audit_verify)
     from daemon.cli_admin import add_admin_commands
+    from daemon.cli_contingent import add_contingent_command
 
-    add_admin_commands(sub)
+    add_admin_commands(sub, more=(add_contingent_command,))
     from daemon.backtest.command import add_backtest_command  # `aaiti backtest`; the pipeline is imported when it runs
 
     add_backtest_command(sub)

@@ -1,5 +1,5 @@
 """CLI verbs over the admin API: ``aaiti status|orders|fills|positions|balances|risk|cancel|strategy
-start/stop|pause|resume|kill|reload|logs``.
+start/stop|pause|resume|kill|reload|logs|contingent`` (``contingent``: ``daemon.cli_contingent``).
 
 ``add_admin_commands(subparsers)`` registers them on the ``aaiti`` parser. Each talks to
 a running daemon over HTTP (stdlib ``urllib``, synchronous — no event loop needed):
@@ -330,8 +330,8 @@ def cmd_status(args: argparse.Namespace, client: AdminClient) -> int:
     return exit_codes.OK
 
 
-ORDER_COLUMNS = ("client_order_id", "strategy", "symbol", "side", "type", "size", "price", "filled", "status",
-                 "updated")
+ORDER_COLUMNS = ("client_order_id", "strategy", "symbol", "side", "type", "mode", "size", "price", "filled",
+                 "status", "updated")
 
 
 def cmd_orders(args: argparse.Namespace, client: AdminClient) -> int:
@@ -349,7 +349,10 @@ def cmd_orders(args: argparse.Namespace, client: AdminClient) -> int:
         _print_json(page)
         return exit_codes.OK
     rows = [{**o, "updated": ms_time(o.get("updated_ms"))} for o in page["orders"]]
-    print(table(rows, ORDER_COLUMNS, fetch_precision(client)))
+    columns = list(ORDER_COLUMNS)
+    if any(o.get("trigger_price") is not None for o in rows):  # native stops and take-profits
+        columns.insert(columns.index("price") + 1, "trigger_price")
+    print(table(rows, columns, fetch_precision(client)))
     return exit_codes.OK
 
 
@@ -517,8 +520,16 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
-def add_admin_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the admin verbs on the ``aaiti`` sub-command parser (each sets ``func``)."""
+def add_admin_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    more: Sequence[Callable[[Callable[..., argparse.ArgumentParser]], None]] = (),
+) -> None:
+    """Register the admin verbs on the ``aaiti`` sub-command parser (each sets ``func``).
+
+    ``more``: registrars of further admin verbs (e.g. ``cli_contingent.add_contingent_command``),
+    each called with ``add(name, help, handler)``, which gives a verb this module's connection
+    options, ``--json``, error handling and exit codes.
+    """
     common = _common()
     epilog = ("exit codes: 0 ok, 6 daemon not reachable, 7 token refused, 2 invalid request or config, "
               "1 refused (unknown order, kill switch engaged, ...)")
@@ -567,3 +578,5 @@ def add_admin_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     p.add_argument("-n", type=int, default=50, help="number of recent records (default 50)")
     p.add_argument("--level", choices=["debug", "info", "warning", "error", "critical"], help="minimum level")
     p.add_argument("--logger", help="only records of this actor")
+    for register in more:
+        register(add)

@@ -18,8 +18,9 @@ from typing import Any
 __all__ = ["NO_PRECISION", "Precision", "cell", "format_number", "key_values", "ms_time", "table"]
 
 # -- numbers ----------------------------------------------------------------------------------------
-PRICE_KEYS = frozenset({"price", "avg_price", "limit_price", "mark", "open", "high", "low", "close"})
-SIZE_KEYS = frozenset({"size", "filled", "volume"})
+PRICE_KEYS = frozenset({"price", "avg_price", "limit_price", "trigger_price", "mark", "open", "high", "low",
+                        "close"})
+SIZE_KEYS = frozenset({"size", "filled", "volume", "display_size", "protected"})
 MONEY_KEYS = frozenset({"realized_pnl", "unrealized_pnl", "pnl", "fees", "fee", "notional", "equity", "equity_peak",
                         "day_start_equity", "daily_pnl", "gross_exposure", "free", "locked", "total"})
 _WIDE = DecimalContext(prec=80)  # quantizing must never fail for lack of digits

@@ -1,9 +1,10 @@
 """The narrow, read-mostly view of the running daemon that the admin API and metrics use.
 
 Reads are published snapshots (each actor's ``snapshot()``, the supervisor tree's
-statuses, channel counters) or store queries; the only writes are messages: a trading
-state command to the risk gate, an order command to the order manager, a reload through
-the one reload path, a strategy stop/start through its supervisor. Admin and metrics
+statuses, channel counters, the contingent-order manager's views) or store queries; the
+only writes are messages: a trading state command to the risk gate, an order command to
+the order manager or to the contingent-order manager, a reload through the one reload
+path, a strategy stop/start through its supervisor. Admin and metrics
 depend on this Protocol, not on ``App``, so the shell has no import cycle and a test can
 serve the admin API from any implementation.
 """
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from actors.kernel.channel import ChannelStats
 from actors.kernel.supervisor import ChildStatus
+from actors.model.contingent import ContingentView
 from actors.model.control import HealthVerdict, SetTradingState, TradingState
 from actors.model.orders import CancelAll, CancelOrder
 from actors.ports.capabilities import ConnectionHealth
@@ -26,6 +28,7 @@ from daemon.reloader import ReloadResult
 
 if TYPE_CHECKING:
     from actors.bar_log import BarHistory
+    from actors.contingent.book import CountKey
     from actors.feed_state import FeedSnapshot
     from actors.orders.order_manager import OrderManagerSnapshot
     from actors.risk.risk_gate import RiskSnapshot
@@ -106,6 +109,18 @@ class DaemonView(Protocol):
         """The latest reference (mark) price the risk gate holds for ``symbol``."""
         ...
 
+    def contingent_views(self) -> list[ContingentView]:
+        """The contingent-order manager's active orders (empty before the pipeline is built)."""
+        ...
+
+    def contingent_counts(self) -> dict[CountKey, int]:
+        """Active contingent orders by (kind, mode, status)."""
+        ...
+
+    def contingent_completed(self) -> dict[CountKey, int]:
+        """Contingent orders finished since the manager (re)started, by (kind, mode, final status)."""
+        ...
+
     def reconcile_discrepancies(self) -> dict[str, int]:
         """Discrepancies found by kind since start."""
         ...
@@ -144,6 +159,10 @@ class DaemonView(Protocol):
 
     async def send_order_command(self, cmd: CancelOrder | CancelAll) -> None:
         """Send a command to the order manager."""
+        ...
+
+    async def send_contingent_command(self, cmd: CancelOrder | CancelAll) -> None:
+        """Send a command to the contingent-order manager (``CancelOrder`` by contingent id)."""
         ...
 
     async def stop_strategy(self, name: str) -> bool:

@@ -122,6 +122,9 @@ class AdminBackend(Protocol):
       ``recent_fills()`` (``Fill``-like, newest first) and ``backtests_dir()``; ``status()`` may
       add ``circuit_breakers`` (name, state, trips, latched, open_remaining_s, reason) and
       ``reconnects`` ({source: count}).
+    - contingent orders (stops, take-profits, trailing stops, OCO/OTO, brackets, icebergs,
+      TWAPs): ``ContingentView``-like (id, strategy, symbol, kind, mode, status, protected,
+      legs, …); ``status()`` adds ``contingent`` ({active, by_kind: {kind: {mode: count}}}).
     """
 
     @property
@@ -225,6 +228,20 @@ class AdminBackend(Protocol):
 
     async def cancel_order(self, client_order_id: str, reason: str) -> bool:
         """Request a cancel. False if unknown; raise ``Conflict`` if the order is finished."""
+        ...
+
+    async def contingent_orders(self, *, active_only: bool, limit: int) -> Sequence[Record]:
+        """Contingent orders, newest first: the active ones (live), and unless ``active_only``
+        also finished ones from the store; at most ``limit`` (already validated)."""
+        ...
+
+    async def contingent_order(self, contingent_id: str) -> Record | None:
+        """One contingent order (``ContingentView``-like), None if unknown."""
+        ...
+
+    async def cancel_contingent(self, contingent_id: str, reason: str) -> bool:
+        """Ask the contingent-order manager to cancel one (emulated triggers disarm, its venue
+        orders are cancelled). False if unknown; raise ``Conflict`` if it is already finished."""
         ...
 
     async def strategy_stop(self, name: str) -> bool:

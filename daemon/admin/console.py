@@ -3,7 +3,7 @@
 Everything is served from the package (``daemon/web/console/``, the vendored chart library);
 the page loads nothing from elsewhere and its Content-Security-Policy forbids other origins.
 The routes live in ``CONSOLE_ROUTES``, registered and documented exactly like the API's
-(``ALL_ROUTES`` = API + console), so they pass through the same origin / DNS-rebinding
+(``ALL_ROUTES`` = API + contingent orders + console), so they pass through the same origin / DNS-rebinding
 guards and error handling. The console authenticates with a session cookie obtained once
 with the bearer token (``console_session``); ``GET /console/state?follow=1`` streams the
 state as Server-Sent Events (``event: state`` every ``STREAM_INTERVAL_S``, ``event: charts``
@@ -37,6 +37,7 @@ from daemon.admin.routes import (
     path_id,
     read_body,
 )
+from daemon.admin.routes_contingent import CONTINGENT_ROUTES
 from daemon.web import LIGHTWEIGHT_CHARTS_JS, asset_text
 
 STREAM_INTERVAL_S = 0.75  # with the cache's 0.25 s, what the page shows is at most 1 s old
@@ -309,5 +310,6 @@ CONSOLE_ROUTES: tuple[Route, ...] = (
                      404: Response("No such report.")}),
 )
 
-ALL_ROUTES: tuple[Route, ...] = (*ROUTES, *CONSOLE_ROUTES)
-"""What the admin server registers and ``/openapi.json`` documents: the API and the console."""
+ALL_ROUTES: tuple[Route, ...] = (*ROUTES, *CONTINGENT_ROUTES, *CONSOLE_ROUTES)
+"""What the admin server registers and ``/openapi.json`` documents: the API (with its contingent-order
+routes, ``routes_contingent``) and the console."""

@@ -1,8 +1,9 @@
 """The web console's picture of the daemon: one JSON document built from the admin backend.
 
 ``build_state`` gathers what the console shows (status, readiness, health, risk, positions,
-balances, open orders, recent fills and denials, breakers and reconnects, the equity curve)
-and ``build_charts`` the candlestick series with their fills and open-order price levels.
+balances, open orders, active contingent (protective) orders, recent fills and denials,
+breakers and reconnects, the equity curve) and ``build_charts`` the candlestick series with
+their fills and open-order price levels.
 Everything comes from the ``AdminBackend`` (published snapshots, bounded store queries);
 ``ConsoleStateCache`` builds it at most once per ``max_age_s`` however many browsers watch.
 """
@@ -22,6 +23,7 @@ from daemon.admin.backend import AdminBackend, AdminError, Record
 RECENT_FILLS = 50
 RECENT_DENIALS = 25
 OPEN_ORDERS = 200
+CONTINGENT = 200
 CHART_FILLS = 500
 _TO_PLAIN = msgspec.json.Encoder(enc_hook=str)
 
@@ -57,6 +59,8 @@ async def build_state(backend: AdminBackend) -> dict[str, Any]:
         problems.append(f"risk: {exc.message}")
     open_orders = await _optional("orders", problems, backend.orders(
         statuses=OPEN_STATUSES, symbol=None, strategy=None, limit=OPEN_ORDERS, offset=0))
+    contingent = await _optional("contingent orders", problems, backend.contingent_orders(
+        active_only=True, limit=CONTINGENT))
     fills = await _optional("fills", problems, backend.recent_fills(
         symbol=None, since_ms=_chart_start_ms(backend), limit=RECENT_FILLS))
     denials = await _optional("risk events", problems, backend.risk_events(reason=None, limit=RECENT_DENIALS,
@@ -73,6 +77,7 @@ async def build_state(backend: AdminBackend) -> dict[str, Any]:
         "positions": plain(list(backend.positions())),
         "balances": plain(list(backend.balances())),
         "open_orders": plain(list(open_orders)),
+        "contingent": plain(list(contingent)),
         "fills": plain(list(fills)),
         "denials": plain(list(denials)),
         "breakers": status.get("circuit_breakers", []),

@@ -22,7 +22,8 @@ import msgspec
 
 from actors.kernel.channel import ChannelStats
 from actors.kernel.supervisor import ChildStatus
-from actors.model.orders import OrderStatus
+from actors.model.contingent import ContingentKind, ContingentStatus
+from actors.model.orders import ExecutionMode, OrderStatus, OrderType
 from daemon.admin.backend import ConfigView
 from daemon.admin.console import ALL_ROUTES
 from daemon.admin.routes import (
@@ -78,6 +79,7 @@ def _hand_written() -> dict[str, Any]:
     trading_state = {"type": "string", "enum": ["ACTIVE", "REDUCING", "HALTED"]}
     health_status = {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]}
     order_status = {"type": "string", "enum": [s.value for s in OrderStatus]}
+    mode = {"type": "string", "enum": [m.value for m in ExecutionMode]}
     return {
         "Error": _obj({"error": {**string, "description": "Stable error code."}, "message": string},
                       ["error", "message"]),
@@ -93,6 +95,11 @@ def _hand_written() -> dict[str, Any]:
                 "health": _obj({"status": health_status, "reasons": _array(string)}),
                 "config_version": integer, "actors": _array(_ref("ChildStatus")),
                 "channels": _array(_ref("ChannelStats")),
+                "contingent": _obj(
+                    {"active": {**integer, "description": "Active contingent orders."},
+                     "by_kind": {"type": "object", "description": "kind -> mode -> active count.",
+                                 "additionalProperties": {"type": "object", "additionalProperties": integer}}},
+                    ["active", "by_kind"], "Active contingent orders by kind and execution mode."),
             },
             description="Daemon overview; keys beyond these may appear.",
         ),
@@ -100,10 +107,18 @@ def _hand_written() -> dict[str, Any]:
             {
                 "client_order_id": string, "venue": string, "venue_order_id": string, "strategy": string,
                 "symbol": string,
-                "side": side, "type": {"type": "string", "enum": ["market", "limit"]}, "size": dec,
+                "side": side, "type": {"type": "string", "enum": [t.value for t in OrderType]}, "size": dec,
                 "price": opt_dec, "status": order_status,
                 "filled": dec, "avg_price": opt_dec, "fees": dec, "tag": string, "intent_id": string,
                 "reason": string, "created_ms": integer, "updated_ms": integer,
+                "mode": {**mode, "description": "native: the order runs on the venue (every order here does; "
+                         "emulated orders are contingent orders, see /contingent)."},
+                "trigger_price": {**opt_dec, "description": "A native conditional order's trigger price."},
+                "trailing_bps": {"anyOf": [integer, {"type": "null"}],
+                                 "description": "A native trailing stop's offset in basis points."},
+                "display_size": {**opt_dec, "description": "A native iceberg's visible size."},
+                "parent": {**string, "description": "The contingent order this order belongs to ('' if none)."},
+                "list_id": {**string, "description": "The native order list this order is a leg of ('' if none)."},
             },
             ["client_order_id", "strategy", "symbol", "side", "type", "size", "status", "filled"],
         ),
@@ -161,10 +176,56 @@ def _hand_written() -> dict[str, Any]:
                              ["state", "kill_switch"]),
         "CancelAccepted": _obj({"client_order_id": string, "cancel_requested": boolean},
                                ["client_order_id", "cancel_requested"]),
+        **_contingent_schemas(),
         "StrategyCommand": _obj({"strategy": string, "action": {"type": "string", "enum": ["stop", "start"]},
                                  "accepted": boolean}, ["strategy", "action", "accepted"]),
         "OpenApiDocument": {"type": "object"},
         **_console_schemas(),
+    }
+
+
+def _contingent_schemas() -> dict[str, Any]:
+    """Response shapes of the contingent-order routes (``daemon.admin.routes_contingent``)."""
+    string = {"type": "string"}
+    integer = {"type": "integer"}
+    dec = {"type": "string", "format": "decimal", "description": "Exact decimal number as a string."}
+    opt_dec = {"anyOf": [dec, {"type": "null"}]}
+    leg = _obj(
+        {
+            "name": {**string, "description": "order, entry, take_profit, stop_loss, above, below, working, "
+                     "pending or slice."},
+            "type": {"type": "string", "enum": [t.value for t in OrderType]},
+            "side": {"type": "string", "enum": ["buy", "sell"]}, "status": string, "size": opt_dec, "filled": dec,
+            "trigger_price": {**opt_dec, "description": "For a trailing stop: its current level."},
+            "limit_price": opt_dec,
+            "trailing": {"anyOf": [string, {"type": "null"}], "description": "The trailing rule, e.g. '50bps'."},
+            "client_order_ids": {**_array(string), "description": "Venue orders this leg sent so far."},
+        },
+        ["name", "type", "side", "status"],
+        "One leg of a contingent order.",
+    )
+    order = _obj(
+        {
+            "id": string, "strategy": string, "symbol": string,
+            "kind": {"type": "string", "enum": [k.value for k in ContingentKind]},
+            "mode": {"type": "string", "enum": [m.value for m in ExecutionMode],
+                     "description": "native: the venue holds the trigger; emulated: the daemon does."},
+            "status": {"type": "string", "enum": [s.value for s in ContingentStatus]},
+            "trigger": {**string, "description": "The price an emulated trigger watches: last, bid_ask or mid."},
+            "protected": {**opt_dec, "description": "Position quantity its exits protect now."},
+            "reason": string, "legs": _array(_ref("ContingentLeg")), "created_ms": integer, "updated_ms": integer,
+        },
+        ["id", "strategy", "symbol", "kind", "mode", "status", "legs"],
+        "A protective or algorithmic order the contingent-order manager holds.",
+    )
+    return {
+        "ContingentLeg": leg,
+        "ContingentOrder": order,
+        "ContingentList": _obj({"contingent": {**_array(_ref("ContingentOrder")), "description": "Newest first."}},
+                               ["contingent"]),
+        "ContingentDetail": _obj({"contingent": _ref("ContingentOrder")}, ["contingent"]),
+        "ContingentCancelAccepted": _obj({"contingent_id": string, "cancel_requested": {"type": "boolean"}},
+                                         ["contingent_id", "cancel_requested"]),
     }
 
 
@@ -207,6 +268,8 @@ def _console_schemas() -> dict[str, Any]:
                 "kill_switch": boolean, "risk": {"anyOf": [_ref("Risk"), {"type": "null"}]},
                 "positions": _array(_ref("Position")), "balances": _array(_ref("Balance")),
                 "open_orders": _array(_ref("Order")),
+                "contingent": {**_array(_ref("ContingentOrder")),
+                               "description": "Active contingent (protective) orders, newest first."},
                 "fills": {**_array(_ref("Fill")), "description": "Recent fills, newest first."},
                 "denials": {**_array(_ref("RiskEvent")), "description": "Recent risk denials, newest first."},
                 "breakers": _array(_ref("Breaker")),

@@ -132,6 +132,9 @@
     syncRows(byId("balances"), s.balances || [], (b) => b.asset, (b, tr) => setCells(tr, [
       ["asset", b.asset], ["total", b.total], ["free", b.free], ["locked", b.locked]]));
     syncRows(byId("orders"), s.open_orders, (o) => o.client_order_id, renderOrder);
+    const contingent = s.contingent || [];
+    syncRows(byId("contingent"), contingent, (c) => c.id, renderContingent);
+    byId("contingent-empty").hidden = contingent.length > 0;
     syncRows(byId("fills"), s.fills, (f) => `${f.venue}/${f.trade_id}`, (f, tr) => setCells(tr, [
       ["ts", time(f.ts_ms)], ["symbol", f.symbol], ["side", f.side], ["size", f.size], ["price", f.price],
       ["fee", `${f.fee} ${f.fee_currency || ""}`.trim()], ["client_order_id", f.client_order_id]]));
@@ -175,6 +178,38 @@
       button.textContent = "Cancel";
       button.setAttribute("aria-label", `Cancel order ${o.client_order_id}`);
       button.addEventListener("click", () => cancelOrder(o.client_order_id));
+      td.appendChild(button);
+      tr.appendChild(td);
+    }
+  }
+
+  /** A contingent order's legs in a few words: "take_profit 2.1 @ 0.00051 | stop_loss trailing 0.00047". */
+  function legsSummary(c) {
+    return (c.legs || []).map((leg) => {
+      const parts = [leg.name];
+      if (leg.trailing) parts.push("trailing", leg.trigger_price ?? "", `(${leg.trailing})`);
+      else {
+        if (leg.size !== null && leg.size !== undefined) parts.push(leg.size);
+        if (leg.trigger_price) parts.push("@", leg.trigger_price);
+        else if (leg.limit_price) parts.push("@", leg.limit_price);
+        if (leg.trigger_price && leg.limit_price) parts.push("→", leg.limit_price);
+      }
+      return parts.filter((p) => p !== "").join(" ");
+    }).join(" | ");
+  }
+
+  function renderContingent(c, tr) {
+    setCells(tr, [["id", c.id], ["strategy", c.strategy], ["symbol", c.symbol], ["kind", c.kind], ["mode", c.mode],
+      ["status", c.status], ["legs", legsSummary(c)], ["protected", c.protected]]);
+    tr.dataset.kind = c.kind;
+    tr.dataset.mode = c.mode;
+    if (tr.cells.length < 9) {
+      const td = document.createElement("td");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Cancel";
+      button.setAttribute("aria-label", `Cancel protective order ${c.id}`);
+      button.addEventListener("click", () => cancelContingent(c.id));
       td.appendChild(button);
       tr.appendChild(td);
     }
@@ -376,6 +411,14 @@
     const r = await api("POST", `/orders/${encodeURIComponent(clientOrderId)}/cancel`, { reason: "console: cancel" });
     commandResult(r.ok ? "ok" : "refused", r.ok ? `cancel requested for ${clientOrderId}`
       : `cancel ${clientOrderId}: ${r.data ? r.data.message : r.status}`);
+    await refresh();
+  }
+
+  async function cancelContingent(id) {
+    byId("controls").dataset.lastCommand = "cancel-contingent";
+    const r = await api("POST", `/contingent/${encodeURIComponent(id)}/cancel`, { reason: "console: cancel" });
+    commandResult(r.ok ? "ok" : "refused", r.ok ? `cancel requested for protective order ${id}`
+      : `cancel ${id}: ${r.data ? r.data.message : r.status}`);
     await refresh();
   }
 

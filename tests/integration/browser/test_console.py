@@ -4,8 +4,9 @@ One ``aaiti run`` child (the default paper config, admin on a free loopback port
 strategy keeping resting LIMIT buys so that there are open orders to draw) and one browser
 page shared by the tests below, which run in file order like an operator's session: log in,
 watch, kill from the keyboard, compare positions with the API, resume (which needs the
-confirmation step), read the log tail, open a backtest report. Every request the browser
-makes to anything but the daemon is aborted and recorded; none may be attempted. Tests wait
+confirmation step), read the log tail, open a backtest report. A bracket strategy gives the
+"Protective orders" table a row, which the kill cancels (its empty state shows). Every request
+the browser makes to anything but the daemon is aborted and recorded; none may be attempted. Tests wait
 for ``data-*`` attributes and DOM states the console's script sets, never for a fixed time.
 Screenshots go to ``tests/artifacts/console-*.png``.
 """
@@ -36,6 +37,11 @@ RELAXED = {
     r'daily_loss_limit = "[^"]*".*': 'daily_loss_limit = "5"',
     r"max_drawdown_pct = \d+.*": "max_drawdown_pct = 90",
 }
+# One bracket (market buy, take-profit and stop-loss far from the market): on the paper venue its
+# exits are emulated, so the "Protective orders" table has a row until the kill cancels it.
+BRACKET_STRATEGY = ('[[strategies]]\nname = "bracket"\n'
+                    'strategy = "tests.integration.ops.contingent_strategies:Brackets"\nsymbols = ["XRP/ETH"]\n'
+                    'timeframe = "1m"\nparams = { count = 1, size = "30" }\n')
 LIVE_TIMEOUT_MS = 30_000  # deadline for market-driven DOM states (bars, fills, equity samples)
 POSITION_FIELDS = ("size", "avg_price", "realized_pnl", "fees", "fills")
 EMPTY = "\u2013"  # what the console shows for a missing value (an en dash)
@@ -62,7 +68,7 @@ class Console:
 
 
 def _config(tmp: Path) -> Path:
-    path = ops_config(tmp, append=resting_strategy("resting", count=2))
+    path = ops_config(tmp, append=resting_strategy("resting", count=2) + BRACKET_STRATEGY)
     text = path.read_text()
     for pattern, line in RELAXED.items():
         text, n = re.subn(f"(?m)^{pattern}$", line, text, count=1)
@@ -152,6 +158,13 @@ def test_live_view_draws_state_charts_and_orders(console: Console) -> None:
     page.wait_for_selector("#equity-chart:not([data-points='0'])", state="attached", timeout=LIVE_TIMEOUT_MS)
     page.wait_for_selector("#orders tr button[aria-label^='Cancel order']", timeout=LIVE_TIMEOUT_MS)
     page.wait_for_selector("#fills tr", timeout=LIVE_TIMEOUT_MS)
+    # The protective orders: the bracket's row (emulated on the paper venue) with its legs and a cancel button.
+    assert page.get_by_role("heading", name="Protective orders").is_visible()
+    row = "#contingent tr[data-kind='bracket'][data-mode='emulated']"
+    page.wait_for_selector(f"{row} button[aria-label^='Cancel protective order']", timeout=LIVE_TIMEOUT_MS)
+    assert page.locator("#contingent-empty").is_hidden()
+    legs = page.locator(f"{row} td[data-field='legs']").text_content() or ""
+    assert legs.startswith("entry 30") and "| take_profit " in legs and "| stop_loss " in legs, legs
     assert page.get_by_role("link", name="xrp-ema-2019").is_visible()
     page.screenshot(path=screenshot_path("console-live"), full_page=True)
 
@@ -176,6 +189,10 @@ def test_kill_is_reachable_with_tab_and_works_with_enter(console: Console) -> No
     risk = _risk(console)
     assert risk["state"] == "HALTED" and risk["kill_switch"] is True
     assert console.api.ok("GET", "/status")["trading_state"] == "HALTED"
+    # The kill cancelled the emulated bracket too: the table shows its empty state.
+    page.wait_for_selector("#contingent-empty", state="visible", timeout=READY_TIMEOUT_MS)
+    assert page.locator("#contingent tr").count() == 0
+    assert console.api.ok("GET", "/contingent", {"active": "true"})["contingent"] == []
 
 
 def test_positions_match_the_api(console: Console) -> None:

@@ -17,9 +17,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from actors.bar_log import BarHistory, BarSeries
 from actors.kernel.channel import Channel, OverflowPolicy
 from actors.kernel.supervisor import ChildStatus
+from actors.model.contingent import ACTIVE_CONTINGENT_STATUSES, ContingentView, LegView
 from actors.model.control import HealthVerdict, TradingState
 from actors.model.market import Bar
 from actors.model.orders import OPEN_STATUSES, Fill, OrderStatus, OrderType, Side
@@ -60,7 +63,9 @@ class MemoryBackend:
         self.orders_by_id: dict[str, OrderRecord] = {}
         self.fills_list: list[Fill] = []
         self.denials: list[dict[str, Any]] = []
+        self.contingents: dict[str, ContingentView] = {}
         self._seed(orders)
+        self._seed_contingent()
         self.metrics = Metrics(self.metrics_snapshot, build_info={"mode": "paper"}, cache_s=metrics_cache_s)
 
     # -- data ------------------------------------------------------------------------------
@@ -89,6 +94,35 @@ class MemoryBackend:
         for i, reason in enumerate(("max_position", "stale_data", "max_position")):
             self.denials.append({"id": i + 1, "ts_ms": base + i, "reason": reason, "strategy": "ema_fast",
                                  "symbol": self.symbols[0], "intent": {"side": "buy"}, "limit": "1000", "detail": ""})
+
+    def _seed_contingent(self) -> None:
+        """An emulated bracket protecting a fill, a native stop, and a finished OCO."""
+        base = 1_700_000_100_000
+        sym = self.symbols[0]
+        views = [
+            ContingentView(
+                id="ct-00001", strategy="ema_fast", symbol=sym, kind="bracket", mode="emulated", status="WORKING",
+                protected="2.1", created_ms=base, updated_ms=base + 5,
+                legs=(LegView(name="entry", type="limit", side="buy", status="FILLED", size="2.1", filled="2.1",
+                              limit_price="0.5", client_order_ids=("aaiti-00001",)),
+                      LegView(name="take_profit", type="take_profit", side="sell", status="WORKING", size="2.1",
+                              trigger_price="0.55"),
+                      LegView(name="stop_loss", type="stop_market", side="sell", status="WORKING", size="2.1",
+                              trigger_price="0.47123", trailing="50bps"))),
+            ContingentView(
+                id="ct-00002", strategy="rsi_revert", symbol=self.symbols[1], kind="stop", mode="native",
+                status="WORKING", protected="3", created_ms=base + 1000, updated_ms=base + 1000,
+                legs=(LegView(name="order", type="stop_market", side="sell", status="ACCEPTED", size="3",
+                              trigger_price="0.4", client_order_ids=("aaiti-00002",)),)),
+            ContingentView(
+                id="ct-00003", strategy="ema_fast", symbol=sym, kind="oco", mode="emulated", status="DONE",
+                created_ms=base - 1000, updated_ms=base,
+                legs=(LegView(name="above", type="take_profit", side="sell", status="FILLED", size="1", filled="1",
+                              trigger_price="0.6"),
+                      LegView(name="below", type="stop_market", side="sell", status="CANCELED", size="1",
+                              trigger_price="0.45"))),
+        ]
+        self.contingents = {v.id: v for v in views}
 
     def positions_view(self) -> list[PositionView]:
         size: dict[str, Decimal] = {}
@@ -157,7 +191,15 @@ class MemoryBackend:
             "circuit_breakers": [{"name": "venue", "state": "closed", "trips": 1, "latched": False,
                                   "open_remaining_s": None, "reason": ""}],
             "reconnects": {"market_data": 2},
+            "contingent": self._contingent_summary(),
         }
+
+    def _contingent_summary(self) -> dict[str, Any]:
+        by_kind: dict[str, dict[str, int]] = {}
+        active = [v for v in self.contingents.values() if v.status in ACTIVE_CONTINGENT_STATUSES]
+        for v in active:
+            by_kind.setdefault(v.kind, {})[v.mode] = by_kind.get(v.kind, {}).get(v.mode, 0) + 1
+        return {"active": len(active), "by_kind": by_kind}
 
     def readiness(self) -> tuple[bool, Sequence[str]]:
         return (not self.not_ready, list(self.not_ready))
@@ -293,6 +335,26 @@ class MemoryBackend:
         self.orders_by_id[client_order_id] = OrderRecord(**{
             **{f: getattr(rec, f) for f in rec.__struct_fields__}, "status": OrderStatus.PENDING_CANCEL,
             "reason": reason})
+        return True
+
+    async def contingent_orders(self, *, active_only: bool, limit: int) -> Sequence[Record]:
+        await asyncio.sleep(0)
+        rows = [v for v in self.contingents.values() if not active_only or v.status in ACTIVE_CONTINGENT_STATUSES]
+        rows.sort(key=lambda v: v.created_ms, reverse=True)
+        return rows[:limit]
+
+    async def contingent_order(self, contingent_id: str) -> Record | None:
+        await asyncio.sleep(0)
+        return self.contingents.get(contingent_id)
+
+    async def cancel_contingent(self, contingent_id: str, reason: str) -> bool:
+        view = self.contingents.get(contingent_id)
+        if view is None:
+            return False
+        if view.status not in ACTIVE_CONTINGENT_STATUSES:
+            raise Conflict(f"contingent order {contingent_id} is already {view.status}", status=view.status)
+        self.audit.append(("cancel_contingent", contingent_id))
+        self.contingents[contingent_id] = msgspec.structs.replace(view, status="CANCELED", reason=reason)
         return True
 
     async def strategy_stop(self, name: str) -> bool:

@@ -39,8 +39,8 @@ DOCUMENTED = sorted(
     for method, op in ops.items()
     for status in op["responses"]
 )
-SAMPLE = {"client_order_id": "aaiti-00002", "name": "ema_fast", "run": "run-1"}  # an open order, a known
-# strategy, a backtest run (``_backtest_report`` writes it)
+SAMPLE = {"client_order_id": "aaiti-00002", "name": "ema_fast", "run": "run-1", "contingent_id": "ct-00001"}
+# an open order, a known strategy, a backtest run (``_backtest_report`` writes it), an active contingent order
 LONG_ID = "x" * 200  # longer than any path id may be
 
 
@@ -135,6 +135,20 @@ SPECIFIC: dict[tuple[str, str, int], Scenario] = {
     ("/orders/{client_order_id}/cancel", "POST", 400): Scenario([Req(path=f"/orders/{LONG_ID}/cancel")]),
     ("/orders/{client_order_id}/cancel", "POST", 404): Scenario([Req(path="/orders/ghost/cancel")]),
     ("/orders/{client_order_id}/cancel", "POST", 409): Scenario([Req(path="/orders/aaiti-00000/cancel")]),
+    # contingent orders (daemon/admin/routes_contingent.py)
+    ("/contingent", "GET", 200): Scenario([Req(), Req(query={"active": "true", "limit": "1"}),
+                                           Req(query={"active": "false", "limit": "1000"})]),
+    ("/contingent", "GET", 400): Scenario([Req(query={"limit": "0"}), Req(query={"limit": "1001"}),
+                                           Req(query={"active": "maybe"}), Req(query={"activ": "1"})]),
+    ("/contingent/{contingent_id}", "GET", 200): Scenario([Req(path=f"/contingent/ct-0000{i}") for i in (1, 2, 3)]),
+    ("/contingent/{contingent_id}", "GET", 400): Scenario([Req(path=f"/contingent/{LONG_ID}")]),
+    ("/contingent/{contingent_id}", "GET", 404): Scenario([Req(path="/contingent/ghost")]),
+    ("/contingent/{contingent_id}/cancel", "POST", 202): Scenario([Req(), Req(path="/contingent/ct-00002/cancel",
+                                                                              body=b'{"reason": "contract"}')]),
+    ("/contingent/{contingent_id}/cancel", "POST", 400): Scenario([Req(path=f"/contingent/{LONG_ID}/cancel"),
+                                                                   Req(body=b'{"reason": 5}')]),
+    ("/contingent/{contingent_id}/cancel", "POST", 404): Scenario([Req(path="/contingent/ghost/cancel")]),
+    ("/contingent/{contingent_id}/cancel", "POST", 409): Scenario([Req(path="/contingent/ct-00003/cancel")]),
     ("/strategies/{name}/stop", "POST", 200): Scenario([Req()]),
     ("/strategies/{name}/stop", "POST", 400): Scenario([Req(body=b'{"now": true}')]),
     ("/strategies/{name}/stop", "POST", 404): Scenario([Req(path="/strategies/ghost/stop")]),

@@ -99,8 +99,8 @@ async def test_cli_orders_table_and_one_0_unknown_1(server: AdminServer, capsys:
     base = ["--url", server.url, "--token", TOKEN]
     assert await cli("orders", "--status", "open", "--limit", "3", *base) == exit_codes.OK
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["CLIENT_ORDER_ID", "STRATEGY", "SYMBOL", "SIDE", "TYPE", "SIZE", "PRICE", "FILLED",
-                                "STATUS", "UPDATED"]
+    assert lines[0].split() == ["CLIENT_ORDER_ID", "STRATEGY", "SYMBOL", "SIDE", "TYPE", "MODE", "SIZE", "PRICE",
+                                "FILLED", "STATUS", "UPDATED"]
     assert len(lines) == 4 and all(("ACCEPTED" in ln or "PARTIALLY_FILLED" in ln) for ln in lines[1:])
     assert await cli("orders", "aaiti-00002", *base) == exit_codes.OK
     out = capsys.readouterr().out

@@ -61,6 +61,8 @@ EXPECTED_ROUTES = {
     ("GET", "/risk"), ("GET", "/risk/events"), ("GET", "/config"), ("GET", "/logs"), ("POST", "/reload"),
     ("POST", "/pause"), ("POST", "/resume"), ("POST", "/kill"), ("POST", "/orders/{client_order_id}/cancel"),
     ("POST", "/strategies/{name}/stop"), ("POST", "/strategies/{name}/start"), ("GET", "/openapi.json"),
+    # Contingent (protective and algorithmic) orders.
+    ("GET", "/contingent"), ("GET", "/contingent/{contingent_id}"), ("POST", "/contingent/{contingent_id}/cancel"),
     # The web console and the backtest reports it serves.
     ("GET", "/"), ("GET", "/console/console.js"), ("GET", "/console/console.css"),
     ("GET", "/console/lightweight-charts.js"), ("GET", "/console/session"), ("POST", "/console/login"),
@@ -180,7 +182,8 @@ def test_probes_after_ready_200_without_token(shared: OpsDaemon, api: Api) -> No
 
 def concrete_path(path: str) -> str:
     """A documented path with its parameters filled in."""
-    return path.replace("{client_order_id}", "aa-none-0").replace("{name}", "resting").replace("{run}", "some-run")
+    return (path.replace("{client_order_id}", "aa-none-0").replace("{name}", "resting").replace("{run}", "some-run")
+            .replace("{contingent_id}", "aa-none-1"))
 
 
 def test_openapi_lists_every_route_and_each_is_served(api: Api) -> None:
@@ -458,6 +461,8 @@ def test_metrics_parse_and_have_the_issue_families(api: Api) -> None:
         "aaiti_reconcile_discrepancies": "counter", "aaiti_config_reloads": "counter", "aaiti_build_info": "gauge",
         "process_resident_memory_bytes": "gauge", "process_cpu_seconds": "counter", "process_open_fds": "gauge",
         "process_start_time_seconds": "gauge", "python_gc_collections": "counter",
+        "aaiti_contingent_orders": "gauge", "aaiti_contingent_completed": "counter",
+        "aaiti_trigger_to_submit_seconds": "histogram", "aaiti_open_orders_by_mode": "gauge",
     }
     missing = sorted(n for n in types if n not in fams)
     assert not missing, missing
@@ -475,6 +480,10 @@ def test_metrics_parse_and_have_the_issue_families(api: Api) -> None:
         fams, "aaiti_tick_to_submit_seconds", "aaiti_tick_to_submit_seconds_count")
     assert (sample(fams, "aaiti_orders", "aaiti_orders_total", status="FILLED") or 0) > 0
     assert (sample(fams, "aaiti_open_orders", status="ACCEPTED") or 0) >= 1  # resting LIMIT buys
+    # Every order the order manager holds runs on the venue: native; no strategy here uses emulated orders.
+    assert sample(fams, "aaiti_open_orders_by_mode", mode="native") == sum(
+        s.value for s in fams["aaiti_open_orders"].samples)
+    assert sample(fams, "aaiti_open_orders_by_mode", mode="emulated") == 0
     for fam in ("aaiti_position_size", "aaiti_position_realized_pnl", "aaiti_position_unrealized_pnl"):
         assert sample(fams, fam, symbol="XRP/ETH") is not None, fam
     assert (sample(fams, "aaiti_equity", asset="ETH") or 0) > 0
