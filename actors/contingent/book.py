@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import msgspec
+
 from actors.contingent.base import BookContext, ContingentOrder, OrderLookup
 from actors.contingent.effects import Effect, Notice, Persist
 from actors.contingent.kinds import KindUnavailable, class_of, create
 from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus, ContingentView
 from actors.model.market import MarketEvent
-from actors.model.orders import ApprovedIntent, ApprovedList, ExecutionMode, OrderDenied, OrderEvent
+from actors.model.orders import ApprovedIntent, ApprovedList, ExecutionMode, OrderDenied, OrderEvent, OrderStatus
+from actors.model.records import OrderRecord
 
 __all__ = ["ContingentBook", "CountKey"]
 
@@ -91,10 +94,18 @@ class ContingentBook:
         return effects
 
     def on_order_event(self, event: OrderEvent) -> list[Effect]:
-        """An event of one of our venue orders (by ``parent``, else by client order id)."""
+        """An event of one of our venue orders (by ``parent``, else by client order id).
+
+        An order the venue reported FILLED before its fills reached the order manager (a
+        market order's reply, ahead of the trades on the update stream) is handed over as
+        PARTIALLY_FILLED until its fills add up: the orders act on ``filled`` (what protects
+        or was bought), and a FILLED with nothing filled would read as "ended empty".
+        """
         order = self._owner(event.parent, event.client_order_id)
         if order is None:
             return []
+        if event.status is OrderStatus.FILLED and event.filled < event.size:
+            event = msgspec.structs.replace(event, status=OrderStatus.PARTIALLY_FILLED)
         return self._settle(order, order.on_order_event(event, self._ctx))
 
     def on_denied(self, denied: OrderDenied) -> list[Effect]:
@@ -156,10 +167,21 @@ class ContingentBook:
         return effects
 
     def resume(self, lookup: OrderLookup) -> list[Effect]:
-        """Once the order manager has loaded: bring every order up to date and return what to send."""
+        """Once the order manager has loaded: bring every order up to date and return what to send.
+
+        A record FILLED whose fills are not all in yet reads as PARTIALLY_FILLED (see
+        ``on_order_event``); the rest of its fills come as events.
+        """
+
+        def settled(client_order_id: str) -> OrderRecord | None:
+            rec = lookup(client_order_id)
+            if rec is not None and rec.status is OrderStatus.FILLED and rec.filled < rec.size:
+                return msgspec.structs.replace(rec, status=OrderStatus.PARTIALLY_FILLED)
+            return rec
+
         effects: list[Effect] = []
         for order in list(self._orders.values()):
-            effects.extend(self._settle(order, order.resume(lookup, self._ctx)))
+            effects.extend(self._settle(order, order.resume(settled, self._ctx)))
         return effects
 
     # -- write-ahead bookkeeping -------------------------------------------------------------------

@@ -1,0 +1,339 @@
+"""Protective orders end to end over the ccxt venue against the in-process Binance simulator.
+
+The daemon's own pipeline (``build_pipeline``) over a ``CcxtVenue`` talking to the simulator
+through the unchanged ccxt client, with one test strategy (``protective_strategies.Protective``)
+that submits a single kind at its first print. Every print goes to the simulator (where it
+triggers native orders and fills resting ones) and, the same, through the scripted feed (where
+it triggers emulated ones). The simulator's market is static (it moves only on those prints);
+BTCUSDT starts at 50,000.00, the account holds 1 BTC and 100,000 USDT.
+
+- ``[orders] native = "auto"``: stops, take-profits, trailing stops (bps), icebergs, OCO, OTO
+  and brackets rest at the simulator as Binance's own types (checked there: type, stopPrice,
+  trailingDelta, icebergQty, orderListId), trigger on its prints, and our records follow.
+- ``native = "never"``: the same kinds emulated; the simulator only ever sees MARKET/LIMIT.
+- A type the symbol does not list is refused and emulated instead (``fallback_to_emulation``).
+- Bad input is denied by the risk gate with its reason code, and nothing reaches the simulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from structlog.testing import capture_logs
+
+from actors.kernel.clock import WallClock
+from actors.model.contingent import ContingentKind, ContingentStatus
+from actors.model.orders import ExecutionMode, OrderStatus, OrderType
+from adapters.binance_sim import BinanceSimulator
+from adapters.binance_sim.config import default_symbols
+from adapters.binance_sim.orders import Order as SimOrder
+from adapters.ccxt_venue import CcxtVenue
+from adapters.storage.store import Store
+from tests.integration.adapters.conftest import STATIC_CONFIG
+from tests.integration.adapters.test_ccxt_venue import venue_config
+from tests.integration.pipeline.protective_strategies import Rig, ScriptedSource, make_config, running, wait_for
+
+D = Decimal
+K = ContingentKind
+S = ContingentStatus
+NATIVE, EMULATED = ExecutionMode.NATIVE, ExecutionMode.EMULATED
+SYM_ID = "BTCUSDT"
+CCXT_VENUE = {"kind": "ccxt", "name": "binance-sim"}
+ORDER_PATHS = ("/api/v3/order", "/api/v3/orderList/oco", "/api/v3/orderList/oto", "/api/v3/orderList/otoco")
+
+
+@dataclasses.dataclass
+class SimRig:
+    """A running pipeline over the simulator: prints go to both."""
+
+    rig: Rig
+    sim: BinanceSimulator
+
+    async def trade(self, price: str, qty: str = "0.001", taker: str = "SELL") -> None:
+        """One print at the simulator (triggers and fills there), then the same through our feed."""
+        self.sim.inject_trade(SYM_ID, price, qty, taker)
+        await self.rig.trade(price, qty)
+
+    def sim_orders(self) -> list[SimOrder]:
+        """Every order the simulator holds or held for the account, oldest first."""
+        return sorted(self.sim.exchange.orders.all_orders(SYM_ID), key=lambda o: o.order_id)
+
+    def sim_open(self) -> list[SimOrder]:
+        """The simulator's open orders."""
+        return sorted(self.sim.exchange.orders.open_orders(SYM_ID), key=lambda o: o.order_id)
+
+    def posts(self) -> int:
+        """Order-entry requests the simulator received."""
+        return sum(len(self.sim.requests.find("POST", p)) for p in ORDER_PATHS)
+
+
+SimRigFactory = Callable[..., Awaitable[SimRig]]
+
+
+@pytest.fixture
+async def sim_rig(tmp_path: Path) -> AsyncIterator[SimRigFactory]:
+    """``await sim_rig(params, native=..., symbols=...)``: a simulator and the pipeline over it."""
+    stack: list[Any] = []
+
+    async def factory(params: dict[str, Any], *, native: str = "auto", symbols: Any = None, **config: Any) -> SimRig:
+        sim_cfg = STATIC_CONFIG if symbols is None else dataclasses.replace(STATIC_CONFIG, symbols=symbols)
+        sim = BinanceSimulator(sim_cfg)
+        await sim.start()
+        stack.append(("sim", sim))
+        venue = CcxtVenue(venue_config(sim), name="binance-sim", symbols=["BTC/USDT"], environ={})
+        await venue.start()
+        stack.append(("venue", venue))
+        store = await Store.open(tmp_path / f"state-{len(stack)}.db")
+        stack.append(("store", store))
+        cfg = make_config(params, native=native, venue=CCXT_VENUE, **config)
+        clock = WallClock()
+        source = ScriptedSource()
+        source.ts_ms = clock.now_ms()
+        ctx = running(cfg, venue, store, clock, source)  # type: ignore[arg-type]
+        rig = await ctx.__aenter__()
+        stack.append(("ctx", ctx))
+        await sim.wait_for_user_subscription(timeout_s=10)
+        return SimRig(rig, sim)
+
+    yield factory
+    for what, item in reversed(stack):
+        if what == "ctx":
+            await item.__aexit__(None, None, None)
+        elif what == "sim":
+            await item.stop()
+        else:
+            await item.close()
+
+
+def body(row: Any) -> dict[str, Any]:
+    return msgspec.json.decode(row.body)  # type: ignore[no-any-return]
+
+
+async def wait_sim(s: SimRig, pred: Callable[[list[SimOrder]], object]) -> list[SimOrder]:
+    """Until ``pred(all simulator orders)`` holds."""
+    await wait_for(lambda: pred(s.sim_orders()))
+    return s.sim_orders()
+
+
+# --------------------------------------------------------------------------- native
+@pytest.mark.parametrize(("params", "kind", "our_type", "wire_type", "fire"), [
+    ({"kind": "stop", "trigger": "49000"}, K.STOP, OrderType.STOP_MARKET, "STOP_LOSS", "49000"),
+    ({"kind": "stop", "trigger": "49000", "limit": "48900"}, K.STOP, OrderType.STOP_LIMIT, "STOP_LOSS_LIMIT",
+     "49000"),
+    ({"kind": "take_profit", "trigger": "51000"}, K.TAKE_PROFIT, OrderType.TAKE_PROFIT, "TAKE_PROFIT", "51000"),
+    ({"kind": "take_profit", "trigger": "51000", "limit": "50900"}, K.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT,
+     "TAKE_PROFIT_LIMIT", "51000"),
+], ids=["stop-market", "stop-limit", "take-profit", "take-profit-limit"])
+async def test_native_trigger_order_rests_at_the_simulator_and_fires_there(
+    sim_rig: SimRigFactory, params: dict[str, Any], kind: ContingentKind, our_type: OrderType, wire_type: str,
+    fire: str,
+) -> None:
+    """(A triggered sell limit above the simulator's bids rests there: a buyer's print fills it.)"""
+    s = await sim_rig(params)
+    await s.rig.start_and_submit("50000")
+    [held] = await wait_sim(s, lambda o: len(o) == 1)
+    assert (held.type, held.side, held.stop_price, held.orig_qty) == (wire_type, "SELL", D(params["trigger"]),
+                                                                      D("0.01"))
+    view = await s.rig.wait_active(kind)
+    assert view.mode == NATIVE.value
+    assert held.client_order_id in view.legs[0].client_order_ids
+    await s.trade(fire)
+    if wire_type == "TAKE_PROFIT_LIMIT":
+        await wait_for(lambda: held.status.value == "NEW" and held.stop_price and s.rig.orders()[0].status in (
+            OrderStatus.TRIGGERED, OrderStatus.FILLED))
+        await s.trade("50950", "0.01", taker="BUY")
+    row = await s.rig.wait_final(kind)
+    assert (row.mode, row.status) == (NATIVE, S.DONE)
+    [ours] = s.rig.children(row.id)
+    assert (ours.client_order_id, ours.type, ours.trigger_price, ours.status, ours.filled) == (
+        held.client_order_id, our_type, D(params["trigger"]), OrderStatus.FILLED, D("0.01"))
+    assert D(body(row)["filled"]) == D("0.01")
+    assert s.sim_open() == []
+    assert s.rig.position() == D("-0.01")
+
+
+async def test_native_trailing_stop_in_bps_rests_with_a_trailing_delta(sim_rig: SimRigFactory) -> None:
+    s = await sim_rig({"kind": "trailing", "offset_bps": 100})
+    await s.rig.start_and_submit("50000")
+    [held] = await wait_sim(s, lambda o: len(o) == 1)
+    assert (held.type, held.side, held.trailing_delta, held.orig_qty) == ("STOP_LOSS", "SELL", 100, D("0.01"))
+    view = await s.rig.wait_active(K.TRAILING_STOP)
+    assert view.mode == NATIVE.value
+    await s.trade("51000")  # the simulator trails the high: level 50,490
+    await s.trade("50600")
+    assert s.sim_open() != []
+    await s.trade("50490")
+    row = await s.rig.wait_final(K.TRAILING_STOP)
+    assert (row.mode, row.status) == (NATIVE, S.DONE)
+    assert s.sim_open() == [] and s.rig.position() == D("-0.01")
+
+
+async def test_native_iceberg_rests_with_its_display_size(sim_rig: SimRigFactory) -> None:
+    s = await sim_rig({"kind": "iceberg", "size": "0.03", "limit": "50100", "display": "0.01"})
+    await s.rig.start_and_submit("50000")
+    [held] = await wait_sim(s, lambda o: len(o) == 1)
+    assert (held.type, held.side, held.price, held.orig_qty, held.iceberg_qty) == (
+        "LIMIT", "SELL", D("50100"), D("0.03"), D("0.01"))
+    view = await s.rig.wait_active(K.ICEBERG)
+    assert view.mode == NATIVE.value
+    for _ in range(3):  # each print takes the visible slice; the simulator refills it
+        if held.is_open:
+            await s.trade("50100", "0.01", taker="BUY")
+    row = await s.rig.wait_final(K.ICEBERG)
+    assert (row.mode, row.status) == (NATIVE, S.DONE)
+    [ours] = s.rig.children(row.id)
+    assert (ours.display_size, ours.filled, ours.status) == (D("0.01"), D("0.03"), OrderStatus.FILLED)
+    assert s.rig.position() == D("-0.03")
+
+
+async def test_native_oco_is_one_order_list_and_the_simulator_cancels_the_other_leg(sim_rig: SimRigFactory) -> None:
+    s = await sim_rig({"kind": "oco", "above": "51000", "below": "49000"})
+    await s.rig.start_and_submit("50000")
+    legs = await wait_sim(s, lambda o: len(o) == 2)
+    assert {o.order_list_id for o in legs} != {-1} and len({o.order_list_id for o in legs}) == 1
+    assert sorted((o.type, o.side, o.stop_price, o.orig_qty) for o in legs) == [
+        ("STOP_LOSS", "SELL", D("49000"), D("0.01")), ("TAKE_PROFIT", "SELL", D("51000"), D("0.01"))]
+    view = await s.rig.wait_active(K.OCO)
+    assert view.mode == NATIVE.value
+    await s.trade("51000", taker="BUY")
+    row = await s.rig.wait_final(K.OCO)
+    assert (row.mode, row.status) == (NATIVE, S.DONE)
+    assert s.sim_open() == []
+    assert sorted((o.type, o.status.value) for o in s.sim_orders()) == [("STOP_LOSS", "EXPIRED"),
+                                                                        ("TAKE_PROFIT", "FILLED")]
+    assert s.rig.position() == D("-0.01")
+
+
+async def test_oto_with_market_working_order_is_refused_as_native_list_and_emulated(sim_rig: SimRigFactory) -> None:
+    """The manager sends an OTO natively only when its working order is MARKET (a venue OTO places
+    the pending order only once the working order fully filled); Binance's OTO takes a LIMIT
+    working order only, so the adapter refuses the list unsent and the manager emulates it."""
+    with capture_logs() as logs:
+        s = await sim_rig({"kind": "oto", "side": "buy", "above": "51000"})
+        await s.rig.start_and_submit("50000")
+        await wait_for(lambda: s.rig.position() == D("0.01"))
+    assert any(e["event"] == "contingent.native_refused_emulating" for e in logs)
+    refused = [o for o in s.rig.orders() if o.status is OrderStatus.REJECTED]
+    assert [(o.type, o.reason, bool(o.list_id)) for o in refused] == [
+        (OrderType.MARKET, "UNSUPPORTED_ORDER_TYPE", True), (OrderType.TAKE_PROFIT, "UNSUPPORTED_ORDER_TYPE", True)]
+    assert s.sim.requests.find("POST", "/api/v3/orderList/oto") == []  # refused before it was sent
+    view = await s.rig.wait_active(K.OTO)
+    assert view.mode == EMULATED.value
+    [working] = s.sim_orders()
+    assert (working.type, working.side, working.order_list_id) == ("MARKET", "BUY", -1)
+    await s.trade("51000", taker="BUY")
+    row = await s.rig.wait_final(K.OTO)
+    assert (row.mode, row.status) == (EMULATED, S.DONE)
+    assert [(o.type, o.side) for o in s.sim_orders()] == [("MARKET", "BUY"), ("MARKET", "SELL")]
+    await wait_for(lambda: s.rig.position() == 0)
+
+
+async def test_native_bracket_protects_the_entry_fill_with_one_oco_list(sim_rig: SimRigFactory) -> None:
+    s = await sim_rig({"kind": "bracket", "side": "buy", "above": "51000", "below": "49000"})
+    await s.rig.start_and_submit("50000")
+    orders = await wait_sim(s, lambda o: len(o) == 3)
+    entry, *exits = orders
+    assert (entry.type, entry.side, entry.status.value, entry.executed_qty) == ("MARKET", "BUY", "FILLED", D("0.01"))
+    assert len({o.order_list_id for o in exits}) == 1 and exits[0].order_list_id != -1
+    assert all(o.side == "SELL" and o.orig_qty == D("0.01") for o in exits)
+    view = await s.rig.wait_active(K.BRACKET)
+    assert view.mode == NATIVE.value
+    assert s.rig.position() == D("0.01")
+    await s.trade("49000")
+    row = await s.rig.wait_final(K.BRACKET)
+    assert (row.mode, row.status) == (NATIVE, S.DONE)
+    assert s.sim_open() == [] and s.rig.position() == 0
+
+
+# --------------------------------------------------------------------------- emulated against the simulator
+@pytest.mark.parametrize(("params", "kind", "prints"), [
+    ({"kind": "stop", "trigger": "49000"}, K.STOP, ["49000"]),
+    ({"kind": "take_profit", "trigger": "51000"}, K.TAKE_PROFIT, ["51000"]),
+    ({"kind": "trailing", "offset_bps": 100}, K.TRAILING_STOP, ["51000", "50490"]),
+    ({"kind": "oco", "above": "51000", "below": "49000"}, K.OCO, ["51000"]),
+    ({"kind": "oto", "side": "buy", "above": "51000"}, K.OTO, ["51000"]),
+    ({"kind": "bracket", "side": "buy", "above": "51000", "below": "49000"}, K.BRACKET, ["49000"]),
+], ids=["stop", "take-profit", "trailing-bps", "oco", "oto", "bracket"])
+async def test_native_never_emulates_with_plain_orders_at_the_simulator(
+    sim_rig: SimRigFactory, params: dict[str, Any], kind: ContingentKind, prints: list[str]
+) -> None:
+    s = await sim_rig(params, native="never")
+    await s.rig.start_and_submit("50000")
+    view = await s.rig.wait_active(kind)
+    assert view.mode == EMULATED.value
+    await wait_for(lambda: kind not in (K.OTO, K.BRACKET) or s.rig.position() == D("0.01"))
+    assert all(o.type in ("MARKET", "LIMIT") for o in s.sim_orders())
+    for price in prints:
+        await s.trade(price)
+    row = await s.rig.wait_final(kind)
+    assert (row.mode, row.status) == (EMULATED, S.DONE)
+    held = s.sim_orders()
+    assert held and all(o.type == "MARKET" and o.stop_price == 0 and o.order_list_id == -1 for o in held)
+    assert all(o.status.value == "FILLED" for o in held)
+    expected = 0 if kind in (K.OTO, K.BRACKET) else D("-0.01")
+    await wait_for(lambda: s.rig.position() == expected)
+
+
+async def test_native_never_iceberg_slices_at_the_simulator(sim_rig: SimRigFactory) -> None:
+    s = await sim_rig({"kind": "iceberg", "size": "0.02", "limit": "50100", "display": "0.01"}, native="never")
+    await s.rig.start_and_submit("50000")
+    view = await s.rig.wait_active(K.ICEBERG)
+    assert view.mode == EMULATED.value
+    [first] = await wait_sim(s, lambda o: len(o) == 1)
+    assert (first.type, first.orig_qty, first.iceberg_qty) == ("LIMIT", D("0.01"), 0)
+    await s.trade("50100", "0.01", taker="BUY")
+    await wait_sim(s, lambda o: len(o) == 2)
+    await s.trade("50100", "0.01", taker="BUY")
+    row = await s.rig.wait_final(K.ICEBERG)
+    assert (row.mode, row.status) == (EMULATED, S.DONE)
+    assert [(o.type, o.orig_qty, o.iceberg_qty, o.status.value) for o in s.sim_orders()] == [
+        ("LIMIT", D("0.01"), 0, "FILLED")] * 2
+
+
+# --------------------------------------------------------------------------- refused native type
+async def test_type_the_symbol_refuses_is_emulated_instead(sim_rig: SimRigFactory) -> None:
+    plain = ("LIMIT", "LIMIT_MAKER", "MARKET")
+    symbols = tuple(dataclasses.replace(c, order_types=plain) if c.symbol == SYM_ID else c for c in default_symbols())
+    with capture_logs() as logs:
+        s = await sim_rig({"kind": "stop", "trigger": "49000"}, symbols=symbols)
+        await s.rig.start_and_submit("50000")
+        await wait_for(lambda: any(e["event"] == "contingent.native_refused_emulating" for e in logs))
+    [line] = [e for e in logs if e["event"] == "contingent.native_refused_emulating"]
+    assert line["log_level"] == "warning" and line["reason"] == "UNSUPPORTED_ORDER_TYPE"
+    view = await s.rig.wait_active(K.STOP, status=S.WORKING)
+    assert view.mode == EMULATED.value
+    assert s.sim_orders() == []  # refused before anything was placed
+    await s.trade("49000")
+    row = await s.rig.wait_final(K.STOP)
+    assert (row.mode, row.status) == (EMULATED, S.DONE)
+    [child] = s.sim_orders()
+    assert (child.type, child.side, child.orig_qty, child.status.value) == ("MARKET", "SELL", D("0.01"), "FILLED")
+    refused = [o for o in s.rig.orders() if o.status is OrderStatus.REJECTED]
+    assert [(o.type, o.reason) for o in refused] == [(OrderType.STOP_MARKET, "UNSUPPORTED_ORDER_TYPE")]
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(("params", "reason"), [
+    ({"kind": "stop", "trigger": "51000"}, "TRIGGER_WRONG_SIDE"),  # a sell stop above the market
+    ({"kind": "trailing", "offset_bps": 0}, "TRAILING_INVALID"),
+    ({"kind": "oco", "above": "49500", "below": "49000"}, "OCO_NOT_BRACKETING"),
+    ({"kind": "stop", "trigger": "49000", "size": "0.00002"}, "MIN_NOTIONAL"),
+], ids=["stop-wrong-side", "trailing-bps-0", "oco-not-bracketing", "below-min-notional"])
+async def test_bad_input_is_denied_with_its_reason_and_nothing_reaches_the_venue(
+    sim_rig: SimRigFactory, params: dict[str, Any], reason: str
+) -> None:
+    """(Every reason code is covered on paper, ``test_protective_orders_paper``; here: not one request.)"""
+    s = await sim_rig(params)
+    before = s.posts()
+    await s.rig.start_and_submit("50000")
+    await wait_for(lambda: s.rig.strategy.denials)
+    [denied] = s.rig.strategy.denials
+    assert denied.reason == reason, denied
+    assert s.rig.active() == [] and await s.rig.contingents() == []
+    assert s.rig.orders() == [] and s.posts() == before and s.sim_orders() == []
