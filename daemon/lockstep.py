@@ -23,7 +23,7 @@ that runs out is counted, not fatal.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from actors.kernel.actor import ActorState
 from actors.strategy_host import StrategyHost
@@ -40,12 +40,16 @@ class Lockstep:
     """The feed's ``after_bars`` hook for a lockstep replay.
 
     ``order_path_quiet()`` says whether the order path has nothing in progress (see the
-    module docstring); ``daemon.pipeline.build_pipeline`` supplies it.
+    module docstring); ``daemon.pipeline.build_pipeline`` supplies it. ``idle_signals``: more
+    "ran out of work" futures to wake on besides the hosts' (the contingent-order manager's:
+    arming a stop sends nothing back to a strategy, so no host would wake the wait).
     """
 
     def __init__(self, hosts: dict[str, StrategyHost], store: Store | None,
-                 order_path_quiet: Callable[[], bool], *, timeout_s: float = 5.0, flush: bool = True) -> None:
+                 order_path_quiet: Callable[[], bool], *, timeout_s: float = 5.0, flush: bool = True,
+                 idle_signals: Sequence[Callable[[], asyncio.Future[None]]] = ()) -> None:
         self.hosts = hosts
+        self.idle_signals = tuple(idle_signals)
         self.store = store
         self.order_path_quiet = order_path_quiet
         self.timeout_s = timeout_s
@@ -61,7 +65,7 @@ class Lockstep:
         while hosts and not (self.order_path_quiet() and not any(_has_input(h) for h in hosts)):
             # Something is on its way back to a strategy: wait until a host has handled it.
             # The futures are registered before this task yields, so no wake-up is missed.
-            waits = [h.next_idle() for h in hosts]
+            waits = [h.next_idle() for h in hosts] + [signal() for signal in self.idle_signals]
             done, pending = await asyncio.wait(waits, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED)
             for fut in pending:
                 fut.cancel()

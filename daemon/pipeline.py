@@ -358,7 +358,7 @@ def build_pipeline(
                         or om.in_flight() or contingent.pending_work()
                         or any(len(c) for c in strategy_events.values()))
 
-        hook = Lockstep(hosts, store, order_path_quiet)
+        hook = Lockstep(hosts, store, order_path_quiet, idle_signals=(contingent.next_idle,))
         feed.after_bars = hook
     keeper: RetentionActor | None = None
     if cfg.retention.enabled if retention is None else retention:

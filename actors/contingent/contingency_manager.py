@@ -149,6 +149,7 @@ class ContingencyManager(Actor):
         self._book = ContingentBook(self._ctx)
         # Effects of the feed tap, run by this actor's task; the signal channel wakes it.
         self._queued: deque[list[Effect]] = deque()
+        self._idle_waiters: list[asyncio.Future[None]] = []
         self._signal: Channel[bool] = Channel(f"{name}.tap", 1, OverflowPolicy.CONFLATE, key=lambda _: 0)
         self._ready = False
         self._busy = 0  # effect lists being executed (popped from the queue, not yet done)
@@ -245,7 +246,7 @@ class ContingencyManager(Actor):
             self._signal.drain(1)
             done = 0
             while self._queued:
-                await self._execute(self._queued.popleft())
+                await self._execute(self._queued.popleft(), triggered=True)
                 done += 1
             for item in feedback.drain(_BATCH):
                 await self._execute(self._on_feedback(item))
@@ -260,9 +261,22 @@ class ContingencyManager(Actor):
             if done:
                 self.beat(done)
                 continue
+            self._wake_idle_waiters()
             if inbox.closed:
                 return
             await self._wait(book.next_deadline_ms() is not None)
+
+    def next_idle(self) -> asyncio.Future[None]:
+        """A future set the next time this actor has run out of work (a lockstep replay waits on it)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._idle_waiters.append(fut)
+        return fut
+
+    def _wake_idle_waiters(self) -> None:
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     async def _wait(self, timed: bool) -> None:
         """Until a message, a tap effect or (with a deadline set) the next timer poll."""
@@ -287,8 +301,9 @@ class ContingencyManager(Actor):
         return self._book.on_denied(item)
 
     # -- effects -----------------------------------------------------------------------------------
-    async def _execute(self, effects: Sequence[Effect]) -> None:
-        """Run ``effects`` in order, segment by segment (see ``segments``)."""
+    async def _execute(self, effects: Sequence[Effect], *, triggered: bool = False) -> None:
+        """Run ``effects`` in order, segment by segment (see ``segments``); ``triggered``: they came
+        from the market tap (a crossed trigger), so their releases feed the trigger latency hook."""
         if not effects:
             return
         self._busy += 1
@@ -300,7 +315,7 @@ class ContingencyManager(Actor):
                         continue
                     segment = segment[1:]
                 for effect in segment:
-                    await self._run(effect)
+                    await self._run(effect, triggered)
         finally:
             self._busy -= 1
 
@@ -327,10 +342,10 @@ class ContingencyManager(Actor):
                 kept.append(rest)
         self._queued = kept
 
-    async def _run(self, effect: Effect) -> None:
+    async def _run(self, effect: Effect, triggered: bool = False) -> None:
         if isinstance(effect, Release):
             await self._intents.send(effect.intent)
-            if effect.intent.origin_ns and self.on_trigger is not None:
+            if triggered and effect.intent.origin_ns and self.on_trigger is not None:
                 self._call_hook(effect.intent.origin_ns)
         elif isinstance(effect, ReleaseList):
             await self._intents.send(effect.order_list)
