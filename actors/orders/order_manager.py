@@ -39,7 +39,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from decimal import Decimal
 from typing import Any, Protocol
 
-from actors.kernel.actor import Actor
+from actors.kernel.actor import Actor, start_eager_task
 from actors.kernel.channel import Channel, ChannelClosed
 from actors.kernel.clock import Clock, WallClock, monotonic
 from actors.model.control import SetTradingState, TradingState
@@ -292,9 +292,13 @@ class OrderManager(Actor):
         if intents:
             await submitter.submit_intents(intents)
 
-    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run a venue call (submit, cancel) as a task that shutdown drains (the submit path's host)."""
-        task: asyncio.Task[None] = asyncio.create_task(coro)
+    def start_task(self, coro: Coroutine[Any, Any, None], *, eager: bool = False) -> asyncio.Task[None]:
+        """Run a venue call (submit, cancel) as a task that shutdown drains (the submit path's host).
+
+        ``eager``: the call starts now, in this turn, up to its first wait (``start_eager_task``),
+        not after everything else the loop has ready: a submit leaves as soon as it is written ahead.
+        """
+        task: asyncio.Task[None] = start_eager_task(coro) if eager else asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task

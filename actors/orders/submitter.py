@@ -86,8 +86,8 @@ class SubmitHost(Protocol):
         """Persist (optionally) and publish one event."""
         ...
 
-    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run a venue call as a tracked task (drained at shutdown)."""
+    def start_task(self, coro: Coroutine[Any, Any, None], *, eager: bool = False) -> asyncio.Task[None]:
+        """Run a venue call as a tracked task (drained at shutdown); ``eager``: its first step now."""
         ...
 
     async def halt_for_credentials(self, exc: VenueError, where: str) -> None:
@@ -180,7 +180,9 @@ class Submitter:
         for rec, ap in zip(records, intents, strict=True):
             self._add(rec, ap.reference_price)
             await self._sem.acquire()
-            task = self._host.start_task(self._send(rec, ap.intent.origin_ns))
+            # Eager: the venue call starts in this turn, not behind the tasks woken meanwhile
+            # (the store's writer, the event publisher); its SUBMITTED event is already queued.
+            task = self._host.start_task(self._send(rec, ap.intent.origin_ns), eager=True)
             task.add_done_callback(lambda _: self._sem.release())
 
     async def _unknown_ids_only(self, intents: list[ApprovedIntent]) -> list[ApprovedIntent]:
@@ -286,7 +288,7 @@ class Submitter:
         request = OrderListRequest(list_client_id=list_id, kind=ol.kind,
                                    orders=tuple(order_request(rec) for rec in records))
         await self._sem.acquire()
-        task = self._host.start_task(self._send_list(native, records, request, ol.origin_ns))
+        task = self._host.start_task(self._send_list(native, records, request, ol.origin_ns), eager=True)
         task.add_done_callback(lambda _: self._sem.release())
 
     async def _send_list(self, native: NativeOrders, records: list[OrderRecord], request: OrderListRequest,

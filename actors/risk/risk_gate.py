@@ -209,10 +209,10 @@ class RiskGate(Actor):
     def _inputs(self, symbol: str) -> RiskInputs:
         """The state a decision about ``symbol`` is taken on."""
         snap = self._read_portfolio()
-        self._observe_equity(snap)
+        prices = self._prices_for(snap)  # one read of the marks for the equity and the decision
+        self._observe_equity(snap, prices)
         self._pending.prune(self._process_time(), self._risk.pending_approval_ttl_s, snap)
         inst = self._instruments.get(symbol)
-        prices = self._prices_for(snap)
         quote_free = base_free = _ZERO
         if inst is not None:
             qb = snap.balances.get(inst.quote)
@@ -521,10 +521,12 @@ class RiskGate(Actor):
             return inst.quote
         return ""
 
-    def _observe_equity(self, snap: PortfolioSnapshot) -> None:
+    def _observe_equity(self, snap: PortfolioSnapshot, prices: dict[str, Decimal] | None = None) -> None:
         if not snap.balances:
             return
-        equity = mark_to_market(snap.balances, self._instruments, self._prices_for(snap), self._equity_asset())
+        if prices is None:
+            prices = self._prices_for(snap)
+        equity = mark_to_market(snap.balances, self._instruments, prices, self._equity_asset())
         if equity is not None and self._baselines.observe(equity, self._clock.now_ms()):
             self._schedule_persist()
 

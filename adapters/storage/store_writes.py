@@ -141,8 +141,24 @@ class StoreWrites:
         await self._write(self._audit_op(kind, payload, ts_ms), True)
 
     def append_audit_nowait(self, kind: str, payload: Mapping[str, Any], *, ts_ms: int | None = None) -> None:
-        """Write-behind ``append_audit``."""
-        self._writer.enqueue(self._audit_op(kind, payload, ts_ms))
+        """Write-behind ``append_audit``.
+
+        The payload is copied now (a shallow copy: its values are taken as they are) and
+        encoded just before its batch commits, so the caller (the order manager, right before
+        a venue submit) does not pay for the JSON. A payload that cannot be encoded makes its
+        write fail alone, logged by the writer (``store.write_failed``).
+        """
+        params: dict[str, Any] = {"ts": ts_ms if ts_ms is not None else now_ms(), "kind": kind, "payload": None,
+                                  "key_id": self.audit_key.key_id}
+        captured = dict(payload)
+
+        def encode() -> None:
+            try:
+                params["payload"] = canonical_json(captured)
+            except (TypeError, ValueError):  # left NULL: the insert fails (NOT NULL) and is logged
+                params["payload"] = None
+
+        self._writer.enqueue(WriteOp(APPEND_AUDIT_SQL, params, prepare=encode))
 
 
 def _snapshot_op(snap: LedgerSnapshot) -> WriteOp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -57,6 +58,18 @@ async def test_market_order_committed_before_submit_then_filled(h: Harness) -> N
     rec = await h.store.order(coid)
     assert rec is not None and rec.filled == D("100") and rec.fees == filled.fill.fee
     assert len(await h.store.fills(client_order_id=coid)) == 1
+
+
+async def test_submit_starts_in_the_order_managers_turn_after_the_write_ahead(h: Harness) -> None:
+    seen: list[tuple[bool, str | None]] = []
+    h.venue.before_submit = lambda req: seen.append(
+        (asyncio.current_task() is h.task, h.committed_status(req.client_order_id)))
+    await h.start()
+    await h.send(size="100")
+    filled = await h.until(lambda e: e.status is S.FILLED)
+    # Started eagerly: no trip through the loop's ready queue between the write-ahead and the venue call.
+    assert seen == [(True, "SUBMITTED")]
+    assert h.history(filled.client_order_id)[0] == (S.INITIALIZED, S.SUBMITTED)
 
 
 async def test_venue_rejection_becomes_rejected_with_reason(h: Harness) -> None:

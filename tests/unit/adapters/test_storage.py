@@ -232,6 +232,24 @@ async def test_audit_chain_verifies_ok(db: Path) -> None:
     assert "OK" in report.summary()
 
 
+async def test_write_behind_audit_keeps_the_payload_as_given_and_an_unencodable_one_fails_alone(db: Path) -> None:
+    store = await Store.open(db)
+    try:
+        payload: dict[str, object] = {"size": D("1.50"), "side": Side.BUY}
+        store.append_audit_nowait("first", payload)
+        payload["size"] = D("9")  # changed after the call: the row keeps what was given
+        store.append_audit_nowait("bad", {"x": object()})
+        store.append_audit_nowait("last", {"i": 1})
+        await store.flush()
+        entries = await store.audit_entries()
+        assert store.stats().writer.failed_ops == 1
+    finally:
+        await store.close()
+    assert [e.kind for e in entries] == ["first", "last"]
+    assert entries[0].payload == {"side": "buy", "size": "1.50"}
+    assert verify_audit(db).ok
+
+
 async def test_audit_tampered_row_found_by_id(db: Path) -> None:
     store = await Store.open(db)
     for i in range(6):
