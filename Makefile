@@ -75,6 +75,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/backtest.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/triggers.py
 	$(BIN)/python bench/admin_load.py
 	$(BIN)/python bench/venue.py
 	$(BIN)/python bench/sweep.py

@@ -304,11 +304,12 @@ class Oto(LinkedOrder):
     released at once per fill; a conditional one is armed or placed natively per fill). DONE
     once the working order is final and the pending quantity is filled.
 
-    Native OTO list only when the working order is MARKET: a venue OTO (Binance) places its
-    pending order only once the working order FULLY fills, so a working limit order that
-    partially fills would leave the filled part without its pending order for as long as it
-    rests. A market order fills at once; if it ends partly filled, the venue's pending order
-    is cancelled with the list and the pending set takes the filled part over by emulation.
+    A native OTO list (one ``ReleaseList``) needs a plain LIMIT working order (Binance's OTO
+    takes no other) and a pending order plain or of a type the venue runs. The venue places
+    the pending order (our client id, written ahead) once the working order FULLY filled, not
+    per fill; if the working order ends partly filled, the venue drops the pending order with
+    the list and the pending set emulates it for the filled part. Any other working order
+    sends no list: the pending order follows each fill (native per fill if the venue runs it).
     """
 
     kind = ContingentKind.OTO
@@ -344,7 +345,7 @@ class Oto(LinkedOrder):
         exits = ExitSet(legs=[pleg], protective=pend.side is not work.side, tag=pend.tag or ol.tag)
         wleg = ExitLeg.of("working", working)
         conditional = not wleg.plain
-        native_list = (ctx.native_enabled and ListKind.OTO in ctx.support.lists and work.type is OrderType.MARKET
+        native_list = (ctx.native_enabled and ListKind.OTO in ctx.support.lists and work.type is OrderType.LIMIT
                        and work.is_plain and (pleg.plain or pleg.native_ok(ctx)))
         list_id = ""
         if native_list:
@@ -464,7 +465,22 @@ class Oto(LinkedOrder):
             if (event.reason == UNSUPPORTED_ORDER_TYPE and self.working_filled == 0
                     and ctx.settings().fallback_to_emulation):
                 effects += self._emulate_working(ctx)
+            elif self.list_id and self.working_filled > 0 and event.status is not OrderStatus.FILLED:
+                effects += self._take_over_pending()
         return effects + self.exits.cover(self.target(), self, ctx)
+
+    def _take_over_pending(self) -> list[Effect]:
+        """The list's working order ended partly filled: the venue drops the pending order with the
+        list (it waits for a full fill), so the pending set emulates it for the filled part."""
+        dropped = [ch for ch in self.exits.chunks if ch.external and ch.phase is Phase.SENT and ch.filled == 0]
+        if not dropped:
+            return []  # the pending order's own end came first: the set took over then
+        for chunk in dropped:
+            chunk.phase = Phase.DROPPED
+        self.exits.arm()
+        return [Notice(event="contingent.oto_pending_emulated", fields={
+            "id": self.id, "working_status": self.working_status, "working_filled": text(self.working_filled),
+            "pending": [nl.id for ch in dropped for nl in ch.legs]})]
 
     def _emulate_working(self, ctx: BookContext) -> list[Effect]:
         """The venue does not run the native working order (or list): emulate it under a new id."""
@@ -571,18 +587,20 @@ class Oto(LinkedOrder):
         return self._emit(ctx, effects + self._finish(_S.CANCELED, reason, ctx), before, durable=True)
 
     def resume(self, lookup: OrderLookup, ctx: BookContext) -> list[Effect]:
-        """The working order first (released again if the order manager never got it), then the pending set."""
+        """The pending set's orders first, then the working order (released again if the order
+        manager never got it): a pending order the working order's catch-up releases is new, so
+        it is not released a second time as one the order manager never got."""
         if not self.active:
             return []
         before = self.status
-        effects: list[Effect] = []
+        effects = self.exits.resume(lookup, self, ctx)
         if self.working_phase is Phase.SENT:
             rec = lookup(self.working_id)
             if rec is None:
                 effects.append(self._working_send())
             else:
                 effects += self._on_working(event_of(rec, self.id), ctx)
-        effects += self._resume_exits(lookup, ctx)
+        effects += self.exits.cover(self.target(), self, ctx)
         return self._emit(ctx, effects, before, durable=True)
 
     def child_ids(self) -> list[str]:

@@ -10,6 +10,8 @@ BTCUSDT starts at 50,000.00, the account holds 1 BTC and 100,000 USDT.
 - ``[orders] native = "auto"``: stops, take-profits, trailing stops (bps), icebergs, OCO, OTO
   and brackets rest at the simulator as Binance's own types (checked there: type, stopPrice,
   trailingDelta, icebergQty, orderListId), trigger on its prints, and our records follow.
+  An OTO is a venue list only with a limit working order (Binance's rule); with a market one
+  the manager places the pending order itself.
 - ``native = "never"``: the same kinds emulated; the simulator only ever sees MARKET/LIMIT.
 - A type the symbol does not list is refused and emulated instead (``fallback_to_emulation``).
 - Bad input is denied by the risk gate with its reason code, and nothing reaches the simulator.
@@ -210,27 +212,61 @@ async def test_native_oco_is_one_order_list_and_the_simulator_cancels_the_other_
     assert s.rig.position() == D("-0.01")
 
 
-async def test_oto_with_market_working_order_is_refused_as_native_list_and_emulated(sim_rig: SimRigFactory) -> None:
-    """The manager sends an OTO natively only when its working order is MARKET (a venue OTO places
-    the pending order only once the working order fully filled); Binance's OTO takes a LIMIT
-    working order only, so the adapter refuses the list unsent and the manager emulates it."""
+async def test_native_oto_with_a_limit_working_order_is_one_order_list(sim_rig: SimRigFactory) -> None:
+    """Binance's OTO: the simulator places the pending order (our client id) only once the
+    working limit order has fully filled; our records and the contingent row follow."""
+    with capture_logs() as logs:
+        s = await sim_rig({"kind": "oto", "side": "buy", "entry": "49900", "above": "51000"})
+        await s.rig.start_and_submit("50000")
+        working, pending = await wait_sim(s, lambda o: len(o) == 2)
+        assert len(s.sim.requests.find("POST", "/api/v3/orderList/oto")) == 1
+        assert working.order_list_id != -1 and pending.order_list_id == working.order_list_id
+        assert (working.type, working.side, working.price, working.orig_qty, working.status.value) == (
+            "LIMIT", "BUY", D("49900"), D("0.01"), "NEW")
+        assert (pending.type, pending.side, pending.stop_price, pending.orig_qty, pending.status.value) == (
+            "TAKE_PROFIT", "SELL", D("51000"), D("0.01"), "PENDING_NEW")
+        view = await s.rig.wait_active(K.OTO)
+        assert view.mode == NATIVE.value
+        assert [leg.client_order_ids for leg in view.legs] == [(working.client_order_id,), (pending.client_order_id,)]
+
+        await s.trade("49900", "0.004")  # a partial fill: the venue's pending order still waits
+        await wait_for(lambda: s.rig.position() == D("0.004"))
+        assert pending.status.value == "PENDING_NEW" and s.posts() == 1
+        await s.trade("49900", "0.006")
+        await wait_for(lambda: s.rig.position() == D("0.01") and pending.status.value == "NEW")
+        await s.trade("51000", taker="BUY")
+        row = await s.rig.wait_final(K.OTO)
+    assert (row.mode, row.status) == (NATIVE, S.DONE)
+    assert body(row)["list_id"] and D(body(row)["working_filled"]) == D("0.01")
+    assert s.posts() == 1  # the list was the only order entry
+    assert [(o.type, o.status.value, o.executed_qty) for o in s.sim_orders()] == [
+        ("LIMIT", "FILLED", D("0.01")), ("TAKE_PROFIT", "FILLED", D("0.01"))]
+    ours = s.rig.children(row.id)
+    assert [(o.client_order_id, o.type, o.status, o.filled, o.list_id != "") for o in ours] == [
+        (working.client_order_id, OrderType.LIMIT, OrderStatus.FILLED, D("0.01"), True),
+        (pending.client_order_id, OrderType.TAKE_PROFIT, OrderStatus.FILLED, D("0.01"), True)]
+    assert not any(e["event"].startswith("contingent.native_") for e in logs)
+    await wait_for(lambda: s.rig.position() == 0)
+
+
+async def test_oto_with_a_market_working_order_is_linked_by_the_manager_without_a_list(
+    sim_rig: SimRigFactory,
+) -> None:
+    """Binance's OTO takes no market working order: the manager asks for no list (so nothing is
+    refused) and places the pending order itself for the working order's fill (a native
+    take-profit, the type the simulator runs)."""
     with capture_logs() as logs:
         s = await sim_rig({"kind": "oto", "side": "buy", "above": "51000"})
         await s.rig.start_and_submit("50000")
-        await wait_for(lambda: s.rig.position() == D("0.01"))
-    assert any(e["event"] == "contingent.native_refused_emulating" for e in logs)
-    refused = [o for o in s.rig.orders() if o.status is OrderStatus.REJECTED]
-    assert [(o.type, o.reason, bool(o.list_id)) for o in refused] == [
-        (OrderType.MARKET, "UNSUPPORTED_ORDER_TYPE", True), (OrderType.TAKE_PROFIT, "UNSUPPORTED_ORDER_TYPE", True)]
-    assert s.sim.requests.find("POST", "/api/v3/orderList/oto") == []  # refused before it was sent
-    view = await s.rig.wait_active(K.OTO)
-    assert view.mode == EMULATED.value
-    [working] = s.sim_orders()
-    assert (working.type, working.side, working.order_list_id) == ("MARKET", "BUY", -1)
-    await s.trade("51000", taker="BUY")
-    row = await s.rig.wait_final(K.OTO)
-    assert (row.mode, row.status) == (EMULATED, S.DONE)
-    assert [(o.type, o.side) for o in s.sim_orders()] == [("MARKET", "BUY"), ("MARKET", "SELL")]
+        working, pending = await wait_sim(s, lambda o: len(o) == 2)
+        await s.trade("51000", taker="BUY")
+        row = await s.rig.wait_final(K.OTO)
+    assert s.sim.requests.find("POST", "/api/v3/orderList/oto") == []
+    assert not any(e["event"].startswith("contingent.native_") for e in logs)
+    assert all(o.status is not OrderStatus.REJECTED for o in s.rig.orders())
+    assert [(o.type, o.side, o.order_list_id, o.status.value) for o in (working, pending)] == [
+        ("MARKET", "BUY", -1, "FILLED"), ("TAKE_PROFIT", "SELL", -1, "FILLED")]
+    assert (row.mode, row.status) == (NATIVE, S.DONE)
     await wait_for(lambda: s.rig.position() == 0)
 
 

@@ -282,10 +282,13 @@ def test_oto_conditional_pending_is_armed_for_what_the_working_order_filled() ->
 
 
 def test_oto_conditional_pending_native_is_one_native_order_per_fill() -> None:
-    sim = oto_sim(buy(), sl(), native=True)
+    sim = oto_sim(buy(OrderType.MARKET), sl(), native=True)  # a market working order: no venue list
     o = oto(sim)
+    assert not o.list_id and o.mode is ExecutionMode.NATIVE
     (stop,) = releases(sim.fill(o.working_id, "0.4"))
     assert stop.type is OrderType.STOP_MARKET and stop.size == D("0.4") and stop.trigger_price == D(90)
+    (more,) = releases(sim.fill(o.working_id, "0.6"))
+    assert more.type is OrderType.STOP_MARKET and more.size == D("0.6")
 
 
 def test_oto_emulated_conditional_working_triggers_then_its_fills_drive_the_pending() -> None:
@@ -320,43 +323,95 @@ def test_oto_native_unsupported_working_falls_back_to_an_emulated_trigger() -> N
     assert w.client_order_id == o.working_id
 
 
-def test_oto_native_list_only_for_a_market_working_order() -> None:
+def test_oto_native_list_only_for_a_limit_working_order() -> None:
     env = Env(native=True)
     limit = Oto.from_approved(oto_list(buy(), sell_limit()), env.ctx)
-    assert not limit.list_id
-    market = Oto.from_approved(oto_list(buy(OrderType.MARKET), sell_limit()), env.ctx)
-    effects = market.start(env.ctx)
-    (rl,) = [e for e in effects if isinstance(e, ReleaseList)]
-    assert rl.order_list.kind is ListKind.OTO and rl.order_list.list_id == market.list_id
-    assert [i.client_order_id for i in rl.order_list.orders] == market.child_ids()
+    effects = limit.start(env.ctx)
+    assert kinds(effects) == ["Persist!", "Notice", "ReleaseList"]  # the pending order's id is written ahead
+    persist, rl = effects[0], effects[2]
+    assert isinstance(persist, Persist) and isinstance(rl, ReleaseList)
+    saved = Oto.from_row(persist.rows[0])
+    assert rl.order_list.kind is ListKind.OTO and rl.order_list.list_id == limit.list_id == saved.list_id
+    assert [i.client_order_id for i in rl.order_list.orders] == limit.child_ids() == saved.child_ids()
+    working, pending = rl.order_list.orders
+    assert working.type is OrderType.LIMIT and not working.protective
+    assert (pending.type, pending.side, pending.size, pending.parent) == (OrderType.LIMIT, Side.SELL, D(1), limit.id)
+    assert pending.protective and limit.mode is ExecutionMode.NATIVE
+    for work in (buy(OrderType.MARKET), buy(OrderType.STOP_MARKET, "105"), buy(OrderType.STOP_LIMIT, "105")):
+        other = Oto.from_approved(oto_list(work, sell_limit("120")), env.ctx)
+        out = other.start(env.ctx)
+        assert not other.list_id and not any(isinstance(e, ReleaseList) for e in out)
+        assert not any(isinstance(e, Notice) and e.level != "info" for e in out)
 
 
-def test_oto_native_list_partial_market_fill_is_taken_over_by_emulation() -> None:
-    sim = oto_sim(buy(OrderType.MARKET), sell_limit(), native=True)
+def test_oto_without_venue_lists_a_limit_working_order_is_emulated_per_fill() -> None:
+    sim = oto_sim(buy(), sell_limit())  # the venue has no OTO list (paper)
+    o = oto(sim)
+    assert not o.list_id
+    (p,) = releases(sim.fill(o.working_id, "0.3"))
+    assert p.size == D("0.3")
+
+
+@pytest.mark.parametrize("pending_first", [False, True], ids=["working-ends-first", "pending-ends-first"])
+@pytest.mark.parametrize("end", [OrderStatus.CANCELED, OrderStatus.EXPIRED])
+def test_oto_native_list_partial_limit_fill_then_end_is_taken_over_by_emulation(
+        end: OrderStatus, pending_first: bool) -> None:
+    sim = oto_sim(buy(), sell_limit(), native=True)
     o = oto(sim)
     pending_id = o.exits.chunks[0].legs[0].id
-    sim.fill(o.working_id, "0.6")
-    sim.set(o.working_id, OrderStatus.EXPIRED)
-    out = sim.set(pending_id, OrderStatus.CANCELED)  # the venue ends the list
+    assert releases(sim.fill(o.working_id, "0.6")) == []  # the venue's pending order waits for a full fill
+    assert o.status is _S.WORKING and o.mode is ExecutionMode.NATIVE
+    ends = [(o.working_id, end), (pending_id, OrderStatus.EXPIRED)]  # the venue drops the list's pending order
+    out = [e for coid, status in (reversed(ends) if pending_first else ends) for e in sim.set(coid, status)]
     (p,) = releases(out)
-    assert p.size == D("0.6") and p.type is OrderType.LIMIT
+    assert p.size == D("0.6") and p.type is OrderType.LIMIT and p.limit_price == D(110) and p.protective
+    assert p.client_order_id != pending_id and o.mode is ExecutionMode.EMULATED
+    if not pending_first:
+        (notice,) = [e for e in out if isinstance(e, Notice) and e.event == "contingent.oto_pending_emulated"]
+        assert notice.fields["working_filled"] == "0.6" and notice.fields["pending"] == [pending_id]
+    assert o.status is _S.WORKING
     sim.fill(p.client_order_id, "0.6")
     assert o.status is _S.DONE
 
 
-def test_oto_native_list_full_fill_done_when_pending_fills() -> None:
-    sim = oto_sim(buy(OrderType.MARKET), sell_limit(), native=True)
+def test_oto_native_list_working_ended_partly_filled_while_down_is_taken_over_on_resume() -> None:
+    sim = oto_sim(buy(), sell_limit(), native=True)
     o = oto(sim)
     pending_id = o.exits.chunks[0].legs[0].id
-    assert releases(sim.fill(o.working_id, "1")) == []  # the venue's pending order covers it
+    sim.venue.fill(o.working_id, D("0.6"))  # while the daemon is down: fill, end, the venue drops the pending
+    sim.venue.set(o.working_id, OrderStatus.CANCELED)
+    sim.venue.set(pending_id, OrderStatus.EXPIRED)
+    revived = Oto.from_row(sim.venue.durable[-1])
+    out = revived.resume(sim.venue.lookup, sim.ctx)
+    assert kinds(out)[0] == "Persist!"
+    (p,) = releases(out)
+    assert p.size == D("0.6") and p.client_order_id in Oto.from_row(out[0].rows[0]).child_ids()  # type: ignore[union-attr]
+
+
+def test_oto_working_fill_while_down_releases_its_pending_order_once_on_resume() -> None:
+    sim = oto_sim(buy(), sell_limit())
+    o = oto(sim)
+    sim.venue.fill(o.working_id, D("0.6"))  # while the daemon is down
+    revived = Oto.from_row(sim.venue.durable[-1])
+    (p,) = releases(revived.resume(sim.venue.lookup, sim.ctx))
+    assert p.size == D("0.6")
+
+
+def test_oto_native_list_full_fill_done_when_pending_fills() -> None:
+    sim = oto_sim(buy(), sell_limit(), native=True)
+    o = oto(sim)
+    pending_id = o.exits.chunks[0].legs[0].id
+    assert releases(sim.fill(o.working_id, "0.4")) == []  # the venue's pending order covers it
+    assert releases(sim.fill(o.working_id, "0.6")) == []
+    assert o.status is _S.WORKING and o.working_final
     sim.fill(pending_id, "1")
-    assert o.status is _S.DONE
+    assert o.status is _S.DONE and o.mode is ExecutionMode.NATIVE
 
 
 def test_oto_native_list_whose_pending_type_is_refused_emulates_the_pending_order() -> None:
     venue = Venue()
-    venue.reject_native = UNSUPPORTED_ORDER_TYPE  # only conditional types: the market working order passes
-    sim = oto_sim(buy(OrderType.MARKET), sl(), native=True, venue=venue)
+    venue.reject_native = UNSUPPORTED_ORDER_TYPE  # only conditional types: the limit working order passes
+    sim = oto_sim(buy(), sl(), native=True, venue=venue)
     o = oto(sim)
     assert o.list_id and o.exits.armed and not o.exits.native
     venue.reject_native = None
