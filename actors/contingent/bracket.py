@@ -10,8 +10,9 @@ import msgspec
 
 from actors.contingent.base import BookContext, OrderLookup
 from actors.contingent.effects import CancelChild, Effect, Notice, Release
-from actors.contingent.exit_leg import ZERO, ExitLeg, ExitSet, event_of
-from actors.contingent.linked import LinkedOrder, native_exits
+from actors.contingent.exit_leg import ZERO, ExitLeg, event_of
+from actors.contingent.exit_set import ExitSet
+from actors.contingent.linked import FAILED_ENDS, LinkedOrder, native_exits
 from actors.contingent.triggers import is_stop
 from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus, ContingentView, LegView
 from actors.model.orders import (
@@ -29,7 +30,6 @@ from actors.model.orders import (
 __all__ = ["Bracket"]
 
 _S = ContingentStatus
-_FAILED_ENDS = frozenset({OrderStatus.REJECTED.value, OrderStatus.DENIED.value})
 
 
 class Bracket(LinkedOrder):
@@ -193,7 +193,7 @@ class Bracket(LinkedOrder):
         if self.exits.failed:
             return self._cancel_entry("bracket_failed") + self._finish(_S.FAILED, self.exits.failed, ctx)
         if self.entry_final and self.entry_filled == 0 and not self.exits.busy:
-            status = _S.FAILED if self.entry_status in _FAILED_ENDS else _S.CANCELED
+            status = _S.FAILED if self.entry_status in FAILED_ENDS else _S.CANCELED
             return self._finish(status, self.reason or f"entry_{self.entry_status.lower()}", ctx)
         if self.entry_final and self.protected <= 0 and not self.exits.children_in_flight:
             return self._finish(_S.DONE, "", ctx)

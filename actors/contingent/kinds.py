@@ -12,7 +12,8 @@ from typing import Any, Protocol, cast
 
 from actors.contingent.base import BookContext, ContingentOrder
 from actors.contingent.bracket import Bracket
-from actors.contingent.linked import Oco, Oto
+from actors.contingent.linked import Oco
+from actors.contingent.oto import Oto
 from actors.contingent.single import StopOrder, TakeProfitOrder, TrailingStopOrder, trigger_kind
 from actors.contingent.sliced import Iceberg, Twap
 from actors.model.contingent import ContingentKind

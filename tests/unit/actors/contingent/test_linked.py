@@ -9,7 +9,8 @@ import pytest
 
 from actors.contingent.effects import CancelChild, Notice, Persist, ReleaseList
 from actors.contingent.exit_leg import Phase
-from actors.contingent.linked import Oco, Oto
+from actors.contingent.linked import Oco
+from actors.contingent.oto import Oto
 from actors.model.contingent import ContingentStatus
 from actors.model.orders import (
     ApprovedList,
