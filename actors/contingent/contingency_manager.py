@@ -84,6 +84,18 @@ def segments(effects: Sequence[Effect]) -> list[list[Effect]]:
     return out
 
 
+def _sends_orders_only(effects: Sequence[Effect]) -> bool:
+    """True when what follows a trigger's state is orders for the order manager (each written
+    ahead there, after the state queued before it) and log lines, with at least one order."""
+    sends = False
+    for effect in effects:
+        if isinstance(effect, Release | ReleaseList):
+            sends = True
+        elif not isinstance(effect, CancelChild | Notice):
+            return False
+    return sends
+
+
 def _names(segment: Sequence[Effect], ids: set[str]) -> bool:
     head = segment[0]
     return isinstance(head, Persist) and head.durable and any(r.id in ids for r in head.rows)
@@ -311,7 +323,14 @@ class ContingencyManager(Actor):
             for segment in segments(effects):
                 head = segment[0]
                 if isinstance(head, Persist) and head.durable:
-                    if not await self._write_ahead(head.rows):
+                    if triggered and _sends_orders_only(segment[1:]):
+                        # A crossed trigger: its new state is queued on the store's one writer,
+                        # which commits it with (or before) the child's own write-ahead, so it is
+                        # still committed before the venue sees the child, without a commit of its
+                        # own on the path from the market event to the submit.
+                        if not self._write_ordered(head.rows):
+                            continue
+                    elif not await self._write_ahead(head.rows):
                         continue
                     segment = segment[1:]
                 for effect in segment:
@@ -322,6 +341,18 @@ class ContingencyManager(Actor):
     async def _write_ahead(self, rows: Sequence[ContingentRow]) -> bool:
         try:
             await self._store.save_contingents(rows)
+        except Exception as exc:
+            self.write_ahead_failures += 1
+            ids = self._book.revert(rows)
+            self._purge(set(ids))
+            self.log.error("contingent.write_ahead_failed", contingent_ids=ids, error=repr(exc))
+            return False
+        self._book.committed(rows)
+        return True
+
+    def _write_ordered(self, rows: Sequence[ContingentRow]) -> bool:
+        try:
+            self._store.save_contingents_nowait(rows)
         except Exception as exc:
             self.write_ahead_failures += 1
             ids = self._book.revert(rows)

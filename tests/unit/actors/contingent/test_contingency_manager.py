@@ -63,6 +63,10 @@ class SpyStore:
         self.committed.try_send(tuple(rows))
 
     def save_contingents_nowait(self, rows: Sequence[ContingentRow]) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            self.failed.set()
+            raise OSError("store closed")
         self.inner.save_contingents_nowait(rows)
         self.behind.try_send(tuple(rows))
 
@@ -158,11 +162,13 @@ async def test_stop_fires_from_the_tap_written_ahead_before_release(rig: Rig) ->
     assert row.status is S.WORKING and cm.quiet_on("BTC/USDT") and not cm.quiet_on(SYM)
     cm.on_market(trade(100.5))
     cm.on_market(trade(99.5, recv_ns=4242))
+    # The trigger's state is queued on the store's one writer before the child is released, so it
+    # commits with (or before) the child's own write-ahead at the order manager.
+    assert (await recv(rig.store.behind))[0].status is S.TRIGGERED
     child = await released(rig)
     stored = await rig.store.contingent(row.id)  # read back the moment the release arrives
     assert stored is not None and stored.status is S.TRIGGERED
     assert body(stored)["child_id"] == child.client_order_id
-    assert (await recv(rig.store.committed))[0].status is S.TRIGGERED
     assert child.type is OrderType.MARKET and child.parent == row.id and child.protective
     assert rig.triggers == [4242] and cm.quiet_on(SYM)
     assert cm.counts() == {(row.kind, row.mode, S.TRIGGERED): 1}
@@ -244,7 +250,7 @@ async def test_cancel_all_cancels_every_order(rig: Rig) -> None:
     fired = await add_stop(rig, symbol="ETH/BTC")
     cm.on_market(trade(99.0, symbol="ETH/BTC"))
     child = await released(rig)
-    await recv(rig.store.committed)  # the trigger's write-ahead
+    await recv(rig.store.behind)  # the trigger's state, queued ahead of the child
     await rig.inbox.send(CancelAll(reason="kill"))
     cancel = await recv(rig.commands)
     assert cancel.client_order_id == child.client_order_id and cancel.reason == "kill"
