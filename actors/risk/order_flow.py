@@ -76,6 +76,18 @@ class PendingExposure(msgspec.Struct, frozen=True):
     base: Decimal = _ZERO
 
 
+def free_after_pending(snap: PortfolioSnapshot, inst: InstrumentSection | None,
+                       pending: PendingExposure) -> tuple[Decimal, Decimal]:
+    """Free (base, quote) balances of ``inst``'s assets, less what approvals on their way commit."""
+    if inst is None:
+        return _ZERO - pending.base, _ZERO - pending.quote
+    bb = snap.balances.get(inst.base)
+    qb = snap.balances.get(inst.quote)
+    base_free = bb.free if bb is not None else _ZERO
+    quote_free = qb.free if qb is not None else _ZERO
+    return base_free - pending.base, quote_free - pending.quote
+
+
 class PendingApprovals:
     """Approvals sent towards the order manager and not yet in its published view.
 

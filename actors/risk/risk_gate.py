@@ -85,7 +85,7 @@ from actors.risk.contingent_checks import (
     unavailable,
 )
 from actors.risk.marks import MarketMarks
-from actors.risk.order_flow import PendingApprovals, RateWindow
+from actors.risk.order_flow import PendingApprovals, RateWindow, free_after_pending
 from actors.risk.portfolio import PortfolioReader, PortfolioSnapshot
 from actors.risk.state import LossBaselines, PersistedRiskState, RiskSnapshot, TradingStatus
 from config.schema.trading import InstrumentSection, RiskSection
@@ -213,13 +213,8 @@ class RiskGate(Actor):
         self._observe_equity(snap, prices)
         self._pending.prune(self._process_time(), self._risk.pending_approval_ttl_s, snap)
         inst = self._instruments.get(symbol)
-        quote_free = base_free = _ZERO
-        if inst is not None:
-            qb = snap.balances.get(inst.quote)
-            bb = snap.balances.get(inst.base)
-            quote_free = qb.free if qb is not None else _ZERO
-            base_free = bb.free if bb is not None else _ZERO
         pending = self._pending.exposure(symbol, inst)  # approvals still on their way
+        base_free, quote_free = free_after_pending(snap, inst, pending)
         status = self._status
         baselines = self._baselines
         return RiskInputs(
@@ -237,11 +232,31 @@ class RiskGate(Actor):
             open_orders=snap.open_orders + len(self._pending),
             recent_orders=self._rate.count(self._rate_now()),
             rate_window_s=self._rate.window_s,
-            base_free=base_free - pending.base,
-            quote_free=quote_free - pending.quote,
+            base_free=base_free,
+            quote_free=quote_free,
             daily_pnl=baselines.daily_pnl(),
             equity=baselines.equity,
             equity_peak=baselines.peak,
+        )
+
+    def _exit_inputs(self, symbol: str) -> RiskInputs:
+        """The state a protective exit is decided on: what ``evaluate_order`` reads for one (the
+        trading state, the instrument, the reference price, free balances net of approvals on
+        their way); the limits it is exempt from are left at their defaults. Kept short: an exit
+        that a trigger released is on the trigger-to-submit path."""
+        inst = self._instruments.get(symbol)
+        base_free, quote_free = free_after_pending(self._read_portfolio(), inst, self._pending.exposure(symbol, inst))
+        status = self._status
+        return RiskInputs(
+            state=status.state,
+            kill_switch=status.kill_switch,
+            instrument=inst,
+            limits=self._symbol_limits(symbol),
+            risk=self._risk,
+            reference_price=self._marks.reference_price(symbol),
+            data_age_s=None,
+            base_free=base_free,
+            quote_free=quote_free,
         )
 
     @overload
@@ -276,7 +291,8 @@ class RiskGate(Actor):
         """A released child (to the order manager) or a strategy's conditional/algorithmic
         intent (to the contingent-order manager)."""
         if intent.parent:
-            decision = evaluate_order(intent, self._inputs(intent.symbol), child=True)
+            inputs = self._exit_inputs(intent.symbol) if intent.protective else self._inputs(intent.symbol)
+            decision = evaluate_order(intent, inputs, child=True)
             if isinstance(decision, Approval):
                 await self._to_order_manager(intent, decision)
             return decision
