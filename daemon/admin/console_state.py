@@ -2,8 +2,8 @@
 
 ``build_state`` gathers what the console shows (status, readiness, health, risk, positions,
 balances, open orders, active contingent (protective) orders, recent fills and denials,
-breakers and reconnects, the equity curve) and ``build_charts`` the candlestick series with
-their fills and open-order price levels.
+breakers and reconnects, the equity curve, and the decimal places to print its numbers with)
+and ``build_charts`` the candlestick series with their fills and open-order price levels.
 Everything comes from the ``AdminBackend`` (published snapshots, bounded store queries);
 ``ConsoleStateCache`` builds it at most once per ``max_age_s`` however many browsers watch.
 """
@@ -19,6 +19,7 @@ import msgspec
 from actors.kernel.clock import monotonic, wall_ms
 from actors.model.orders import OPEN_STATUSES
 from daemon.admin.backend import AdminBackend, AdminError, Record
+from daemon.cli_format import Precision
 
 RECENT_FILLS = 50
 RECENT_DENIALS = 25
@@ -46,8 +47,39 @@ async def _optional(what: str, problems: list[str], call: Any) -> Any:
         return []
 
 
-async def build_state(backend: AdminBackend) -> dict[str, Any]:
-    """The console's state document (see ``ConsoleState`` in the OpenAPI document), without charts."""
+def precision_block(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The console's ``precision``: decimal places per instrument and asset, as the CLI prints them.
+
+    ``config`` is a plain config (``config_to_plain``, e.g. ``ConfigView.config``). The keys are
+    ``cli_format.Precision``'s: ``tick`` ({symbol: places} for prices), ``step`` ({symbol: places}
+    for sizes), ``quote`` ({symbol: quote asset}), ``asset`` ({asset: places} for money) and
+    ``equity_asset`` (the asset equity, daily PnL and exposure are counted in).
+    """
+    p = Precision.from_config(config)
+    return {"tick": dict(p.tick), "step": dict(p.step), "quote": dict(p.quote), "asset": dict(p.asset),
+            "equity_asset": p.equity_asset}
+
+
+class PrecisionCache:
+    """The ``precision`` block of the running config, rebuilt only when the config version changes."""
+
+    def __init__(self) -> None:
+        self._version: Any = None
+        self._block: dict[str, Any] | None = None
+
+    def get(self, backend: AdminBackend, version: Any) -> dict[str, Any]:
+        """The block for config ``version`` (``status()["config_version"]``; None: always rebuilt)."""
+        if self._block is None or version is None or version != self._version:
+            self._block = precision_block(backend.config_view().config)
+            self._version = version
+        return self._block
+
+
+async def build_state(backend: AdminBackend, precision: PrecisionCache | None = None) -> dict[str, Any]:
+    """The console's state document (see ``ConsoleState`` in the OpenAPI document), without charts.
+
+    ``precision`` keeps the ``precision`` block between builds (without it, it is built anew).
+    """
     problems: list[str] = []
     status = plain(backend.status())
     ready, not_ready = backend.readiness()
@@ -83,6 +115,7 @@ async def build_state(backend: AdminBackend) -> dict[str, Any]:
         "breakers": status.get("circuit_breakers", []),
         "reconnects": status.get("reconnects", {}),
         "equity": plain(list(backend.equity_history())),
+        "precision": (precision or PrecisionCache()).get(backend, status.get("config_version")),
         "problems": problems,
     }
 
@@ -139,12 +172,13 @@ class ConsoleStateCache:
         self._built_at = -1e18
         self._state: dict[str, Any] = {}
         self._charts: dict[str, Any] = {}
+        self._precision = PrecisionCache()
 
     async def get(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(state, charts), at most ``max_age_s`` old."""
         async with self._lock:
             if monotonic() - self._built_at >= self.max_age_s:
-                state = await build_state(self.backend)
+                state = await build_state(self.backend, self._precision)
                 self._charts = await build_charts(self.backend, state["open_orders"])
                 self._state = state
                 self._built_at = monotonic()

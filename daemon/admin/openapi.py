@@ -237,6 +237,7 @@ def _console_schemas() -> dict[str, Any]:
     boolean = {"type": "boolean"}
     dec = {"type": "string", "format": "decimal", "description": "Exact decimal number as a string."}
     nullable_string = {"anyOf": [string, {"type": "null"}]}
+    places = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
     return {
         "HtmlPage": {"type": "string", "description": "An HTML document."},
         "JavaScript": {"type": "string", "description": "A script."},
@@ -275,12 +276,28 @@ def _console_schemas() -> dict[str, Any]:
                 "breakers": _array(_ref("Breaker")),
                 "reconnects": {"type": "object", "additionalProperties": integer},
                 "equity": {**_array(_ref("EquitySample")), "description": "Sampled equity, oldest first."},
+                "precision": _ref("ConsolePrecision"),
                 "problems": {**_array(string), "description": "Parts that could not be read (e.g. store not open)."},
                 "charts": _ref("ConsoleCharts"),
             },
             ["ts_ms", "status", "ready", "health", "trading_state", "kill_switch", "positions", "open_orders",
-             "fills", "denials", "equity"],
+             "fills", "denials", "equity", "precision"],
             "Everything the web console shows; 'charts' only in the JSON answer.",
+        ),
+        "ConsolePrecision": _obj(
+            {
+                "tick": {**places, "description": "symbol -> decimal places of its prices (its tick size)."},
+                "step": {**places, "description": "symbol -> decimal places of its sizes (its step size)."},
+                "quote": {"type": "object", "additionalProperties": string,
+                          "description": "symbol -> the asset it is quoted in (its PnL and fees are in it)."},
+                "asset": {**places, "description": "asset -> decimal places of money in it (the finest tick "
+                          "size of the instruments quoted in it)."},
+                "equity_asset": {**string, "description": "The asset equity, daily PnL and gross exposure are "
+                                 "counted in ('' if unknown)."},
+            },
+            ["tick", "step", "quote", "asset", "equity_asset"],
+            "Decimal places to print numbers with, from the running config's [instruments] (as the CLI "
+            "prints them); a number none of these covers is printed as it is.",
         ),
         "BacktestReport": _obj({"name": string, "url": string, "modified_ms": integer, "size": integer},
                                ["name", "url"]),

@@ -11,6 +11,11 @@
  * All data is written with textContent (never as HTML). The script marks its progress on <html>
  * for tests and tools: data-auth ("login" / "in"), data-ready ("true" once the first state is
  * drawn), data-state-seq (states drawn), data-trading-state, data-kill-switch.
+ *
+ * Numbers are printed as the CLI prints them (daemon/cli_format.py): prices at their instrument's
+ * tick size places, sizes at its step size, money at its asset's precision, from the state's
+ * "precision" block; rounded half-even on the decimal string itself (never through a float).
+ * window.aaitiFormat.number(value, places) is that formatter, for tests and tools.
  */
 "use strict";
 
@@ -31,6 +36,7 @@
     markets: new Map(), // symbol -> {figure, select, chart, candles, markers, lines, timeframe}
     lastCharts: null,
     logs: [],
+    precision: null, // the state's "precision" block: {tick, step, quote, asset, equity_asset}
   };
 
   // -- helpers ------------------------------------------------------------------------------
@@ -40,6 +46,84 @@
     const n = Number(value);
     return !value || Number.isNaN(n) || n === 0 ? "" : n > 0 ? "up" : "down";
   };
+
+  // -- numbers at their precision (mirrors daemon/cli_format.py: format_number, Precision.places) ----
+  const PRICE_KEYS = new Set(["price", "avg_price", "limit_price", "trigger_price", "mark", "open", "high", "low",
+    "close"]);
+  const SIZE_KEYS = new Set(["size", "filled", "volume", "display_size", "protected"]);
+  const MONEY_KEYS = new Set(["realized_pnl", "unrealized_pnl", "pnl", "fees", "fee", "notional", "equity",
+    "equity_peak", "day_start_equity", "daily_pnl", "gross_exposure", "free", "locked", "total"]);
+  const DECIMAL = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+  const MAX_EXPONENT = 400; // a "number" beyond this is printed as it is rather than as a wall of zeros
+
+  /** A decimal string (or JS number) as {negative, coef: BigInt, exp}, or null if it is not a finite number. */
+  function parseDecimal(value) {
+    const m = DECIMAL.exec(String(value).trim());
+    if (!m) return null;
+    const whole = m[2];
+    const frac = m[3] || "";
+    if (!whole && !frac) return null;
+    const exp = Number(m[4] || 0) - frac.length;
+    if (!Number.isSafeInteger(exp) || Math.abs(exp) > MAX_EXPONENT) return null;
+    return { negative: m[1] === "-", coef: BigInt(whole + frac), exp };
+  }
+
+  /**
+   * A number as plain text, like cli_format.format_number: never an exponent, every zero as "0".
+   * With places (an integer) rounded half-even to that many decimals and printed with all of them
+   * ("0.00141400"), else printed exactly, without trailing zeros. Anything else comes back unchanged.
+   */
+  function formatNumber(value, places) {
+    if ((typeof value !== "string" && typeof value !== "number") || value === "") return value;
+    const d = parseDecimal(value);
+    if (!d) return value;
+    let { coef, exp } = d;
+    if (Number.isInteger(places) && places >= 0) {
+      if (exp < -places) {
+        const unit = 10n ** BigInt(-places - exp);
+        const half = unit / 2n;
+        const rest = coef % unit;
+        coef /= unit;
+        if (rest > half || (rest === half && coef % 2n === 1n)) coef += 1n;
+      } else {
+        coef *= 10n ** BigInt(exp + places);
+      }
+      exp = -places;
+    } else {
+      while (coef !== 0n && coef % 10n === 0n) {
+        coef /= 10n;
+        exp += 1;
+      }
+    }
+    if (coef === 0n) return "0";
+    let digits = coef.toString();
+    if (exp >= 0) digits += "0".repeat(exp);
+    else {
+      digits = digits.padStart(1 - exp, "0");
+      digits = `${digits.slice(0, exp)}.${digits.slice(exp)}`;
+    }
+    return (d.negative ? "-" : "") + digits;
+  }
+  window.aaitiFormat = Object.freeze({ number: formatNumber });
+
+  /** Decimal places of row[key] like cli_format.Precision.places (null: print it as it is). */
+  function places(key, row) {
+    const p = ui.precision;
+    if (!p) return null;
+    const lookup = (map, name) => (typeof name === "string" && map && Object.hasOwn(map, name) ? map[name] : null);
+    const symbol = row.symbol;
+    if (PRICE_KEYS.has(key)) return lookup(p.tick, symbol);
+    if (SIZE_KEYS.has(key)) return lookup(p.step, symbol);
+    if (MONEY_KEYS.has(key)) {
+      if (key === "fee" && row.fee_currency) return lookup(p.asset, String(row.fee_currency));
+      const money = row.asset || (typeof symbol === "string" ? lookup(p.quote, symbol) : p.equity_asset);
+      return money ? lookup(p.asset, String(money)) : null;
+    }
+    return null;
+  }
+
+  /** row[key] at its precision; value instead of row[key] for a number kept outside row (a leg's, the risk's). */
+  const num = (key, row, value = row[key]) => formatNumber(value, places(key, row));
 
   async function api(method, path, body, headers) {
     const init = { method, credentials: "same-origin", headers: { Accept: "application/json", ...(headers || {}) } };
@@ -99,6 +183,7 @@
 
   // -- state ---------------------------------------------------------------------------------
   function renderState(s) {
+    if (s.precision) ui.precision = s.precision;
     const status = s.status || {};
     byId("daemon-name").textContent = status.name || "";
     byId("daemon-mode").textContent = status.mode || "";
@@ -126,18 +211,19 @@
 
     renderRisk(s.risk);
     syncRows(byId("positions"), s.positions, (p) => p.symbol, (p, tr) => setCells(tr, [
-      ["symbol", p.symbol], ["size", p.size], ["avg_price", p.avg_price], ["mark", p.mark],
-      ["unrealized_pnl", p.unrealized_pnl, true], ["realized_pnl", p.realized_pnl, true], ["fees", p.fees],
-      ["fills", p.fills]]));
+      ["symbol", p.symbol], ["size", num("size", p)], ["avg_price", num("avg_price", p)], ["mark", num("mark", p)],
+      ["unrealized_pnl", num("unrealized_pnl", p), true], ["realized_pnl", num("realized_pnl", p), true],
+      ["fees", num("fees", p)], ["fills", p.fills]]));
     syncRows(byId("balances"), s.balances || [], (b) => b.asset, (b, tr) => setCells(tr, [
-      ["asset", b.asset], ["total", b.total], ["free", b.free], ["locked", b.locked]]));
+      ["asset", b.asset], ["total", num("total", b)], ["free", num("free", b)], ["locked", num("locked", b)]]));
     syncRows(byId("orders"), s.open_orders, (o) => o.client_order_id, renderOrder);
     const contingent = s.contingent || [];
     syncRows(byId("contingent"), contingent, (c) => c.id, renderContingent);
     byId("contingent-empty").hidden = contingent.length > 0;
     syncRows(byId("fills"), s.fills, (f) => `${f.venue}/${f.trade_id}`, (f, tr) => setCells(tr, [
-      ["ts", time(f.ts_ms)], ["symbol", f.symbol], ["side", f.side], ["size", f.size], ["price", f.price],
-      ["fee", `${f.fee} ${f.fee_currency || ""}`.trim()], ["client_order_id", f.client_order_id]]));
+      ["ts", time(f.ts_ms)], ["symbol", f.symbol], ["side", f.side], ["size", num("size", f)],
+      ["price", num("price", f)], ["fee", `${num("fee", f)} ${f.fee_currency || ""}`.trim()],
+      ["client_order_id", f.client_order_id]]));
     syncRows(byId("denials"), s.denials, (d) => d.id ?? `${d.ts_ms}/${d.reason}`, (d, tr) => setCells(tr, [
       ["ts", time(d.ts_ms)], ["reason", d.reason], ["strategy", d.strategy], ["symbol", d.symbol],
       ["limit", d.limit], ["detail", d.detail]]));
@@ -154,8 +240,10 @@
       dl.replaceChildren();
       return;
     }
-    const facts = [["Equity", risk.equity], ["Daily PnL", risk.daily_pnl], ["Drawdown %", risk.drawdown_pct],
-      ["Gross exposure", risk.gross_exposure], ["Open orders", risk.open_orders],
+    // Money of the whole account: at the equity asset's precision (no symbol, like the CLI's risk view).
+    const facts = [["Equity", num("equity", {}, risk.equity)], ["Daily PnL", num("daily_pnl", {}, risk.daily_pnl)],
+      ["Drawdown %", risk.drawdown_pct], ["Gross exposure", num("gross_exposure", {}, risk.gross_exposure)],
+      ["Open orders", risk.open_orders],
       ["Denied", Object.entries(risk.denied_by_reason || {}).map(([k, v]) => `${k} ${v}`).join(", ")]];
     dl.replaceChildren(...facts.flatMap(([label, value]) => {
       const dt = document.createElement("dt");
@@ -167,10 +255,17 @@
     }));
   }
 
+  /** An order's price cell: its limit price, and a native conditional order's trigger price. */
+  function orderPrice(o) {
+    const price = o.price === null || o.price === undefined ? "" : num("price", o);
+    if (o.trigger_price === null || o.trigger_price === undefined) return price;
+    return `${price} (trigger ${num("trigger_price", o)})`.trim();
+  }
+
   function renderOrder(o, tr) {
     setCells(tr, [["client_order_id", o.client_order_id], ["strategy", o.strategy], ["symbol", o.symbol],
-      ["side", o.side], ["type", o.type], ["size", o.size], ["price", o.price], ["filled", o.filled],
-      ["status", o.status]]);
+      ["side", o.side], ["type", o.type], ["size", num("size", o)], ["price", orderPrice(o)],
+      ["filled", num("filled", o)], ["status", o.status]]);
     if (tr.cells.length < 10) {
       const td = document.createElement("td");
       const button = document.createElement("button");
@@ -185,14 +280,17 @@
 
   /** A contingent order's legs in a few words: "take_profit 2.1 @ 0.00051 | stop_loss trailing 0.00047". */
   function legsSummary(c) {
+    const row = { symbol: c.symbol }; // a leg's numbers are at its order's instrument's precision
     return (c.legs || []).map((leg) => {
       const parts = [leg.name];
-      if (leg.trailing) parts.push("trailing", leg.trigger_price ?? "", `(${leg.trailing})`);
+      const trigger = leg.trigger_price ? num("trigger_price", row, leg.trigger_price) : "";
+      const limit = leg.limit_price ? num("limit_price", row, leg.limit_price) : "";
+      if (leg.trailing) parts.push("trailing", trigger, `(${leg.trailing})`);
       else {
-        if (leg.size !== null && leg.size !== undefined) parts.push(leg.size);
-        if (leg.trigger_price) parts.push("@", leg.trigger_price);
-        else if (leg.limit_price) parts.push("@", leg.limit_price);
-        if (leg.trigger_price && leg.limit_price) parts.push("→", leg.limit_price);
+        if (leg.size !== null && leg.size !== undefined) parts.push(num("size", row, leg.size));
+        if (trigger) parts.push("@", trigger);
+        else if (limit) parts.push("@", limit);
+        if (trigger && limit) parts.push("→", limit);
       }
       return parts.filter((p) => p !== "").join(" ");
     }).join(" | ");
@@ -200,7 +298,7 @@
 
   function renderContingent(c, tr) {
     setCells(tr, [["id", c.id], ["strategy", c.strategy], ["symbol", c.symbol], ["kind", c.kind], ["mode", c.mode],
-      ["status", c.status], ["legs", legsSummary(c)], ["protected", c.protected]]);
+      ["status", c.status], ["legs", legsSummary(c)], ["protected", num("protected", c)]]);
     tr.dataset.kind = c.kind;
     tr.dataset.mode = c.mode;
     if (tr.cells.length < 9) {
@@ -225,8 +323,14 @@
     });
   }
 
-  /** Enough decimals for small prices (0.0014 ETH per XRP): four significant digits at least. */
-  function priceFormat(price) {
+  /**
+   * The price axis format: the instrument's tick places when known, else enough decimals for small
+   * prices (0.0014 ETH per XRP): four significant digits at least.
+   */
+  function priceFormat(price, tickPlaces) {
+    if (Number.isInteger(tickPlaces) && tickPlaces >= 0) {
+      return { type: "price", precision: tickPlaces, minMove: 10 ** -tickPlaces };
+    }
     const magnitude = Math.abs(Number(price)) || 1;
     const precision = Math.min(10, Math.max(2, Math.ceil(-Math.log10(magnitude)) + 4));
     return { type: "price", precision, minMove: 10 ** -precision };
@@ -315,7 +419,8 @@
   function drawMarket(m, series) {
     const step = timeframeSeconds(series.timeframe);
     const bars = series.bars.map(([t, open, high, low, close]) => ({ time: t, open, high, low, close }));
-    if (bars.length) m.candles.applyOptions({ priceFormat: priceFormat(bars.at(-1).close) });
+    const row = { symbol: series.symbol };
+    if (bars.length) m.candles.applyOptions({ priceFormat: priceFormat(bars.at(-1).close, places("close", row)) });
     m.candles.setData(bars);
     const first = bars.length ? bars[0].time : 0;
     const last = bars.length ? bars.at(-1).time + step : 0;
@@ -325,7 +430,7 @@
       if (t < first || t >= last) continue;
       const buy = f.side === "buy";
       markers.push({ time: t, position: buy ? "belowBar" : "aboveBar", shape: buy ? "arrowUp" : "arrowDown",
-        color: buy ? COLORS.blue : COLORS.down, text: `${f.side} ${f.size}` });
+        color: buy ? COLORS.blue : COLORS.down, text: `${f.side} ${num("size", f)}` });
     }
     markers.sort((a, b) => a.time - b.time);
     m.markers.setMarkers(markers);
@@ -333,7 +438,7 @@
     m.lines = series.levels.map((level) => m.candles.createPriceLine({
       price: Number(level.price), color: level.side === "buy" ? COLORS.blue : COLORS.down, lineWidth: 1,
       lineStyle: LightweightCharts.LineStyle.Dashed, axisLabelVisible: true,
-      title: `${level.side} ${level.size} (${level.type})`,
+      title: `${level.side} ${num("size", row, level.size)} (${level.type})`,
     }));
     m.element.dataset.bars = String(bars.length);
     m.element.dataset.markers = String(markers.length);

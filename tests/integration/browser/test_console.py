@@ -5,7 +5,8 @@ strategy keeping resting LIMIT buys so that there are open orders to draw) and o
 page shared by the tests below, which run in file order like an operator's session: log in,
 watch, kill from the keyboard, compare positions with the API, resume (which needs the
 confirmation step), read the log tail, open a backtest report. A bracket strategy gives the
-"Protective orders" table a row, which the kill cancels (its empty state shows). Every request
+"Protective orders" table a row, which the kill cancels (its empty state shows). Numbers show at
+the instrument's precision, as the CLI prints them (``cli_format.Precision``). Every request
 the browser makes to anything but the daemon is aborted and recorded; none may be attempted. Tests wait
 for ``data-*`` attributes and DOM states the console's script sets, never for a fixed time.
 Screenshots go to ``tests/artifacts/console-*.png``.
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from daemon.backtest.html_report import render_html
+from daemon.cli_format import Precision, format_number
 from tests.integration.browser.conftest import READY_TIMEOUT_MS, Browser, launch_browser, screenshot_path
 from tests.integration.browser.sample_results import sample_result
 from tests.integration.ops.daemon_harness import TOKEN, Api, OpsDaemon, ops_config, resting_strategy, wait_until
@@ -45,6 +47,12 @@ BRACKET_STRATEGY = ('[[strategies]]\nname = "bracket"\n'
 LIVE_TIMEOUT_MS = 30_000  # deadline for market-driven DOM states (bars, fills, equity samples)
 POSITION_FIELDS = ("size", "avg_price", "realized_pnl", "fees", "fills")
 EMPTY = "\u2013"  # what the console shows for a missing value (an en dash)
+
+XRP_TICK_PLACES = 8  # aaiti.toml: XRP/ETH tick_size = "0.00000001"
+# Numbers the page's formatter must print exactly as cli_format.format_number does.
+FORMAT_CASES = (("0.00141234567890123", 8), ("0.000000125", 8), ("0.000000135", 8), ("-2.5", 0), ("3.5", 0),
+                ("0E-8", 8), ("0E-8", None), ("1E+2", 2), ("1.50000", None), ("12", 4), ("-0.0000000001", 8),
+                ("not a number", 2))
 
 # The positions table as {symbol: {field: text}}.
 POSITIONS_JS = """
@@ -199,8 +207,11 @@ def test_positions_match_the_api(console: Console) -> None:
     """Trading is halted (previous test), so positions settle; the page must show what the API says."""
     page = console.page
 
+    precision = _precision(console)
+
     def shown_equals_api() -> dict[str, Any] | None:
-        expected = {p["symbol"]: {k: EMPTY if p[k] is None else str(p[k]) for k in POSITION_FIELDS}
+        # As the CLI prints them: prices at the tick size, sizes at the step size, money at the quote asset's.
+        expected = {p["symbol"]: {k: EMPTY if p[k] is None else precision.cell(k, p[k], p) for k in POSITION_FIELDS}
                     for p in console.api.ok("GET", "/positions")["positions"]}
         shown = page.evaluate(POSITIONS_JS)
         if {sym: {k: row.get(k) for k in POSITION_FIELDS} for sym, row in shown.items()} == expected:
@@ -210,6 +221,36 @@ def test_positions_match_the_api(console: Console) -> None:
 
     expected = wait_until(shown_equals_api, 30, "the positions table to equal GET /positions")
     assert expected, "no positions at all: the replay should have traded"
+
+
+def _precision(c: Console) -> Precision:
+    return Precision.from_config(c.api.ok("GET", "/config")["config"])
+
+
+def _places(text: str) -> int:
+    """Decimal places of a number as shown (0 without a point)."""
+    return len(text.partition(".")[2])
+
+
+def test_numbers_are_shown_at_the_instrument_precision(console: Console) -> None:
+    """Prices at the tick size's places (8 for XRP/ETH), exactly as ``cli_format`` formats them."""
+    page = console.page
+    state = console.api.ok("GET", "/console/state")
+    assert state["precision"]["tick"]["XRP/ETH"] == XRP_TICK_PLACES
+    assert state["precision"]["step"]["XRP/ETH"] == 0 and state["precision"]["quote"]["XRP/ETH"] == "ETH"
+    assert state["precision"]["asset"]["ETH"] == XRP_TICK_PLACES and state["precision"]["equity_asset"] == "ETH"
+
+    avg = page.locator("#positions tr[data-key='XRP/ETH'] td[data-field='avg_price']").text_content() or ""
+    assert re.fullmatch(r"\d+\.\d+", avg) and _places(avg) == XRP_TICK_PLACES, avg
+    prices = page.locator("#fills tr td[data-field='price']").all_text_contents()
+    assert prices, "no fills shown"
+    assert all(re.fullmatch(r"\d+\.\d+", p) and _places(p) == XRP_TICK_PLACES for p in prices), prices
+    sizes = page.locator("#fills tr td[data-field='size']").all_text_contents()
+    assert all(re.fullmatch(r"\d+", z) for z in sizes), sizes  # step size 1: whole XRP
+    # The page's own formatter rounds the decimal string half-even, like the CLI (never through a float).
+    shown = page.evaluate("(cases) => cases.map(([v, p]) => window.aaitiFormat.number(v, p))",
+                          [list(case) for case in FORMAT_CASES])
+    assert shown == [format_number(v, p) for v, p in FORMAT_CASES]
 
 
 def test_resume_after_kill_needs_the_confirmation(console: Console) -> None:
