@@ -85,6 +85,14 @@ class OrderLoader:
             per_order.setdefault(f.client_order_id, []).append(f)
         for rec in open_orders:
             table.load_open_order(rec, per_order.get(rec.client_order_id, ()))
+        awaiting = await store.filled_awaiting_fills(self._clock.now_ms() - self._lookback_ms)
+        if awaiting:
+            fills: dict[str, list[Fill]] = {}
+            for f in await store.fills_for_orders(r.client_order_id for r in awaiting):
+                fills.setdefault(f.client_order_id, []).append(f)
+            for rec in awaiting:
+                table.load_filled_awaiting_fills(rec, fills.get(rec.client_order_id, ()))
+            self._log.info("order.filled_awaiting_fills", orders=len(awaiting))
         self._log.info("order.loaded", open_orders=table.open_order_count(), in_flight=len(table.in_flight()),
                        positions=len(table.positions()))
 

@@ -230,6 +230,19 @@ class OrderTable:
             self._inflight[coid] = self._process_time() - age_s
         self.version += 1
 
+    def load_filled_awaiting_fills(self, rec: OrderRecord, fills: Iterable[Fill]) -> None:
+        """Track a stored FILLED order whose fills are still on their way (the venue's answer said
+        FILLED before its executions arrived, then the daemon stopped): in the closed window, with
+        its fill totals in the ledger, so the late fills add up on it instead of starting at 0."""
+        filled, notional, fees = _fill_totals(rec.symbol, fills)
+        rec = msgspec.structs.replace(rec, filled=filled, avg_price=notional / filled if filled else None, fees=fees)
+        coid = rec.client_order_id
+        self._ledger.register_order(coid, symbol=rec.symbol, side=rec.side, size=rec.size, filled=filled,
+                                    notional=notional, fees=fees)
+        self._ledger.close_order(coid)
+        self._remember_closed(rec)
+        self.version += 1
+
     def remember_closed(self, rec: OrderRecord) -> None:
         """Keep a final order read back from the store in the closed window, for lookups only."""
         if rec.status in TERMINAL_STATUSES and self.order(rec.client_order_id) is None:

@@ -71,6 +71,10 @@ class OrderStore(Protocol):
         """Orders the venue may still act on."""
         ...
 
+    async def filled_awaiting_fills(self, since_ms: int) -> list[OrderRecord]:
+        """FILLED orders changed since ``since_ms`` whose stored fills do not add up to their size yet."""
+        ...
+
     async def order(self, client_order_id: str) -> OrderRecord | None:
         """One order (open or closed) by client order id; None if never written. Raises StoreError."""
         ...

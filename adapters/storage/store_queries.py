@@ -99,6 +99,14 @@ class StoreQueries:
                "ORDER BY created_ms, rowid")
         return [order_from_row(r) for r in await self._read(sql, [s.value for s in _OPEN_LIST])]
 
+    async def filled_awaiting_fills(self, since_ms: int) -> list[OrderRecord]:
+        """Orders the venue reported FILLED (changed at or after ``since_ms``) whose stored fills do not
+        add up to their size yet: their fills were still on their way when the daemon stopped."""
+        sql = (f"SELECT {ORDER_COLS} FROM orders WHERE status = ? AND updated_ms >= ? AND filled != size "
+               "ORDER BY created_ms, rowid")
+        rows = [order_from_row(r) for r in await self._read(sql, (OrderStatus.FILLED.value, since_ms))]
+        return [r for r in rows if r.filled < r.size]  # text compare above; exact decimals here
+
     async def order_events(self, client_order_id: str) -> list[OrderEventRecord]:
         """An order's event history, oldest first."""
         rows = await self._read(

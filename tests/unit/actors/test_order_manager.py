@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from actors.kernel.clock import MarketClock
+from actors.kernel.clock import MarketClock, wall_ms
 from actors.model.orders import (
     CancelAll,
     CancelOrder,
@@ -20,9 +20,10 @@ from actors.model.orders import (
     Side,
     VenueOrder,
 )
+from actors.model.records import OrderRecord
 from actors.orders.order_manager import STORE_UNAVAILABLE
 from actors.ports.venue import VenueUnavailable
-from adapters.storage import StoreError
+from adapters.storage import Store, StoreError
 from tests.unit.actors.orders_harness import SYMBOL, Harness
 
 S = OrderStatus
@@ -306,3 +307,24 @@ async def test_portfolio_publishes_a_new_view_when_orders_change(h: Harness) -> 
     assert (after.open_orders, after.open_buy, after.priced_buy_notional) == (
         1, {SYMBOL: D("50")}, {SYMBOL: D("0.01000")})
     assert after.balances == om.balances()
+
+
+async def test_late_fills_of_an_order_filled_before_a_crash_add_up_after_the_restart(h: Harness) -> None:
+    # The venue's answer said FILLED before its executions arrived, then the daemon died: the
+    # stored order is FILLED with nothing filled. After the restart its fills must add up on it,
+    # not overwrite it with what an unknown order would get (0).
+    await h.start()
+    await h.stop()
+    store = await Store.open(h.db_path)
+    now = wall_ms()
+    await store.insert_orders([OrderRecord(
+        client_order_id="late-1", venue="paper", strategy="s1", symbol=SYMBOL, side=Side.BUY,
+        type=OrderType.MARKET, size=D("100"), status=S.FILLED, created_ms=now, updated_ms=now)])
+    await store.close()
+    om = await h.start()
+    for i, size in enumerate(("60", "40")):
+        om.apply_fill(Fill(venue="paper", trade_id=f"t{i}", client_order_id="late-1", symbol=SYMBOL, side=Side.BUY,
+                           price=D("0.0003"), size=D(size), ts_ms=now))
+    rec = om.order("late-1")
+    assert rec is not None and (rec.status, rec.filled, rec.avg_price) == (S.FILLED, D("100"), D("0.0003"))
+    assert om.snapshot().counters.illegal_transitions == 0
