@@ -117,7 +117,6 @@ class App:
         )
         self.resources = Resources(loaded, self.state_dir, self.clock)
         self.pipeline: Pipeline | None = None
-        self._disabled_at_start: list[str] = []
         self.admin: AdminServer | None = None
         self._state_changed = asyncio.Event()
         self._ready_sent = False
@@ -143,7 +142,6 @@ class App:
             "root", [ChildSpec("watchdog", lambda: self.watchdog), *pipeline.children()],
             supervisor_policy(cfg.supervisor),
         )
-        self._disabled_at_start = [s.name for s in cfg.strategies if not s.enabled]
         self._spawn(self._watch_trading_state(pipeline.state_events))
         self.notifications.attach(pipeline.router, pipeline.order_manager.order)
 
@@ -435,10 +433,7 @@ class App:
             raise StartupError(f"admin endpoint: {exc}", exit_codes.CONFIG_ERROR) from None
 
     async def after_start(self) -> None:
-        """The tree is running: stop disabled strategies, release the feed once reconciled."""
-        if self.pipeline is not None:
-            for name in self._disabled_at_start:
-                await self.pipeline.strategies.terminate_child(name)
+        """The tree is running: release the feed once reconciled (disabled strategies never started)."""
         await self._gate_feed_on_reconcile()
 
     async def on_give_up(self, reason: str) -> None:

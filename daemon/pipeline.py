@@ -329,7 +329,10 @@ def build_pipeline(
             portfolio=portfolio,
         )
         hosts[section.name] = host
-        host_specs.append(ChildSpec(section.name, lambda h=host: h, restart=RestartType.TRANSIENT))  # type: ignore[misc]
+        # A disabled strategy is known to its supervisor (the admin API or a reload starts it) but
+        # never started with the others: it must not trade, not even for a moment at start-up.
+        host_specs.append(ChildSpec(section.name, lambda h=host: h, restart=RestartType.TRANSIENT,  # type: ignore[misc]
+                                    autostart=section.enabled))
     router = EventRouter("router", events, dict(strategy_events), contingent=contingent_events)
     bar_sub = feed.subscribe("bar_log", symbols=cfg.feed.symbols, timeframes=cfg.feed.timeframes)
     bar_log = BarLog("bar_log", bar_sub.bars)

@@ -77,12 +77,17 @@ class ActorStalled(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class ChildSpec:
-    """How to start a child and when to restart it."""
+    """How to start a child and when to restart it.
+
+    ``autostart=False``: the supervisor knows the child but does not start it with the others;
+    ``start_child`` starts it later (a strategy configured with ``enabled = false``).
+    """
 
     name: str
     factory: Callable[[], Child]
     restart: RestartType = RestartType.PERMANENT
     shutdown_timeout_s: float | None = None
+    autostart: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +194,8 @@ class Supervisor:
         self.state = ActorState.STARTING
         try:
             for spec in self.specs:
-                self._start(spec)
+                if spec.autostart:
+                    self._start(spec)
             self.state = ActorState.RUNNING
             await self._supervise()
         except asyncio.CancelledError:

@@ -74,6 +74,16 @@ def wide_protected(api: Api) -> list[dict[str, Any]]:
     return wait_until(ready, 30, "two wide brackets protecting their fills")
 
 
+def test_strategies_disabled_in_the_config_never_start_or_trade(api: Api) -> None:
+    wide_protected(api)  # the enabled ones have been trading for a while
+    actors = {a["name"]: a for a in api.ok("GET", "/status")["actors"]}
+    off = ("ema_cross", "momentum", "mean_revert")
+    assert {n: actors[n]["state"] for n in off} == dict.fromkeys(off, "stopped")
+    assert {n: actors[n]["restarts"] for n in off} == dict.fromkeys(off, 0)
+    orders = api.ok("GET", "/orders", {"limit": 1000})["orders"]
+    assert orders and not [o for o in orders if o["strategy"] in off]
+
+
 def test_active_brackets_listed_shown_and_counted(api: Api) -> None:
     rows = wide_protected(api)
     for view in rows:

@@ -151,6 +151,27 @@ async def test_children_start_in_order_and_stop_in_reverse() -> None:
     assert sup.state is ActorState.STOPPED
 
 
+async def test_child_without_autostart_is_known_but_starts_only_when_asked() -> None:
+    j = Journal()
+    workers: list[Worker] = []
+
+    def make(n: str) -> Worker:
+        w = Worker(n, j)
+        workers.append(w)
+        return w
+
+    sup = Supervisor("sup", [ChildSpec("a", lambda: make("a")),
+                             ChildSpec("off", lambda: make("off"), autostart=False)], policy())
+    task = await run_sup(sup)  # RUNNING: every autostart child was started before this
+    await wait_until(lambda: j.starts("a") == 1)
+    assert j.starts("off") == 0 and not sup.is_running("off")
+    assert [s.state for s in sup.statuses() if s.name == "off"] == ["stopped"]
+    assert sup.start_child("off")
+    await wait_until(lambda: j.starts("off") == 1)
+    assert sup.is_running("off")
+    await stop_sup(task)
+
+
 @pytest.mark.parametrize(
     ("restart", "command", "restarted"),
     [
