@@ -272,9 +272,15 @@ def chaos_config(
     ccxt: Mapping[str, Any] | None = None,
     reconciler: Mapping[str, Any] | None = None,
     extra: str = "",
+    strategy: str = STRATEGY,
+    params: str | None = None,
 ) -> Path:
     """A live config against ``sim`` (ccxt venue and feed), small timeouts, one ChaosTrader
-    (``enabled`` at start) trading every ``every_ms`` per symbol."""
+    (``enabled`` at start) trading every ``every_ms`` per symbol.
+
+    ``strategy`` (an import path) and ``params`` (a TOML inline table) replace the strategy
+    named ``chaos`` and its parameters.
+    """
     ccxt_section: dict[str, Any] = {
         "exchange_id": "binance",
         "start_simulator": False,
@@ -305,7 +311,7 @@ def chaos_config(
     rec: dict[str, Any] = {"interval_s": 2.0, "inflight_query_after_s": 1.0, "unknown_orders": "cancel",
                            "halt_after_discrepancies": 5}
     rec.update(reconciler or {})
-    params = (
+    params = f"params = {params}" if params is not None else (
         'params = { sizes = { "BTC/USDT" = "0.0002", "ETH/USDT" = "0.004" }, '
         f'ticks = {{ "BTC/USDT" = "0.01", "ETH/USDT" = "0.01" }}, every_ms = {every_ms}, max_resting = 4 }}'
     )
@@ -369,7 +375,7 @@ name = "binance-sim"
 
 [[strategies]]
 name = "chaos"
-strategy = "{STRATEGY}"
+strategy = "{strategy}"
 enabled = {_toml_value(enabled)}
 symbols = ["BTC/USDT", "ETH/USDT"]
 timeframe = "1m"
