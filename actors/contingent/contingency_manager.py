@@ -68,6 +68,10 @@ class Sink(Protocol[T_contra]):
     async def send(self, item: T_contra) -> None:
         """Deliver one message, waiting for room if needed."""
 
+    def try_send(self, item: T_contra) -> bool:
+        """Deliver one message if there is room now; False otherwise."""
+        ...
+
 
 def segments(effects: Sequence[Effect]) -> list[list[Effect]]:
     """Split ``effects`` at each durable ``Persist``: each segment's head guards the rest of it.
@@ -178,7 +182,8 @@ class ContingencyManager(Actor):
 
     def on_market(self, event: MarketEvent) -> None:
         """Feed tap (synchronous): evaluate the armed triggers of ``event.symbol`` and any deadline
-        business time passed; queue what they ask for. Inert until restored and resumed."""
+        business time passed; release a crossed trigger's child right here when nothing waits
+        ahead of it, else queue what they ask for. Inert until restored and resumed."""
         if not self._ready:
             return
         book = self._book
@@ -189,8 +194,14 @@ class ContingencyManager(Actor):
             if now >= deadline:
                 effects.extend(book.on_timer(now))
         if effects:
-            self._queued.append(effects)
-            self._signal.try_send(True)
+            # A crossed trigger's child goes out from here when nothing is ahead of it and every
+            # step can be taken without waiting (the state is queued on the store's writer, the
+            # child put on the risk gate's channel): no hop to this actor's task on the path from
+            # the market event to the submit. Whatever cannot is left, in order, to that task.
+            rest = effects if (self._queued or self._busy) else self._run_now(effects)
+            if rest:
+                self._queued.append(rest)
+                self._signal.try_send(True)
 
     def quiet_on(self, symbol: str) -> bool:
         """True while no trigger watches ``symbol`` (the feed may then call the tap latest-only)."""
@@ -348,6 +359,39 @@ class ContingencyManager(Actor):
             self.log.error("contingent.write_ahead_failed", contingent_ids=ids, error=repr(exc))
             return False
         self._book.committed(rows)
+        return True
+
+    def _run_now(self, effects: list[Effect]) -> list[Effect]:
+        """Run a crossed trigger's effects synchronously as far as no step has to wait; the rest."""
+        segs = segments(effects)
+        for i, segment in enumerate(segs):
+            head = segment[0]
+            if isinstance(head, Persist) and head.durable:
+                if not _sends_orders_only(segment[1:]):
+                    return [e for seg in segs[i:] for e in seg]
+                if not self._write_ordered(head.rows):
+                    continue
+                segment = segment[1:]
+            for j, effect in enumerate(segment):
+                if not self._try_run(effect):
+                    return segment[j:] + [e for seg in segs[i + 1:] for e in seg]
+        return []
+
+    def _try_run(self, effect: Effect) -> bool:
+        """One effect without waiting; False (nothing done) when its channel is full."""
+        if isinstance(effect, Release):
+            if not self._intents.try_send(effect.intent):
+                return False
+            if effect.intent.origin_ns and self.on_trigger is not None:
+                self._call_hook(effect.intent.origin_ns)
+        elif isinstance(effect, ReleaseList):
+            return self._intents.try_send(effect.order_list)
+        elif isinstance(effect, CancelChild):
+            return self._commands.try_send(CancelOrder(client_order_id=effect.client_order_id, reason=effect.reason))
+        elif isinstance(effect, Persist):
+            self._save_behind(effect.rows)
+        else:
+            self._notice(effect)
         return True
 
     def _write_ordered(self, rows: Sequence[ContingentRow]) -> bool:

@@ -179,6 +179,26 @@ async def test_stop_fires_from_the_tap_written_ahead_before_release(rig: Rig) ->
     await rig.stop()
 
 
+async def test_crossed_trigger_releases_from_the_tap_itself_or_in_order_once_the_gate_has_room(rig: Rig) -> None:
+    cm = rig.start()
+    await asyncio.wait_for(cm.resumed.wait(), WITHIN_S)
+    first = await add_stop(rig)
+    cm.on_market(trade(99.0))  # nothing ahead of it: out before on_market returns, no task hop
+    assert len(rig.intents) == 1 and cm.pending_work() == 0
+    assert (await released(rig)).parent == first.id
+    # The risk gate's channel is full: the child waits, in order, for the actor's task.
+    second = await add_stop(rig, symbol="ETH/BTC")
+    for _ in range(100):
+        rig.intents.try_send(OrderIntent(strategy="x", symbol=SYM, side=Side.BUY))
+    cm.on_market(trade(99.0, symbol="ETH/BTC"))
+    assert cm.pending_work() >= 1
+    for _ in range(100):
+        await recv(rig.intents)
+    child = await released(rig)
+    assert child.parent == second.id and child.protective
+    await rig.stop()
+
+
 async def test_restart_resumes_an_armed_stop(rig: Rig) -> None:
     cm = rig.start()
     row = await add_stop(rig)
