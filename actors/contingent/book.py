@@ -16,7 +16,7 @@ goes back to PENDING and starts again after ``child_retry_s``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -44,8 +44,12 @@ class ContingentBook:
         self._child_ids: dict[str, tuple[str, ...]] = {}
         # symbol -> {contingent id: order} (insertion order: older orders see an event first)
         self._watchers: dict[str, dict[str, ContingentOrder]] = {}
+        #: The same dict, read-only for the manager's feed tap (empty: nothing watches any symbol).
+        self.watchers: Mapping[str, Mapping[str, ContingentOrder]] = self._watchers
         self._deadlines: dict[str, int] = {}
         self._next_deadline: int | None = None
+        #: ``next_deadline_ms()`` as a plain attribute (the feed tap reads it on every event).
+        self.next_deadline: int | None = None
         self._saved: dict[str, ContingentRow] = {}
         # New orders whose first write-ahead has not committed yet: their state before start
         # (PENDING); and those whose first write-ahead failed: when to start them again.
@@ -292,7 +296,7 @@ class ContingentBook:
                 del self._deadlines[oid]
             else:
                 self._deadlines[oid] = deadline
-            self._next_deadline = min(self._deadlines.values(), default=None)
+            self._next_deadline = self.next_deadline = min(self._deadlines.values(), default=None)
 
     def _forget(self, order: ContingentOrder) -> None:
         oid = order.id
@@ -304,7 +308,7 @@ class ContingentBook:
         if watchers is not None and watchers.pop(oid, None) is not None and not watchers:
             del self._watchers[order.symbol]
         if self._deadlines.pop(oid, None) is not None:
-            self._next_deadline = min(self._deadlines.values(), default=None)
+            self._next_deadline = self.next_deadline = min(self._deadlines.values(), default=None)
 
 
 def _persists_final(effects: Sequence[Effect], order: ContingentOrder) -> bool:

@@ -184,9 +184,9 @@ class ContingencyManager(Actor):
         """Feed tap (synchronous): evaluate the armed triggers of ``event.symbol`` and any deadline
         business time passed; release a crossed trigger's child right here when nothing waits
         ahead of it, else queue what they ask for. Inert until restored and resumed."""
-        if not self._ready:
-            return
         book = self._book
+        if not (book.watchers or book.next_deadline is not None) or not self._ready:
+            return  # the common case, on every market event: nothing armed, nothing due
         effects = book.on_market(event)
         deadline = book.next_deadline_ms()
         if deadline is not None:
