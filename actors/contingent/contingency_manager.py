@@ -353,13 +353,17 @@ class ContingencyManager(Actor):
         try:
             await self._store.save_contingents(rows)
         except Exception as exc:
-            self.write_ahead_failures += 1
-            ids = self._book.revert(rows)
-            self._purge(set(ids))
-            self.log.error("contingent.write_ahead_failed", contingent_ids=ids, error=repr(exc))
-            return False
+            return self._write_failed(rows, exc)
         self._book.committed(rows)
         return True
+
+    def _write_failed(self, rows: Sequence[ContingentRow], exc: Exception) -> bool:
+        """The store refused a write-ahead: undo those orders' steps (nothing after it is sent); False."""
+        self.write_ahead_failures += 1
+        ids = self._book.revert(rows)
+        self._purge(set(ids))
+        self.log.error("contingent.write_ahead_failed", contingent_ids=ids, error=repr(exc))
+        return False
 
     def _run_now(self, effects: list[Effect]) -> list[Effect]:
         """Run a crossed trigger's effects synchronously as far as no step has to wait; the rest."""
@@ -398,11 +402,7 @@ class ContingencyManager(Actor):
         try:
             self._store.save_contingents_nowait(rows)
         except Exception as exc:
-            self.write_ahead_failures += 1
-            ids = self._book.revert(rows)
-            self._purge(set(ids))
-            self.log.error("contingent.write_ahead_failed", contingent_ids=ids, error=repr(exc))
-            return False
+            return self._write_failed(rows, exc)
         self._book.committed(rows)
         return True
 
