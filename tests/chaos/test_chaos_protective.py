@@ -206,7 +206,10 @@ def inject_while_down(st: SimThread, rng: random.Random, db: Path, tally: Tally)
         symbol = UNIFIED[venue_id]
         step = STEPS[symbol]
         if coid in entries and otype == "LIMIT" and rng.random() < 0.7:
-            qty = remaining if rng.random() < 0.4 else max(step, (remaining / 2).quantize(step, ROUND_DOWN))
+            # A whole number of steps, as on Binance (quantize() would only round to the step's decimals:
+            # half of 0.0006 with a step of 0.0002 would be 0.0003, a print the venue never makes).
+            half = (remaining / 2 / step).to_integral_value(ROUND_DOWN) * step
+            qty = remaining if rng.random() < 0.4 else max(step, half)
             st.call(st.sim.inject_trade, venue_id, price, min(qty, remaining), "SELL", rebuild_book=False)
             tally.injected_entry += 1
             done.append(f"entry {coid} {min(qty, remaining)}@{price}")
