@@ -87,7 +87,7 @@ from actors.risk.contingent_checks import (
 from actors.risk.marks import MarketMarks
 from actors.risk.order_flow import PendingApprovals, RateWindow, free_after_pending
 from actors.risk.portfolio import PortfolioReader, PortfolioSnapshot
-from actors.risk.state import LossBaselines, PersistedRiskState, RiskSnapshot, TradingStatus
+from actors.risk.state import DecisionCounts, LossBaselines, RiskSnapshot, TradingStatus, decode_persisted
 from config.schema.trading import InstrumentSection, RiskSection
 
 __all__ = ["GateInput", "RiskEventSink", "RiskGate", "RiskSnapshot", "Sink", "StateStore", "TradingStatus"]
@@ -175,10 +175,7 @@ class RiskGate(Actor):
         self._status = TradingStatus()
         self._baselines = LossBaselines()
         self._pending = PendingApprovals()
-        self._approved = 0
-        self._denied = 0
-        self._denied_by: dict[str, int] = {}
-        self._last_denial = ""
+        self._counts = DecisionCounts()
         self._bg_tasks: set[asyncio.Task[None]] = set()
 
     # -- public API ------------------------------------------------------------------------
@@ -302,7 +299,7 @@ class RiskGate(Actor):
         decision = evaluate_order(intent, self._inputs(intent.symbol), child=False)
         if isinstance(decision, Approval):
             self._rate.record(self._rate_now())
-            self._approved += 1
+            self._counts.approved += 1
             await contingent.send(
                 ApprovedIntent(intent=intent, size=decision.size, reference_price=decision.reference_price)
             )
@@ -318,7 +315,7 @@ class RiskGate(Actor):
         inputs = self._inputs(lst.symbol)
         decision = evaluate_native_list(lst, inputs) if native else evaluate_list(lst, inputs)
         if isinstance(decision, ListApproval):
-            self._approved += 1
+            self._counts.approved += 1
             approved = ApprovedList(order_list=lst, sizes=decision.sizes, reference_price=decision.reference_price)
             if contingent is None or native:
                 # The legs of a native list share what they lock: the first one stands for it.
@@ -332,7 +329,7 @@ class RiskGate(Actor):
         return decision
 
     async def _to_order_manager(self, intent: OrderIntent, decision: Approval) -> None:
-        self._approved += 1
+        self._counts.approved += 1
         self._pending.add(self._process_time(), intent, decision, self._instruments.get(intent.symbol),
                           self._risk)
         await self._orders.send(
@@ -397,11 +394,11 @@ class RiskGate(Actor):
             day_start_equity=b.day_start,
             daily_pnl=b.daily_pnl(),
             drawdown_pct=drawdown_pct(b.equity, b.peak),
-            decisions=self._approved + self._denied,
-            approved=self._approved,
-            denied=self._denied,
-            denied_by_reason=dict(self._denied_by),
-            last_denial=self._last_denial,
+            decisions=self._counts.approved + self._counts.denied,
+            approved=self._counts.approved,
+            denied=self._counts.denied,
+            denied_by_reason=dict(self._counts.by_reason),
+            last_denial=self._counts.last_denial,
             ts_ms=self._clock.now_ms(),
         )
 
@@ -425,11 +422,8 @@ class RiskGate(Actor):
         if raw is None:
             return
         try:
-            if isinstance(raw, str | bytes):
-                saved = msgspec.json.decode(raw, type=PersistedRiskState)
-            else:
-                saved = msgspec.convert(raw, PersistedRiskState)
-        except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+            saved = decode_persisted(raw)
+        except ValueError as exc:
             # Unreadable state: fail safe — halted with the kill switch, until an operator says otherwise.
             self.log.error("risk.state_unreadable", error=repr(exc))
             self._status = TradingStatus(state=TradingState.HALTED, kill_switch=True)
@@ -555,9 +549,7 @@ class RiskGate(Actor):
 
     async def _deny(self, item: GateInput, d: Denial) -> None:
         intent = item if isinstance(item, OrderIntent) else denied_intent_of(item)
-        self._denied += 1
-        self._denied_by[d.reason] = self._denied_by.get(d.reason, 0) + 1
-        self._last_denial = d.reason
+        self._counts.deny(d.reason)
         denied = OrderDenied(intent=intent, reason=d.reason, limit=d.limit, detail=d.detail,
                              ts_ms=self._clock.now_ms())
         try:
@@ -594,16 +586,8 @@ class RiskGate(Actor):
             self.log.error("risk.audit_failed", kind=kind, error=repr(exc))
 
     async def _persist(self) -> None:
-        b = self._baselines
-        saved = PersistedRiskState(
-            state=self._status.state,
-            kill_switch=self._status.kill_switch,
-            equity_peak=b.peak,
-            day=b.day,
-            day_start_equity=b.day_start,
-        )
         try:
-            await self._store.set_state(self._state_key, msgspec.to_builtins(saved))
+            await self._store.set_state(self._state_key, msgspec.to_builtins(self._baselines.persisted(self._status)))
         except Exception as exc:
             self.log.error("risk.state_persist_failed", error=repr(exc))
 

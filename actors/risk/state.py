@@ -9,6 +9,7 @@ gate's clock, so a replay on market time lives through the days of its data.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
@@ -33,6 +34,37 @@ class PersistedRiskState(msgspec.Struct, frozen=True, kw_only=True):
     equity_peak: Decimal | None = None
     day: int | None = None
     day_start_equity: Decimal | None = None
+
+
+def decode_persisted(raw: Any) -> PersistedRiskState:
+    """The persisted state as a ``StateStore`` returns it (JSON text or decoded builtins).
+
+    Raises ``ValueError`` naming what is wrong when it cannot be read.
+    """
+    try:
+        if isinstance(raw, str | bytes):
+            return msgspec.json.decode(raw, type=PersistedRiskState)
+        return msgspec.convert(raw, PersistedRiskState)
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+        raise ValueError(f"unreadable risk state: {exc}") from exc
+
+
+class DecisionCounts:
+    """How many decisions the gate took, by outcome and denial reason."""
+
+    __slots__ = ("approved", "by_reason", "denied", "last_denial")
+
+    def __init__(self) -> None:
+        self.approved = 0
+        self.denied = 0
+        self.by_reason: dict[str, int] = {}
+        self.last_denial = ""
+
+    def deny(self, reason: str) -> None:
+        """Count one denial."""
+        self.denied += 1
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        self.last_denial = reason
 
 
 class RiskSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +127,11 @@ class LossBaselines:
         if self.equity is None or self.day_start is None:
             return None
         return self.equity - self.day_start
+
+    def persisted(self, status: TradingStatus) -> PersistedRiskState:
+        """What the gate persists for ``status`` and these baselines."""
+        return PersistedRiskState(state=status.state, kill_switch=status.kill_switch, equity_peak=self.peak,
+                                  day=self.day, day_start_equity=self.day_start)
 
     def restore(self, saved: PersistedRiskState) -> None:
         """Take the persisted baselines (restart)."""
