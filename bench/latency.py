@@ -35,7 +35,6 @@ import asyncio
 import dataclasses
 import json
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -45,9 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from actors.kernel.actor import ActorState  # noqa: E402
 from actors.kernel.clock import monotonic, perf_ns  # noqa: E402
-from actors.kernel.supervisor import Supervisor  # noqa: E402
 from actors.model.market import MarketEvent, Quote  # noqa: E402
 from actors.model.orders import OrderIntent, Side  # noqa: E402
 from actors.orders.submitter import order_record  # noqa: E402
@@ -61,10 +58,10 @@ from bench.pipeline import (  # noqa: E402
     configure_quiet_logging,
     peak_rss_mb,
 )
+from bench.pipeline_run import run_in_fresh_loop, run_to_end  # noqa: E402
 from config.schema.market import StrategySection  # noqa: E402
 from config.schema.root import AaitiConfig  # noqa: E402
-from daemon.pipeline import Pipeline, build_pipeline, market_clock_for, supervisor_policy  # noqa: E402
-from daemon.runtime import run_loop  # noqa: E402
+from daemon.pipeline import build_pipeline, market_clock_for  # noqa: E402
 
 TICK_STRATEGY = "bench.tick_strategy:EveryNthQuote"
 
@@ -193,25 +190,9 @@ async def run_once(settings: LatencySettings, workdir: Path) -> LatencyResult:
     store = await Store.open(workdir / "state.db", fsync_orders=settings.fsync_orders)
     built = build_pipeline(cfg, store=store, venue=venue, source=source, clock=clock, on_submit=on_submit,
                            lockstep=False)
-    root = Supervisor("root", built.children(), supervisor_policy(cfg.supervisor))
-    root_task = asyncio.create_task(root.main(), name="latency-root")
     try:
-        await asyncio.wait_for(built.reconciler.ready.wait(), 30)
-        assert built.feed.start_gate is not None
-        started = perf_ns()
-        built.feed.start_gate.set()
-        while not (built.feed.state is ActorState.STOPPED and built.feed.snapshot().ended):
-            if root_task.done():
-                root_task.result()
-                raise RuntimeError("supervision tree ended early")
-            await asyncio.sleep(0.05)
-        await _settle(built, settings.settle_timeout_s)
-        seconds = (perf_ns() - started) / 1e9
-        if root.total_restarts:
-            raise RuntimeError(f"supervisor restarted a child: {root.last_errors}")
+        seconds = await run_to_end(built, cfg, name="latency", settle_timeout_s=settings.settle_timeout_s)
     finally:
-        root_task.cancel()
-        await asyncio.gather(root_task, return_exceptions=True)
         await venue.close()
         await store.close()
     counters = built.order_manager.snapshot().counters
@@ -220,23 +201,8 @@ async def run_once(settings: LatencySettings, workdir: Path) -> LatencyResult:
         events=built.feed.snapshot().events, seconds=seconds, signals_skipped=getattr(host.strategy, "skipped", 0),
         intents=host.intents_sent,
         orders=counters.submitted, fills=counters.fills_applied, denied=built.risk_gate.snapshot().denied,
-        rejected=counters.rejected, restarts=root.total_restarts, latency=latency,
+        rejected=counters.rejected, restarts=0, latency=latency,
     )
-
-
-async def _settle(built: Pipeline, timeout_s: float) -> None:
-    """Wait until every intent became an order, every order is final and every event was delivered."""
-    om, gate = built.order_manager, built.risk_gate
-    deadline = monotonic() + timeout_s
-    quiet = 0
-    while quiet < 3:
-        busy = (len(built.intents) or len(built.commands) or len(built.events) or om.open_order_count()
-                or om.pending_work() or gate.pending_work())
-        quiet = 0 if busy else quiet + 1
-        if monotonic() > deadline:
-            raise RuntimeError(f"order path did not settle: open orders {om.open_order_count()}, "
-                               f"order manager pending {om.pending_work()}, risk gate pending {gate.pending_work()}")
-        await asyncio.sleep(0.005)
 
 
 async def write_ahead_floor(settings: LatencySettings, workdir: Path) -> LatencyHistogram:
@@ -263,19 +229,6 @@ async def write_ahead_floor(settings: LatencySettings, workdir: Path) -> Latency
     return hist
 
 
-def _floor(settings: LatencySettings) -> LatencyHistogram:
-    """The baseline on a fresh event loop (the runs' loop policy) and a temporary directory."""
-    box: dict[str, LatencyHistogram] = {}
-
-    async def go() -> int:
-        with tempfile.TemporaryDirectory(prefix="aaiti-latency-floor-") as tmp:
-            box["h"] = await write_ahead_floor(settings, Path(tmp))
-        return 0
-
-    run_loop(go)
-    return box["h"]
-
-
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 2) if b > 0 else 0.0
 
@@ -288,15 +241,7 @@ def run_latency(settings: LatencySettings, runs: int = 3, *, quiet: bool = False
     """
     results: list[LatencyResult] = []
     for i in range(max(1, runs)):
-        box: dict[str, LatencyResult] = {}
-
-        async def go(box: dict[str, LatencyResult] = box) -> int:
-            with tempfile.TemporaryDirectory(prefix="aaiti-latency-") as tmp:
-                box["r"] = await run_once(settings, Path(tmp))
-            return 0
-
-        run_loop(go)
-        r = box["r"]
+        r = run_in_fresh_loop(lambda workdir: run_once(settings, workdir), "aaiti-latency-")
         results.append(r)
         if not quiet:
             f = r.figures()
@@ -307,7 +252,7 @@ def run_latency(settings: LatencySettings, runs: int = 3, *, quiet: bool = False
     median = by_p99[len(by_p99) // 2]
     floor: dict[str, Any] = {}
     if settings.floor_samples > 0:
-        fl = _floor(settings)
+        fl = run_in_fresh_loop(lambda workdir: write_ahead_floor(settings, workdir), "aaiti-latency-floor-")
         p50, p99 = fl.percentile(50), fl.percentile(99)
         floor = {
             "write_ahead_samples": fl.count,

@@ -38,12 +38,10 @@ last line is one JSON object with ``trigger_to_submit_p{50,99}_us_{load,low}``,
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import statistics
 import sys
-import tempfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,9 +50,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from actors.kernel.actor import ActorState  # noqa: E402
-from actors.kernel.clock import monotonic, perf_ns  # noqa: E402
-from actors.kernel.supervisor import Supervisor  # noqa: E402
 from actors.ports.market_data import MarketDataSource  # noqa: E402
 from adapters.paper_venue import PaperVenue  # noqa: E402
 from adapters.storage.store import Store  # noqa: E402
@@ -67,10 +62,10 @@ from bench.pipeline import (  # noqa: E402
     configure_quiet_logging,
     peak_rss_mb,
 )
+from bench.pipeline_run import run_in_fresh_loop, run_to_end  # noqa: E402
 from config.schema.market import StrategySection  # noqa: E402
 from config.schema.root import AaitiConfig  # noqa: E402
-from daemon.pipeline import Pipeline, build_pipeline, market_clock_for, supervisor_policy  # noqa: E402
-from daemon.runtime import run_loop  # noqa: E402
+from daemon.pipeline import build_pipeline, market_clock_for  # noqa: E402
 
 __all__ = ["TARGET_LOAD_P99_US", "TARGET_LOW_P99_US", "TriggerResult", "TriggerSettings", "main", "run_mode",
            "run_once", "summarize"]
@@ -202,25 +197,9 @@ async def run_once(settings: TriggerSettings, mode: str, workdir: Path) -> Trigg
     built.contingent.on_trigger = count_release
     if built.lockstep is not None:
         built.lockstep.timeout_s = base.lockstep_timeout_s
-    root = Supervisor("root", built.children(), supervisor_policy(cfg.supervisor))
-    root_task = asyncio.create_task(root.main(), name=f"triggers-{mode}-root")
     try:
-        await asyncio.wait_for(built.reconciler.ready.wait(), 30)
-        assert built.feed.start_gate is not None
-        started = perf_ns()
-        built.feed.start_gate.set()
-        while not (built.feed.state is ActorState.STOPPED and built.feed.snapshot().ended):
-            if root_task.done():
-                root_task.result()
-                raise RuntimeError("supervision tree ended early")
-            await asyncio.sleep(0.05)
-        await _settle(built, settings.settle_timeout_s)
-        seconds = (perf_ns() - started) / 1e9
-        if root.total_restarts:
-            raise RuntimeError(f"supervisor restarted a child: {root.last_errors}")
+        seconds = await run_to_end(built, cfg, name=f"triggers-{mode}", settle_timeout_s=settings.settle_timeout_s)
     finally:
-        root_task.cancel()
-        await asyncio.gather(root_task, return_exceptions=True)
         await venue.close()
         await store.close()
     counters = built.order_manager.snapshot().counters
@@ -230,45 +209,17 @@ async def run_once(settings: TriggerSettings, mode: str, workdir: Path) -> Trigg
         entries=getattr(host.strategy, "entries", 0), released=released[0],
         orders=counters.submitted, fills=counters.fills_applied, denied=built.risk_gate.snapshot().denied,
         denials=dict(getattr(host.strategy, "denials", {})),
-        rejected=counters.rejected, restarts=root.total_restarts,
+        rejected=counters.rejected, restarts=0,
         lockstep_timeouts=built.lockstep.timeouts if built.lockstep is not None else 0,
         contingents=contingents, latency=latency,
     )
-
-
-async def _settle(built: Pipeline, timeout_s: float) -> None:
-    """Wait until the order path and the contingent-order manager have nothing left to do.
-
-    Exits still armed when the data ends stay armed (they rest in the manager, not at the venue).
-    """
-    om, gate, cm = built.order_manager, built.risk_gate, built.contingent
-    channels = (built.intents, built.commands, built.events, built.contingent_inbox, built.contingent_events)
-    deadline = monotonic() + timeout_s
-    quiet = 0
-    while quiet < 3:
-        busy = (any(len(c) for c in channels) or om.open_order_count() or om.pending_work()
-                or gate.pending_work() or cm.pending_work())
-        quiet = 0 if busy else quiet + 1
-        if monotonic() > deadline:
-            raise RuntimeError(f"order path did not settle: open orders {om.open_order_count()}, "
-                               f"order manager pending {om.pending_work()}, risk gate pending {gate.pending_work()}, "
-                               f"contingent pending {cm.pending_work()}")
-        await asyncio.sleep(0.005)
 
 
 def run_mode(settings: TriggerSettings, mode: str, runs: int, *, quiet: bool = False) -> list[TriggerResult]:
     """``runs`` runs of ``mode``, each on a fresh event loop and files."""
     results: list[TriggerResult] = []
     for i in range(max(1, runs)):
-        box: dict[str, TriggerResult] = {}
-
-        async def go(box: dict[str, TriggerResult] = box) -> int:
-            with tempfile.TemporaryDirectory(prefix=f"aaiti-triggers-{mode}-") as tmp:
-                box["r"] = await run_once(settings, mode, Path(tmp))
-            return 0
-
-        run_loop(go)
-        r = box["r"]
+        r = run_in_fresh_loop(lambda workdir: run_once(settings, mode, workdir), f"aaiti-triggers-{mode}-")
         results.append(r)
         if not quiet:
             f = r.figures()
