@@ -54,14 +54,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     Runs every check ``aaiti run`` makes on the file before it starts anything: the schema,
     then each strategy's class and params (``strategy_issues``).
     """
-    loaded = _load_or_exit(args.path)
+    if args.config is not None and args.path not in (DEFAULT_CONFIG, args.config):
+        print(f"aaiti: check-config: two config files given ({args.path} and {args.config}); name one",
+              file=sys.stderr)
+        return exit_codes.CONFIG_ERROR
+    path = args.config if args.config is not None else args.path
+    loaded = _load_or_exit(path)
     from actors.strategy_api import use_strategy_dirs
     from daemon.reloader import strategy_issues
 
     use_strategy_dirs(loaded)
     issues = strategy_issues(loaded.config)
     if issues:
-        raise _exit_invalid(ConfigError(str(args.path), issues))
+        raise _exit_invalid(ConfigError(str(path), issues))
     print(json.dumps(config_to_plain(loaded.config), indent=2, sort_keys=False))
     print(f"aaiti: config OK: {loaded.path or '<embedded defaults>'}", file=sys.stderr)
     return exit_codes.OK
@@ -264,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", default=None, help=f"config file (default: ./{DEFAULT_CONFIG} if present)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("check-config", help="validate a config file and print the effective config")
-    p.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
+    p.add_argument("path", nargs="?", default=DEFAULT_CONFIG, help=f"config file (default: ./{DEFAULT_CONFIG})")
+    # Every other verb takes --config after the verb: so does this one (as another way to name PATH).
+    p.add_argument("--config", "-c", default=None, metavar="PATH", help="the config file, as PATH")
     p.set_defaults(func=cmd_check_config)
     p = sub.add_parser("new-strategy", help="write a documented strategy template and print its [[strategies]] block",
                        description="Writes NAME.py, a complete, commented strategy (params struct, on_bar, buy/sell) "

@@ -42,6 +42,23 @@ def test_config_before_check_config_names_the_file(tmp_path: Path, capsys: pytes
     assert f"config OK: {cfg}" in out.err and '"name": "other"' in out.out
 
 
+@pytest.mark.parametrize("flag", ["--config", "-c"])
+def test_config_after_check_config_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    cfg = tmp_path / "other.toml"
+    cfg.write_text(f"[daemon]\nname = 'other'\nstate_dir = '{tmp_path / 'state'}'\n")
+    assert main(["check-config", flag, str(cfg)]) == exit_codes.OK
+    out = capsys.readouterr()
+    assert f"config OK: {cfg}" in out.err and '"name": "other"' in out.out
+
+
+def test_check_config_with_two_different_files_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(tmp_path / "a.toml"), "--config", str(tmp_path / "b.toml")]) == (
+        exit_codes.CONFIG_ERROR)
+    assert "two config files given" in capsys.readouterr().err
+
+
 def test_option_before_a_verb_that_does_not_take_it_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--url", "http://127.0.0.1:1", "check-config"])
