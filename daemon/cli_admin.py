@@ -271,18 +271,47 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=False))
 
 
-def render_status(status: Mapping[str, Any]) -> str:
-    """Key/value block of the scalars, then a table per list of objects."""
+def status_value(key: str, value: Any) -> str:
+    """One value of ``/status`` as text: durations rounded (``*_s`` to ms, ``*_ms`` to 0.1 ms), times
+    (``*ts_ms``, ``*time_ms``, ``*_at``) as UTC, nested objects as ``key=value`` pairs, empty ones as
+    "-", anything else as ``cell``."""
+    if isinstance(value, int) and not isinstance(value, bool) and key.endswith(("ts_ms", "time_ms")):
+        return ms_time(value)
+    if isinstance(value, float):
+        if key.endswith("_ms"):
+            return f"{value:.1f}"
+        if key.endswith("_s"):
+            return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+        if key.endswith("_at") and value > 0:
+            return ms_time(round(value * 1000))
+    if isinstance(value, dict | list) and not value:
+        return "-"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={status_value(k, v)}" for k, v in value.items() if not k.endswith("_ns"))
+    return cell(value)
+
+
+def _status_rows(rows: list[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [{k: status_value(k, v) for k, v in row.items() if not k.endswith("_ns")} for row in rows]
+
+
+def render_status(status: Mapping[str, Any], title: str = "") -> str:
+    """Key/value block of the scalars, then a section per nested object with lists and a table per list
+    of objects. Process-internal stamps (``*_ns``) are left out; ``--json`` shows everything."""
     scalars: list[tuple[str, str]] = []
     sections: list[str] = []
     for key, value in status.items():
+        if key.endswith("_ns"):
+            continue
         if key == "health" and isinstance(value, dict):
             reasons = "; ".join(value.get("reasons") or [])
             scalars.append((key, f"{value.get('status')}" + (f" ({reasons})" if reasons else "")))
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            sections.append(f"\n{key}:\n" + table(value))
+            sections.append(f"\n\n{title}{key}:\n" + table(_status_rows(value)))
+        elif isinstance(value, dict) and any(isinstance(v, list) and v for v in value.values()):
+            sections.append(f"\n\n{title}{key}:\n" + render_status(value, f"{title}{key}."))
         else:
-            scalars.append((key, cell(value)))
+            scalars.append((key, status_value(key, value)))
     return key_values(scalars) + "".join(sections)
 
 
