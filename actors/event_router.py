@@ -9,8 +9,10 @@ Orders of the contingent-order manager (``parent`` set: a released stop, a brack
 or exit, a TWAP slice) are its business too: their ``OrderEvent`` goes to the optional
 ``contingent`` channel first, then to the strategy as usual; a risk-gate denial of one
 (``OrderDenied`` whose ``intent.parent`` is set) goes only to ``contingent``, which decides
-whether to retry (the strategy never placed that order itself). Without a ``contingent``
-channel everything goes to the strategies, as before.
+whether to retry (the strategy never placed that order itself). When the manager gives up
+on such an order it sends the strategy its final word itself, through this router: an
+``OrderDenied`` with reason ``CONTINGENT_GIVEN_UP``, which goes to the strategy only. Without
+a ``contingent`` channel everything goes to the strategies, as before.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from actors.kernel.actor import MessageActor
 from actors.kernel.channel import Channel
+from actors.model.contingent import CONTINGENT_GIVEN_UP
 from actors.model.orders import OrderDenied, OrderEvent
 
 RoutedEvent = OrderEvent | OrderDenied
@@ -50,6 +53,8 @@ class EventRouter(MessageActor[RoutedEvent]):
             tap(msg)
         if isinstance(msg, OrderDenied):
             strategy, parent, denied = msg.intent.strategy, msg.intent.parent, True
+            if msg.reason == CONTINGENT_GIVEN_UP:
+                parent = ""  # from the manager, for the strategy: its final word on that order
         else:
             strategy, parent, denied = msg.strategy, msg.parent, False
         cm = self._contingent

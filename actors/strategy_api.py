@@ -315,7 +315,9 @@ class Strategy(Generic[P]):
         Plain market/limit intents and bracket entries count, from emission until an
         ``OrderDenied`` of that intent (for a list: of its first order, i.e. the bracket's
         entry) or a final ``OrderEvent`` (filled, rejected, canceled, expired) with its
-        ``intent_id`` arrives; it keeps a strategy from sending the same entry again while
+        ``intent_id`` arrives (a bracket whose entry the contingent-order manager gave up on
+        after the risk gate denied its release ends with an ``OrderDenied`` of reason
+        ``CONTINGENT_GIVEN_UP``); it keeps a strategy from sending the same entry again while
         the first is still on its way. Resting orders (stops, take-profits, trailing stops,
         icebergs, TWAPs, OCO and OTO lists) do not count.
         """

@@ -278,6 +278,8 @@ def build_pipeline(
         orders_loaded=om.loaded,
         step_size=lambda symbol: _step_size(cfg, symbol),
         on_trigger=trigger_hook,
+        find_fills=store.fills_for_orders,
+        outcomes=events,
     )
     reconciler = Reconciler(
         "reconciler",

@@ -25,7 +25,7 @@ from actors.model.contingent import (
     ContingentView,
 )
 from actors.model.market import MarketEvent
-from actors.model.orders import ExecutionMode, OrderDenied, OrderEvent
+from actors.model.orders import ExecutionMode, Fill, OrderDenied, OrderEvent
 from actors.model.records import OrderRecord
 from actors.ports.capabilities import NativeSupport
 from config.schema.trading import OrdersSection
@@ -158,6 +158,16 @@ class ContingentOrder(ABC):
         """After a restart, once the order manager has loaded: bring this order up to date with
         what the order manager knows (fills it missed, children never written ahead: release
         them again under the same id) and return what must be sent."""
+
+    def fill_sources(self) -> tuple[str, ...]:
+        """Client order ids whose fills (their fees) this order's quantities depend on: after a
+        restart the manager reads them back from the store and hands them to ``restore_fill``
+        before ``resume``, so fills the last saved row missed count too. None by default."""
+        return ()
+
+    def restore_fill(self, fill: Fill) -> None:
+        """A stored fill of one of ``fill_sources()`` (idempotent: counted once by trade id)."""
+        return None  # nothing depends on fills unless a kind says so
 
     @abstractmethod
     def child_ids(self) -> Iterable[str]:

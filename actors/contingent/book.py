@@ -21,14 +21,20 @@ from collections.abc import Iterable, Mapping, Sequence
 import msgspec
 
 from actors.contingent.base import BookContext, ContingentOrder, OrderLookup
-from actors.contingent.effects import Effect, Notice, Persist
+from actors.contingent.effects import Effect, Notice, Persist, TellStrategy
 from actors.contingent.kinds import KindUnavailable, class_of, create
-from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus, ContingentView
+from actors.model.contingent import (
+    CONTINGENT_GIVEN_UP,
+    ContingentKind,
+    ContingentRow,
+    ContingentStatus,
+    ContingentView,
+)
 from actors.model.market import MarketEvent
-from actors.model.orders import ApprovedIntent, ApprovedList, ExecutionMode, OrderDenied, OrderEvent, OrderStatus
+from actors.model.orders import ApprovedIntent, ApprovedList, ExecutionMode, Fill, OrderDenied, OrderEvent, OrderStatus
 from actors.model.records import OrderRecord
 
-__all__ = ["ContingentBook", "CountKey"]
+__all__ = ["ContingentBook", "CountKey", "given_up"]
 
 #: Metric labels of a count: (kind, mode, status).
 CountKey = tuple[ContingentKind, ExecutionMode, ContingentStatus]
@@ -56,6 +62,8 @@ class ContingentBook:
         self._unsaved: dict[str, ContingentRow] = {}
         self._restart_at: dict[str, int] = {}
         self._completed: Counter[CountKey] = Counter()
+        # Risk-gate denials per client order id of a release, this run (said when giving up).
+        self._denials: Counter[str] = Counter()
 
     @property
     def ctx(self) -> BookContext:
@@ -113,11 +121,19 @@ class ContingentBook:
         return self._settle(order, order.on_order_event(event, self._ctx))
 
     def on_denied(self, denied: OrderDenied) -> list[Effect]:
-        """The risk gate denied one of our releases."""
+        """The risk gate denied one of our releases. When the order gives up on it (FAILED), the
+        strategy is told once (``TellStrategy``, after the durable save of the failure): the
+        router never hands it a denial of an order the manager released."""
         order = self._owner(denied.intent.parent, denied.intent.client_order_id)
         if order is None:
             return []
-        return self._settle(order, order.on_denied(denied, self._ctx))
+        coid = denied.intent.client_order_id
+        self._denials[coid] += 1
+        attempts = self._denials[coid]
+        effects = self._settle(order, order.on_denied(denied, self._ctx))
+        if order.status is not ContingentStatus.FAILED:
+            return effects
+        return [*effects, TellStrategy(denied=given_up(denied, attempts))]
 
     def on_timer(self, now_ms: int) -> list[Effect]:
         """Business time ``now_ms``: every order whose deadline passed."""
@@ -187,6 +203,17 @@ class ContingentBook:
         for order in list(self._orders.values()):
             effects.extend(self._settle(order, order.resume(settled, self._ctx)))
         return effects
+
+    def fill_sources(self) -> list[str]:
+        """Client order ids whose stored fills the active orders need before ``resume``."""
+        return [coid for order in self._orders.values() for coid in order.fill_sources()]
+
+    def restore_fills(self, fills: Iterable[Fill]) -> None:
+        """Stored fills of ``fill_sources()`` (after ``restore``, before ``resume``): each to its order."""
+        for fill in fills:
+            order = self._owner("", fill.client_order_id)
+            if order is not None:
+                order.restore_fill(fill)
 
     # -- write-ahead bookkeeping -------------------------------------------------------------------
     def committed(self, rows: Iterable[ContingentRow]) -> None:
@@ -263,6 +290,9 @@ class ContingentBook:
         if ids != self._child_ids.get(order.id, ()):
             for cid in self._child_ids.get(order.id, ()):
                 self._by_child.pop(cid, None)
+            if self._denials:
+                for cid in set(self._child_ids.get(order.id, ())).difference(ids):
+                    self._denials.pop(cid, None)
             for cid in ids:
                 self._by_child[cid] = order.id
             self._child_ids[order.id] = ids
@@ -304,11 +334,23 @@ class ContingentBook:
         self._restart_at.pop(oid, None)
         for cid in self._child_ids.pop(oid, ()):
             self._by_child.pop(cid, None)
+            self._denials.pop(cid, None)
         watchers = self._watchers.get(order.symbol)
         if watchers is not None and watchers.pop(oid, None) is not None and not watchers:
             del self._watchers[order.symbol]
         if self._deadlines.pop(oid, None) is not None:
             self._next_deadline = self.next_deadline = min(self._deadlines.values(), default=None)
+
+
+def given_up(denied: OrderDenied, attempts: int) -> OrderDenied:
+    """The strategy's final word on an order the manager gave up on after ``attempts`` denials of
+    ``denied.intent`` (its last one): reason ``CONTINGENT_GIVEN_UP``, the denial's own reason in
+    ``detail``, its limit kept."""
+    detail = f"{denied.reason}: denied {attempts} time{'s' if attempts != 1 else ''}, given up"
+    if denied.detail:
+        detail = f"{detail} ({denied.detail})"
+    return OrderDenied(intent=denied.intent, reason=CONTINGENT_GIVEN_UP, limit=denied.limit, detail=detail,
+                       ts_ms=denied.ts_ms)
 
 
 def _persists_final(effects: Sequence[Effect], order: ContingentOrder) -> bool:

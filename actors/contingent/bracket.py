@@ -13,18 +13,21 @@ from actors.contingent.effects import CancelChild, Effect, Notice, Release
 from actors.contingent.exit_leg import ZERO, ExitLeg, event_of
 from actors.contingent.exit_set import ExitSet
 from actors.contingent.linked import FAILED_ENDS, LinkedOrder, native_exits
+from actors.contingent.net_fill import BaseFees, base_asset, sellable
 from actors.contingent.triggers import is_stop
 from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus, ContingentView, LegView
 from actors.model.orders import (
     TERMINAL_STATUSES,
     ApprovedList,
     ExecutionMode,
+    Fill,
     ListKind,
     OrderDenied,
     OrderEvent,
     OrderIntent,
     OrderStatus,
     OrderType,
+    Side,
 )
 
 __all__ = ["Bracket"]
@@ -36,8 +39,12 @@ class Bracket(LinkedOrder):
     """Entry (market or limit) + take-profit and/or stop-loss (the stop may trail).
 
     The entry is released first, under the strategy's ``intent_id``, not protective. The
-    protected quantity is the entry's filled (cumulative) minus what the exits filled; the
-    exits (``ExitSet``) cover exactly that:
+    protected quantity is what the entry's fills credited (``net_filled``: a buy's fills net
+    of fees charged in the base asset, see ``actors.contingent.net_fill``) minus what the
+    exits filled; the exits (``ExitSet``) cover ``target()``, that net rounded down to the
+    instrument's quantity step (``step``, fixed when the bracket is made), minus what they
+    filled. A rest below the step is no order's to sell: it is named in the final log line
+    (``position_left``).
 
     * Emulated: the legs are armed from the start and watch over the protected quantity not
       yet in flight. The first crossed releases ONE child for all of it, disarms its sibling
@@ -53,14 +60,15 @@ class Bracket(LinkedOrder):
       open); the other chunks keep protecting the rest. A chunk refused by the venue or
       denied by the risk gate hands its rest to emulated legs (see ``ExitSet``).
 
-    DONE once the entry is final and the protected quantity is 0; any exit still open then is
+    DONE once the entry is final and the exits filled ``target()``; any exit still open then is
     cancelled. Entry rejected/denied with nothing filled -> FAILED, cancelled/expired ->
     CANCELED; nothing was armed for it.
 
     Invariants, after every handler while active (``uncovered`` as in ``ExitSet``):
       (a) emulated: armed quantity (``uncovered`` while a leg is armed, else 0) ==
-          entry filled - exits filled - children in flight - open native chunks; native:
-          open native chunks + in flight == entry filled - exits filled;
+          target - exits filled - children in flight - open native chunks; native:
+          open native chunks + in flight == target - exits filled; ``protected`` ==
+          net filled - exits filled;
       (b) after a trigger at most one leg family is active: the legs are disarmed together,
           and a child is only ever released for ``uncovered``, so no two orders sell the same
           quantity;
@@ -71,13 +79,17 @@ class Bracket(LinkedOrder):
     kind = ContingentKind.BRACKET
 
     def __init__(self, *, entry: OrderIntent, entry_filled: Decimal = ZERO, entry_status: str = "",
-                 entry_final: bool = False, entry_cancel_sent: bool = False, **rest: Any) -> None:
+                 entry_final: bool = False, entry_cancel_sent: bool = False, step: Decimal = ZERO,
+                 entry_fees: BaseFees | None = None, **rest: Any) -> None:
         super().__init__(**rest)
         self.entry = entry
         self.entry_filled = entry_filled
         self.entry_status = entry_status
         self.entry_final = entry_final
         self.entry_cancel_sent = entry_cancel_sent
+        self.step = step
+        self.entry_fees = entry_fees or BaseFees()
+        self._base = base_asset(self.symbol)
 
     @classmethod
     def from_approved(cls, approved: ApprovedList, ctx: BookContext) -> Self:
@@ -107,11 +119,24 @@ class Bracket(LinkedOrder):
         now = ctx.now_ms()
         return cls(id=cid, strategy=ol.strategy, symbol=ol.symbol,
                    mode=ExecutionMode.NATIVE if exits.native else ExecutionMode.EMULATED,
-                   created_ms=now, updated_ms=now, entry=entry, exits=exits)
+                   created_ms=now, updated_ms=now, entry=entry, exits=exits, step=ctx.step_size(ol.symbol))
+
+    @property
+    def net_filled(self) -> Decimal:
+        """What the entry's fills credited.
+
+        A buy entry: its fills net of the fees charged in the base asset (the account holds
+        that much less than it bought). A sell entry: what it sold, whatever its fee: a fee in
+        the quote asset (or in the base asset, taken on top) reduces what the sale brought in,
+        not the quantity a buy-back exit must buy to close the position.
+        """
+        if self.entry.side is Side.BUY:
+            return self.entry_filled - self.entry_fees.total
+        return self.entry_filled
 
     def target(self) -> Decimal:
-        """What the exits must cover: everything the entry filled."""
-        return self.entry_filled
+        """What the exits must cover: the entry's net filled, rounded down to the quantity step."""
+        return sellable(self.net_filled, self.step)
 
     @property
     def entry_id(self) -> str:
@@ -120,8 +145,24 @@ class Bracket(LinkedOrder):
 
     @property
     def protected(self) -> Decimal:
-        """The open position this bracket protects: entry filled - exits filled."""
-        return self.entry_filled - self.exits.exits_filled
+        """The open position this bracket protects: entry net filled - exits filled."""
+        return self.net_filled - self.exits.exits_filled
+
+    def position_left(self) -> Decimal:
+        """What the entry credited and no exit sold (a rest below the step once DONE)."""
+        return self.protected
+
+    def fill_sources(self) -> tuple[str, ...]:
+        """The entry: its fills' base-asset fees size the exits (a buy entry only)."""
+        return (self.entry_id,) if self.entry.side is Side.BUY else ()
+
+    def restore_fill(self, fill: Fill) -> None:
+        """A fill of the entry read back from the store after a restart (counted once by trade id)."""
+        self._record_fill(fill)
+
+    def _record_fill(self, fill: Fill | None) -> None:
+        if fill is not None and self.entry.side is Side.BUY and fill.client_order_id == self.entry_id:
+            self.entry_fees.record(fill, self._base)
 
     # -- persistence -------------------------------------------------------------------------------
     def body(self) -> dict[str, Any]:
@@ -129,6 +170,7 @@ class Bracket(LinkedOrder):
         return {"reason": self.reason, "entry": msgspec.to_builtins(self.entry),
                 "entry_filled": format(self.entry_filled, "f"), "entry_status": self.entry_status,
                 "entry_final": self.entry_final, "entry_cancel_sent": self.entry_cancel_sent,
+                "step": format(self.step, "f"), "entry_fees": self.entry_fees.body(),
                 "exits": msgspec.to_builtins(self.exits)}
 
     @classmethod
@@ -137,6 +179,7 @@ class Bracket(LinkedOrder):
         return cls(**cls.common_of(row), entry=msgspec.convert(body["entry"], OrderIntent),
                    entry_filled=Decimal(body["entry_filled"]), entry_status=body["entry_status"],
                    entry_final=bool(body["entry_final"]), entry_cancel_sent=bool(body["entry_cancel_sent"]),
+                   step=Decimal(str(body.get("step", "0"))), entry_fees=BaseFees.of(body.get("entry_fees")),
                    exits=msgspec.convert(body["exits"], ExitSet))
 
     # -- handlers ----------------------------------------------------------------------------------
@@ -164,8 +207,9 @@ class Bracket(LinkedOrder):
         if not self.active or event.client_order_id != self.entry_id:
             return super().on_order_event(event, ctx)
         before = self.status
+        self._record_fill(event.fill)
         self._entry_event(event)
-        return self._emit(ctx, self.exits.cover(self.entry_filled, self, ctx), before,
+        return self._emit(ctx, self.exits.cover(self.target(), self, ctx), before,
                           durable=event.status in TERMINAL_STATUSES)
 
     def _entry_event(self, event: OrderEvent) -> None:
@@ -195,7 +239,7 @@ class Bracket(LinkedOrder):
         if self.entry_final and self.entry_filled == 0 and not self.exits.busy:
             status = _S.FAILED if self.entry_status in FAILED_ENDS else _S.CANCELED
             return self._finish(status, self.reason or f"entry_{self.entry_status.lower()}", ctx)
-        if self.entry_final and self.protected <= 0 and not self.exits.children_in_flight:
+        if self.entry_final and self.exits.exits_filled >= self.target() and not self.exits.children_in_flight:
             return self._finish(_S.DONE, "", ctx)
         self.status = self._working_status()
         return []

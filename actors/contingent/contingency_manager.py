@@ -10,10 +10,12 @@ Effects run in order. A durable ``Persist`` is committed before the next effect 
 write-ahead); if the store refuses it, ``contingent.write_ahead_failed`` is logged, what
 follows it is not sent, and the orders it saved are put back as last saved (they retry on the
 next event or timer). ``Release`` and ``ReleaseList`` go to ``intents`` (the risk gate checks
-every child and leg), ``CancelChild`` to ``commands`` (the order manager), ``Notice`` to the log.
+every child and leg), ``CancelChild`` to ``commands`` (the order manager), ``TellStrategy``
+to ``outcomes`` (the event router's inbox, which hands it to the strategy), ``Notice`` to the log.
 
-Restart: ``on_start`` loads the active rows, waits until the order manager has loaded, then
-resumes each order against it (children it never saw are released again under their ids).
+Restart: ``on_start`` loads the active rows, waits until the order manager has loaded, reads
+back from the store the fills whose fees size exits (``find_fills``), then resumes each order
+against the order manager (children it never saw are released again under their ids).
 The tap stays inert until then.
 """
 
@@ -27,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from actors.contingent.base import BookContext, OrderLookup
 from actors.contingent.book import ContingentBook, CountKey
-from actors.contingent.effects import CancelChild, Effect, Notice, Persist, Release, ReleaseList
+from actors.contingent.effects import CancelChild, Effect, Notice, Persist, Release, ReleaseList, TellStrategy
 from actors.kernel.actor import Actor
 from actors.kernel.channel import Channel, OverflowPolicy, wait_any
 from actors.kernel.clock import Clock
@@ -38,6 +40,7 @@ from actors.model.orders import (
     ApprovedList,
     CancelAll,
     CancelOrder,
+    Fill,
     OrderDenied,
     OrderEvent,
     OrderIntent,
@@ -118,6 +121,11 @@ class ContingencyManager(Actor):
     cheap and must not raise. ``find_order`` (optional, ``OrderManager.find_order``) also asks
     the store, at resume, for children ``lookup`` does not know (closed in an earlier run);
     without it such a child is released again and the order manager drops it as a duplicate.
+    ``find_fills`` (optional, the order store's ``fills_for_orders``) reads back, at resume, the
+    fills of the orders whose base-asset fees size exits (a bracket's buy entry), so fills the
+    last saved row missed count; without it those fills count at their traded quantity.
+    ``outcomes`` (optional, the event router's inbox) gets the ``OrderDenied`` that tells a
+    strategy an order of its own was given up (``TellStrategy``); without it that is only logged.
     """
 
     kind = "contingency_manager"
@@ -141,6 +149,8 @@ class ContingencyManager(Actor):
         client_id_prefix: str = "aa",
         on_trigger: Callable[[int], None] | None = None,
         find_order: Callable[[str], Awaitable[OrderRecord | None]] | None = None,
+        find_fills: Callable[[Iterable[str]], Awaitable[list[Fill]]] | None = None,
+        outcomes: Sink[OrderDenied] | None = None,
     ) -> None:
         super().__init__(name, inbox)
         self._inbox = inbox
@@ -151,6 +161,8 @@ class ContingencyManager(Actor):
         self._clock = clock
         self._lookup = lookup
         self._find_order = find_order
+        self._find_fills = find_fills
+        self._outcomes = outcomes
         self._orders_loaded = orders_loaded
         self.on_trigger = on_trigger
         self._ctx = BookContext(
@@ -165,6 +177,7 @@ class ContingencyManager(Actor):
         self._book = ContingentBook(self._ctx)
         # Effects of the feed tap, run by this actor's task; the signal channel wakes it.
         self._queued: deque[list[Effect]] = deque()
+        self._untold: deque[OrderDenied] = deque()  # strategies' final denials waiting for room
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._signal: Channel[bool] = Channel(f"{name}.tap", 1, OverflowPolicy.CONFLATE, key=lambda _: 0)
         self._ready = False
@@ -220,8 +233,9 @@ class ContingencyManager(Actor):
         return self._book.completed()
 
     def pending_work(self) -> int:
-        """Inbox and feedback depth plus tap effects queued or being executed (stall detection, lockstep)."""
-        return len(self._inbox) + len(self._feedback) + len(self._queued) + self._busy
+        """Inbox and feedback depth plus tap effects queued or being executed, and strategies' final
+        denials not handed over yet (stall detection, lockstep)."""
+        return len(self._inbox) + len(self._feedback) + len(self._queued) + self._busy + len(self._untold)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -236,6 +250,9 @@ class ContingencyManager(Actor):
         if not self._orders_loaded.is_set():
             self.log.info("contingent.waiting_for_orders", active=len(rows))
             await self._orders_loaded.wait()
+        sources = self._book.fill_sources()
+        if sources and self._find_fills is not None:
+            self._book.restore_fills(await self._find_fills(sources))
         effects = self._book.resume(await self._resume_lookup())
         self._ready = True
         await self._execute(effects)
@@ -267,6 +284,7 @@ class ContingencyManager(Actor):
         inbox, feedback, book = self._inbox, self._feedback, self._book
         while True:
             self._signal.drain(1)
+            self._flush_untold()
             done = 0
             while self._queued:
                 await self._execute(self._queued.popleft(), triggered=True)
@@ -287,7 +305,7 @@ class ContingencyManager(Actor):
             self._wake_idle_waiters()
             if inbox.closed:
                 return
-            await self._wait(book.next_deadline_ms() is not None)
+            await self._wait(book.next_deadline_ms() is not None or bool(self._untold))
 
     def next_idle(self) -> asyncio.Future[None]:
         """A future set the next time this actor has run out of work (a lockstep replay waits on it)."""
@@ -394,6 +412,8 @@ class ContingencyManager(Actor):
             return self._commands.try_send(CancelOrder(client_order_id=effect.client_order_id, reason=effect.reason))
         elif isinstance(effect, Persist):
             self._save_behind(effect.rows)
+        elif isinstance(effect, TellStrategy):
+            self._tell(effect.denied)
         else:
             self._notice(effect)
         return True
@@ -428,8 +448,25 @@ class ContingencyManager(Actor):
             await self._commands.send(CancelOrder(client_order_id=effect.client_order_id, reason=effect.reason))
         elif isinstance(effect, Persist):
             self._save_behind(effect.rows)
+        elif isinstance(effect, TellStrategy):
+            self._tell(effect.denied)
         else:
             self._notice(effect)
+
+    def _tell(self, denied: OrderDenied) -> None:
+        """Hand a strategy's final denial to the router, never waiting: the router may itself be
+        waiting for room in our feedback channel. What does not fit now waits in ``_untold``."""
+        if self._outcomes is None:
+            self.log.warning("contingent.given_up_untold", strategy=denied.intent.strategy,
+                             intent_id=denied.intent.intent_id, detail=denied.detail)
+            return
+        self._untold.append(denied)
+        self._flush_untold()
+
+    def _flush_untold(self) -> None:
+        outcomes, untold = self._outcomes, self._untold
+        while untold and outcomes is not None and outcomes.try_send(untold[0]):
+            untold.popleft()
 
     def _save_behind(self, rows: Iterable[ContingentRow]) -> None:
         rows = tuple(rows)

@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 
 from actors.model.contingent import ContingentRow
-from actors.model.orders import OrderIntent, OrderList
+from actors.model.orders import OrderDenied, OrderIntent, OrderList
 
-__all__ = ["CancelChild", "Effect", "Notice", "Persist", "Release", "ReleaseList"]
+__all__ = ["CancelChild", "Effect", "Notice", "Persist", "Release", "ReleaseList", "TellStrategy"]
 
 
 class Release(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,4 +57,11 @@ class Notice(msgspec.Struct, frozen=True, kw_only=True):
     level: str = "info"
 
 
-Effect = Release | ReleaseList | CancelChild | Persist | Notice
+class TellStrategy(msgspec.Struct, frozen=True, kw_only=True):
+    """Tell the strategy that a contingent order of its own ended for good on a risk denial
+    (reason ``CONTINGENT_GIVEN_UP``): the final outcome of that intent, through the event router."""
+
+    denied: OrderDenied
+
+
+Effect = Release | ReleaseList | CancelChild | Persist | Notice | TellStrategy

@@ -146,10 +146,17 @@ class LinkedOrder(ContingentOrder):
             effects: list[Effect] = []
         else:
             effects = self.exits.close(reason or status.value.lower())
-        left = self.target() - self.exits.exits_filled
-        return [*effects, Notice(event=f"contingent.{status.value.lower()}", level="error" if status is _S.FAILED
-                                 else "info", fields={"id": self.id, "reason": reason, "position_left": text(left),
-                                                      "native_open": text(self.exits.native_open)})]
+        left = self.position_left()
+        # DONE with a position left: a rest below the quantity step (a base-asset fee's odd
+        # decimals, a fill not in whole steps) that no order can sell; said, not failed.
+        level = "error" if status is _S.FAILED else "warning" if status is _S.DONE and left > 0 else "info"
+        return [*effects, Notice(event=f"contingent.{status.value.lower()}", level=level,
+                                 fields={"id": self.id, "reason": reason, "position_left": text(left),
+                                         "native_open": text(self.exits.native_open)})]
+
+    def position_left(self) -> Decimal:
+        """What the exits were to sell and did not (the final log line's ``position_left``)."""
+        return self.target() - self.exits.exits_filled
 
     def _working_status(self) -> ContingentStatus:
         """TRIGGERED while a child a trigger released is on its way (a plain pending order is no trigger)."""

@@ -12,12 +12,14 @@ from actors.contingent.effects import CancelChild, Effect, Notice, Release, Rele
 from actors.contingent.exit_leg import ZERO, Chunk, ExitLeg, NativeLeg, Phase, event_of, text
 from actors.contingent.exit_set import ExitSet
 from actors.contingent.linked import FAILED_ENDS, LinkedOrder
+from actors.contingent.net_fill import BaseFees, base_asset, sellable
 from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus, ContingentView, LegView
 from actors.model.market import MarketEvent
 from actors.model.orders import (
     TERMINAL_STATUSES,
     ApprovedList,
     ExecutionMode,
+    Fill,
     ListKind,
     OrderDenied,
     OrderEvent,
@@ -25,6 +27,7 @@ from actors.model.orders import (
     OrderList,
     OrderStatus,
     OrderType,
+    Side,
 )
 from actors.ports.venue import UNSUPPORTED_ORDER_TYPE
 
@@ -48,13 +51,19 @@ class Oto(LinkedOrder):
     per fill; if the working order ends partly filled, the venue drops the pending order with
     the list and the pending set emulates it for the filled part. Any other working order
     sends no list: the pending order follows each fill (native per fill if the venue runs it).
+
+    A pending *exit* (the other side) of a buy working order follows what the fills credited:
+    net of fees charged in the base asset, rounded down to the quantity step (``step``), as a
+    bracket's exits do (see ``Bracket.net_filled``). The venue's own list sizes its pending
+    order ahead, before any fill: that one is the working order's size.
     """
 
     kind = ContingentKind.OTO
 
     def __init__(self, *, working: OrderIntent, pending_size: Decimal, working_leg: ExitLeg | None = None,
                  working_phase: Phase | None = None, working_filled: Decimal = ZERO, working_status: str = "",
-                 working_attempts: int = 0, working_retry_at_ms: int = 0, list_id: str = "", **rest: Any) -> None:
+                 working_attempts: int = 0, working_retry_at_ms: int = 0, list_id: str = "",
+                 step: Decimal = ZERO, working_fees: BaseFees | None = None, **rest: Any) -> None:
         super().__init__(**rest)
         self.working = working
         self.pending_size = pending_size
@@ -65,6 +74,9 @@ class Oto(LinkedOrder):
         self.working_attempts = working_attempts
         self.working_retry_at_ms = working_retry_at_ms
         self.list_id = list_id  # set while the pair runs as a native OTO list
+        self.step = step
+        self.working_fees = working_fees or BaseFees()
+        self._base = base_asset(self.symbol)
 
     @classmethod
     def from_approved(cls, approved: ApprovedList, ctx: BookContext) -> Self:
@@ -103,11 +115,44 @@ class Oto(LinkedOrder):
         return cls(id=cid, strategy=ol.strategy, symbol=ol.symbol,
                    mode=ExecutionMode.NATIVE if native_list or exits.native else ExecutionMode.EMULATED,
                    created_ms=now, updated_ms=now, working=working, pending_size=pending_size or size,
-                   working_leg=working_leg, list_id=list_id, exits=exits)
+                   working_leg=working_leg, list_id=list_id, exits=exits, step=ctx.step_size(ol.symbol))
+
+    @property
+    def _nets_fees(self) -> bool:
+        """True when the pending order sells what a buy working order bought (see ``net_filled``)."""
+        return self.exits.protective and self.working.side is Side.BUY
+
+    @property
+    def net_filled(self) -> Decimal:
+        """What the working order's fills credited: a buy's net of base-asset fees when the pending
+        order is its exit; else what it traded (a sell's fee does not change what a buy-back
+        must buy; a pending order on the same side adds to the position, it does not sell it)."""
+        if self._nets_fees:
+            return self.working_filled - self.working_fees.total
+        return self.working_filled
 
     def target(self) -> Decimal:
-        """What the pending order must cover: the working order's fills (capped at its own size)."""
+        """What the pending order must cover: the working order's (net) fills, capped at its own
+        size; an exit's rounded down to the quantity step."""
+        if self._nets_fees:
+            return min(sellable(self.net_filled, self.step), self.pending_size)
         return min(self.working_filled, self.pending_size)
+
+    def position_left(self) -> Decimal:
+        """What the working order credited (up to the pending size) and the pending order did not fill."""
+        return min(self.net_filled, self.pending_size) - self.exits.exits_filled
+
+    def fill_sources(self) -> tuple[str, ...]:
+        """The working order, when the pending exit is sized net of its base-asset fees."""
+        return (self.working_id,) if self._nets_fees else ()
+
+    def restore_fill(self, fill: Fill) -> None:
+        """A fill of the working order read back from the store after a restart."""
+        self._record_fill(fill)
+
+    def _record_fill(self, fill: Fill | None) -> None:
+        if fill is not None and self._nets_fees and fill.client_order_id == self.working_id:
+            self.working_fees.record(fill, self._base)
 
     # -- persistence -------------------------------------------------------------------------------
     def body(self) -> dict[str, Any]:
@@ -118,7 +163,8 @@ class Oto(LinkedOrder):
                 "working_phase": None if self.working_phase is None else self.working_phase.value,
                 "working_filled": format(self.working_filled, "f"), "working_status": self.working_status,
                 "working_attempts": self.working_attempts, "working_retry_at_ms": self.working_retry_at_ms,
-                "list_id": self.list_id, "exits": msgspec.to_builtins(self.exits)}
+                "list_id": self.list_id, "step": format(self.step, "f"), "working_fees": self.working_fees.body(),
+                "exits": msgspec.to_builtins(self.exits)}
 
     @classmethod
     def from_body(cls, row: ContingentRow, body: dict[str, Any]) -> Self:
@@ -132,6 +178,7 @@ class Oto(LinkedOrder):
                    working_filled=Decimal(body["working_filled"]), working_status=body["working_status"],
                    working_attempts=int(body["working_attempts"]),
                    working_retry_at_ms=int(body["working_retry_at_ms"]), list_id=body["list_id"],
+                   step=Decimal(str(body.get("step", "0"))), working_fees=BaseFees.of(body.get("working_fees")),
                    exits=msgspec.convert(body["exits"], ExitSet))
 
     # -- the working order ---------------------------------------------------------------------------
@@ -193,6 +240,7 @@ class Oto(LinkedOrder):
         return self._emit(ctx, self._on_working(event, ctx), before, durable=event.status in TERMINAL_STATUSES)
 
     def _on_working(self, event: OrderEvent, ctx: BookContext) -> list[Effect]:
+        self._record_fill(event.fill)
         self.working_filled = max(self.working_filled, event.filled)
         self.working_status = event.status.value
         if self.working_phase is Phase.RETRY:
@@ -357,5 +405,5 @@ class Oto(LinkedOrder):
             trigger_price=None if wleg is None or wleg.level is None else format(wleg.level, "f"),
             limit_price=None if w.limit_price is None else format(w.limit_price, "f"),
             trailing=None if wleg is None else wleg.trailing_text(), client_order_ids=(self.working_id,))
-        return self._view((working, *self._exit_views()), self.target() - self.exits.exits_filled)
+        return self._view((working, *self._exit_views()), self.position_left())
 

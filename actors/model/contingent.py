@@ -52,6 +52,13 @@ class ContingentStatus(StrEnum):
 
 ACTIVE_CONTINGENT_STATUSES = frozenset({ContingentStatus.PENDING, ContingentStatus.WORKING, ContingentStatus.TRIGGERED})
 
+#: Reason code of the ``OrderDenied`` a strategy gets once the contingent-order manager gave
+#: up on one of its orders after the risk gate denied a release (a bracket's entry, an OTO's
+#: working order, a child retried ``[orders] max_child_attempts`` times). The intent is the
+#: one denied last (for a bracket's entry: the strategy's own intent id); ``detail`` names the
+#: last denial's reason and how many times it was denied.
+CONTINGENT_GIVEN_UP = "CONTINGENT_GIVEN_UP"
+
 
 class ContingentRow(msgspec.Struct, frozen=True, kw_only=True):
     """A contingent order as the store keeps it: identity and summary columns plus its full

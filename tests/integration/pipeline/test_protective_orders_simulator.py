@@ -47,6 +47,9 @@ S = ContingentStatus
 NATIVE, EMULATED = ExecutionMode.NATIVE, ExecutionMode.EMULATED
 SYM_ID = "BTCUSDT"
 CCXT_VENUE = {"kind": "ccxt", "name": "binance-sim"}
+#: The simulator charges a buy's fee (10 bps) in the asset bought: a 0.01 BTC buy credits 0.00999.
+BASE_FEE = D("0.00001")
+NET_OF_FEE = D("0.01") - BASE_FEE
 ORDER_PATHS = ("/api/v3/order", "/api/v3/orderList/oco", "/api/v3/orderList/oto", "/api/v3/orderList/otoco")
 
 
@@ -83,8 +86,11 @@ async def sim_rig(tmp_path: Path) -> AsyncIterator[SimRigFactory]:
     """``await sim_rig(params, native=..., symbols=...)``: a simulator and the pipeline over it."""
     stack: list[Any] = []
 
-    async def factory(params: dict[str, Any], *, native: str = "auto", symbols: Any = None, **config: Any) -> SimRig:
+    async def factory(params: dict[str, Any], *, native: str = "auto", symbols: Any = None,
+                      balances: dict[str, str] | None = None, **config: Any) -> SimRig:
         sim_cfg = STATIC_CONFIG if symbols is None else dataclasses.replace(STATIC_CONFIG, symbols=symbols)
+        if balances is not None:
+            sim_cfg = dataclasses.replace(sim_cfg, initial_balances=tuple((a, D(v)) for a, v in balances.items()))
         sim = BinanceSimulator(sim_cfg)
         await sim.start()
         stack.append(("sim", sim))
@@ -267,7 +273,9 @@ async def test_oto_with_a_market_working_order_is_linked_by_the_manager_without_
     assert [(o.type, o.side, o.order_list_id, o.status.value) for o in (working, pending)] == [
         ("MARKET", "BUY", -1, "FILLED"), ("TAKE_PROFIT", "SELL", -1, "FILLED")]
     assert (row.mode, row.status) == (NATIVE, S.DONE)
-    await wait_for(lambda: s.rig.position() == 0)
+    # the pending take-profit sold what the buy credited: 0.01 less its 0.1 % fee in BTC
+    assert pending.orig_qty == NET_OF_FEE
+    await wait_for(lambda: s.rig.position() == BASE_FEE)
 
 
 async def test_native_bracket_protects_the_entry_fill_with_one_oco_list(sim_rig: SimRigFactory) -> None:
@@ -277,14 +285,55 @@ async def test_native_bracket_protects_the_entry_fill_with_one_oco_list(sim_rig:
     entry, *exits = orders
     assert (entry.type, entry.side, entry.status.value, entry.executed_qty) == ("MARKET", "BUY", "FILLED", D("0.01"))
     assert len({o.order_list_id for o in exits}) == 1 and exits[0].order_list_id != -1
-    assert all(o.side == "SELL" and o.orig_qty == D("0.01") for o in exits)
+    assert all(o.side == "SELL" and o.orig_qty == NET_OF_FEE for o in exits)
     view = await s.rig.wait_active(K.BRACKET)
     assert view.mode == NATIVE.value
     assert s.rig.position() == D("0.01")
     await s.trade("49000")
     row = await s.rig.wait_final(K.BRACKET)
     assert (row.mode, row.status) == (NATIVE, S.DONE)
-    assert s.sim_open() == [] and s.rig.position() == 0
+    assert s.sim_open() == [] and s.rig.position() == BASE_FEE
+
+
+async def test_native_bracket_exit_sells_what_the_entry_credited_with_nothing_else_of_the_asset(
+    sim_rig: SimRigFactory,
+) -> None:
+    """The account holds no BTC but what the entry buys; the simulator charges a buy's fee in BTC
+    (10 bps), as Binance does without BNB. The OCO covers the 0.00999 credited (the 0.01 traded
+    would be refused for funds), and its stop sells all of it."""
+    s = await sim_rig({"kind": "bracket", "side": "buy", "above": "51000", "below": "49000"},
+                      balances={"USDT": "100000"})
+    await s.rig.start_and_submit("50000")
+    _entry, *exits = await wait_sim(s, lambda o: len(o) == 3)
+    assert [(o.side, o.orig_qty, o.status.value) for o in exits] == [("SELL", NET_OF_FEE, "NEW")] * 2
+    assert sum(s.sim.balances()["BTC"]) == NET_OF_FEE
+    await s.trade("49000")
+    row = await s.rig.wait_final(K.BRACKET)
+    assert (row.mode, row.status) == (NATIVE, S.DONE)
+    assert all(o.status.value != "REJECTED" for o in s.sim_orders())
+    assert s.sim_open() == [] and sum(s.sim.balances().get("BTC", (D(0), D(0)))) == 0
+
+
+async def test_emulated_bracket_exit_sells_what_the_entry_fills_credited_with_nothing_else_of_the_asset(
+    sim_rig: SimRigFactory,
+) -> None:
+    """As above, emulated, with a limit entry filled in two pieces: 0.003996 + 0.005994 credited,
+    one child for 0.00999 (rounded down to the 0.00001 step) when the stop is crossed."""
+    s = await sim_rig({"kind": "bracket", "side": "buy", "entry": "49990", "above": "51000", "below": "49000"},
+                      native="never", balances={"USDT": "100000"})
+    await s.rig.start_and_submit("50000")
+    [entry] = await wait_sim(s, lambda o: len(o) == 1)
+    await s.trade("49990", "0.004")
+    await wait_for(lambda: s.rig.position() == D("0.004"))
+    await s.trade("49990", "0.006")
+    await wait_for(lambda: s.rig.position() == D("0.01"))
+    assert entry.executed_qty == D("0.01") and sum(s.sim.balances()["BTC"]) == NET_OF_FEE
+    await s.trade("49000")
+    row = await s.rig.wait_final(K.BRACKET)
+    assert (row.mode, row.status) == (EMULATED, S.DONE)
+    _entry, child = s.sim_orders()
+    assert (child.type, child.side, child.orig_qty, child.status.value) == ("MARKET", "SELL", NET_OF_FEE, "FILLED")
+    assert sum(s.sim.balances().get("BTC", (D(0), D(0)))) == 0
 
 
 # --------------------------------------------------------------------------- emulated against the simulator
@@ -312,7 +361,8 @@ async def test_native_never_emulates_with_plain_orders_at_the_simulator(
     held = s.sim_orders()
     assert held and all(o.type == "MARKET" and o.stop_price == 0 and o.order_list_id == -1 for o in held)
     assert all(o.status.value == "FILLED" for o in held)
-    expected = 0 if kind in (K.OTO, K.BRACKET) else D("-0.01")
+    # a buy's exit sells what the buy credited: the fee in BTC stays out of it
+    expected = BASE_FEE if kind in (K.OTO, K.BRACKET) else D("-0.01")
     await wait_for(lambda: s.rig.position() == expected)
 
 

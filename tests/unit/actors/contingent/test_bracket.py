@@ -21,6 +21,7 @@ from actors.contingent.bracket import Bracket
 from actors.contingent.effects import CancelChild, Effect, Notice, Persist, Release, ReleaseList
 from actors.contingent.exit_leg import Phase
 from actors.contingent.linked import LinkedOrder
+from actors.contingent.net_fill import sellable
 from actors.contingent.triggers import crossed
 from actors.model.contingent import ContingentRow, ContingentStatus
 from actors.model.market import Trade
@@ -29,6 +30,7 @@ from actors.model.orders import (
     OPEN_STATUSES,
     ApprovedList,
     ExecutionMode,
+    Fill,
     ListKind,
     OrderDenied,
     OrderEvent,
@@ -60,12 +62,13 @@ class Env:
     native: bool = False
     orders: OrdersSection = dataclasses.field(default_factory=OrdersSection)
     counter: itertools.count[int] = dataclasses.field(default_factory=lambda: itertools.count(1))
+    step: Decimal = D(0)  # the instrument's quantity step (0: unknown)
 
     @property
     def ctx(self) -> BookContext:
         return BookContext(new_id=lambda: f"c{next(self.counter)}", now_ms=lambda: self.now,
                            settings=lambda: self.orders, support=NATIVE if self.native else NativeSupport(),
-                           native_enabled=True, venue="sim")
+                           native_enabled=True, venue="sim", step_size=lambda _symbol: self.step)
 
 
 Msg = OrderEvent | OrderDenied
@@ -78,9 +81,13 @@ class Venue:
     ``duplicates``, like the order manager does); ``deny`` denies the next releases (the risk
     gate); cancels wait in ``pending_cancels`` until ``ack_cancels`` (so fills can race them).
     Native conditional orders trigger on ``trade`` and fill at once; an OCO sibling expires.
+    Every fill event carries its ``Fill`` (kept in ``fills``, as the store keeps them), with the
+    fee ``fee(record, quantity)`` says (none by default).
     """
 
     def __init__(self) -> None:
+        self.fee: Callable[[OrderRecord, Decimal], tuple[Decimal, str]] | None = None
+        self.fills: dict[str, list[Fill]] = {}
         self.records: dict[str, OrderRecord] = {}
         self.released: list[str] = []
         self.duplicates: list[str] = []
@@ -152,8 +159,21 @@ class Venue:
     def fill(self, coid: str, qty: Decimal) -> OrderEvent:
         rec = self.records[coid]
         filled = min(rec.size, rec.filled + qty)
-        return self.set(coid, OrderStatus.FILLED if filled == rec.size else OrderStatus.PARTIALLY_FILLED,
-                        filled=filled)
+        event = self.set(coid, OrderStatus.FILLED if filled == rec.size else OrderStatus.PARTIALLY_FILLED,
+                         filled=filled)
+        traded = filled - rec.filled
+        if traded <= 0:
+            return event
+        fee, currency = self.fee(rec, traded) if self.fee is not None else (D(0), "")
+        trade_id = f"t{sum(len(f) for f in self.fills.values()) + 1}"
+        fill = Fill(venue="sim", trade_id=trade_id, client_order_id=coid, symbol=rec.symbol, side=rec.side,
+                    price=rec.price or D(100), size=traded, fee=fee, fee_currency=currency)
+        self.fills.setdefault(coid, []).append(fill)
+        return msgspec.structs.replace(event, fill=fill)
+
+    def base_fees(self, coid: str) -> Decimal:
+        """Fees of ``coid``'s fills charged in the base asset of ``SYM``."""
+        return sum((f.fee for f in self.fills.get(coid, ()) if f.fee_currency == SYM.split("/")[0]), D(0))
 
     def fill_events(self, coid: str, qty: Decimal) -> list[Msg]:
         """A fill, then (a list leg) its open siblings expire, as a venue OCO does."""
@@ -356,13 +376,19 @@ def assert_bracket_invariants(sim: Sim) -> None:
         elif rec.status in OPEN_STATUSES:
             exit_open += rec.size - rec.filled
     retry = sum((c.size for c in b.exits.children if c.phase is Phase.RETRY), D(0))
-    # no quantity is covered twice; what exits released never exceeds what the entry filled
-    assert exit_filled + exit_open + retry <= entry_filled, (exit_filled, exit_open, retry, entry_filled)
+    # What the entry's fills credited (a buy: net of base-asset fees) and the part of it whole
+    # steps can sell: the exits' target.
+    net = entry_filled - (v.base_fees(b.entry_id) if b.entry.side is Side.BUY else D(0))
+    target = sellable(net, sim.env.step)
+    # no quantity is covered twice; what exits released never exceeds what the entry credited
+    assert exit_filled + exit_open + retry <= target, (exit_filled, exit_open, retry, target, entry_filled)
     assert b.exits.exits_filled == exit_filled
     if b.active and not b.exits.failed:
         # (a): armed legs cover exactly what no order covers; without armed legs that is 0
         assert b.entry_filled == entry_filled
-        assert b.exits.uncovered(b.entry_filled) == entry_filled - exit_filled - exit_open - retry
+        assert (b.net_filled, b.target()) == (net, target)
+        assert b.protected == net - exit_filled
+        assert b.exits.uncovered(b.target()) == target - exit_filled - exit_open - retry
     if b.active and b.entry_cancel_sent and v.is_open(b.entry_id):
         assert b.entry_id in v.cancels  # an exit fired: the entry's rest is being cancelled
     if b.status is _S.DONE:  # (c) no orphans

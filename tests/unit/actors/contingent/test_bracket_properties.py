@@ -1,15 +1,19 @@
-"""Property tests of the bracket: random entry fills, price paths crossing (or not) the take-profit,
-stop and trailing levels, exit child fills, rejections, denials, retries, venue cancels and
-crashes (rebuilt from the last durable row and resumed), emulated and native.
+"""Property tests of the bracket: random entry fills (each with a random fee, charged in the base
+asset on a buy, some in the quote asset or BNB), quantity steps, price paths crossing (or not) the
+take-profit, stop and trailing levels, exit child fills, rejections, denials, retries, venue
+cancels and crashes (rebuilt from the last durable row, the entry's stored fills read back, and
+resumed), emulated and native.
 
 After every handler the exits' own bookkeeping holds (``assert_exit_invariants``); once every
 event was delivered, the venue's records agree with it and (a)-(c) hold
 (``assert_bracket_invariants``): nothing is covered twice, what the exits released never
-exceeds what the entry filled, and a closed position leaves nothing armed or open.
+exceeds what the entry's fills credited (net of base-asset fees, rounded down to the step),
+protected == net filled - exited, and a closed position leaves nothing armed or open.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -18,8 +22,10 @@ from hypothesis import strategies as st
 
 from actors.contingent.bracket import Bracket
 from actors.contingent.effects import Effect
+from actors.contingent.net_fill import sellable
 from actors.model.contingent import ContingentStatus
-from actors.model.orders import OrderIntent, OrderStatus, OrderType, TrailingSpec
+from actors.model.orders import OrderIntent, OrderStatus, OrderType, Side, TrailingSpec
+from actors.model.records import OrderRecord
 from actors.ports.venue import UNSUPPORTED_ORDER_TYPE
 from tests.unit.actors.contingent.test_bracket import (
     Env,
@@ -52,8 +58,26 @@ NAMES = (["entry_fill"] * 4 + ["trade"] * 7 + ["child_fill"] * 3 + ["timer"] * 2
 ACTIONS = st.tuples(st.sampled_from(NAMES), st.integers(min_value=0, max_value=1000))
 
 
+#: Quantity steps of the instrument (0: unknown, no rounding).
+STEPS = (D(0), D("0.001"), D("0.01"))
+
+
 def _tenths(arg: int) -> Decimal:
     return D(arg % 10 + 1) / 10
+
+
+def _fee(arg: int) -> Callable[[OrderRecord, Decimal], tuple[Decimal, str]]:
+    """A fill's fee: a buy's mostly in the base asset (0 to ~0.17 %, odd decimals), now and then
+    in BNB or the quote asset; a sell's in the quote asset."""
+
+    def fee(rec: OrderRecord, qty: Decimal) -> tuple[Decimal, str]:
+        rate = D(arg % 17) / D(9973)
+        if rec.side is Side.SELL:
+            return (qty * 100 * rate).quantize(D("1e-8")), "USDT"
+        currency = ("BNB", "USDT")[arg % 2] if arg % 5 == 0 else "BTC"
+        return (qty * rate).quantize(D("1e-8")), currency
+
+    return fee
 
 
 def _step(sim: Sim, action: str, arg: Any) -> None:
@@ -61,7 +85,9 @@ def _step(sim: Sim, action: str, arg: Any) -> None:
     assert isinstance(b, Bracket)
     v = sim.venue
     if action == "entry_fill" and v.is_open(b.entry_id):
+        v.fee = _fee(arg)
         sim.fill(b.entry_id, _tenths(arg))
+        v.fee = None
     elif action == "trade":
         sim.trade(D(80 + arg % 41))
     elif action in ("child_fill", "child_reject", "child_cancel"):
@@ -123,6 +149,10 @@ def _crash(sim: Sim) -> None:
     revived = Bracket.from_row(sim.venue.durable[-1])
     if not revived.active:
         return
+    # as the manager does: the stored fills of the entry (their fees), then resume
+    for coid in revived.fill_sources():
+        for fill in sim.venue.fills.get(coid, ()):
+            revived.restore_fill(fill)
     known = set(sim.venue.records)
     out = revived.resume(sim.venue.lookup, sim.ctx)
     assert not any(i.client_order_id in known for i in releases(out))
@@ -153,10 +183,10 @@ def _close(sim: Sim) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(exits=st.sampled_from(sorted(EXITS)), native=st.booleans(), market=st.booleans(),
-       actions=st.lists(ACTIONS, min_size=5, max_size=40))
-def test_bracket_invariants_hold_after_every_step(exits: str, native: bool, market: bool,
+       step=st.sampled_from(STEPS), actions=st.lists(ACTIONS, min_size=5, max_size=40))
+def test_bracket_invariants_hold_after_every_step(exits: str, native: bool, market: bool, step: Decimal,
                                                   actions: list[tuple[str, Any]]) -> None:
-    env = Env(native=native)
+    env = Env(native=native, step=step)
     b = Bracket.from_approved(approved(entry(OrderType.MARKET if market else OrderType.LIMIT), *EXITS[exits]),
                               env.ctx)
     sim = Sim(b, env, check=assert_exit_invariants, quiet_check=assert_bracket_invariants)
@@ -178,7 +208,12 @@ def test_bracket_invariants_hold_after_every_step(exits: str, native: bool, mark
     assert_bracket_invariants(sim)
     assert not final.exits.armed or final.active
     if final.status is _S.DONE:
-        assert final.exits.exits_filled == final.entry_filled > 0
+        assert final.entry_filled > 0
+        assert final.exits.exits_filled == final.target() == sellable(final.net_filled, step)
+        assert final.net_filled == final.entry_filled - sim.venue.base_fees(final.entry_id)
+        # what is left is the rest below the step no order can sell (none without a step)
+        assert final.protected == final.net_filled - final.target()
+        assert final.protected == 0 if not step else D(0) <= final.protected < step
     elif final.status is _S.CANCELED:
         assert final.entry_filled == 0
     else:
