@@ -14,6 +14,9 @@ Three kinds of decision, chosen by the risk gate:
   paused (REDUCING) and is exempt from the open-order, exposure/position, notional, price
   collar, loss and stale-data limits: it can only make the position smaller, and the
   moment to place it is when the market moves. The kill switch and HALTED deny it anyway.
+  ``protective`` is the manager's claim, checked here (``reduces_position``): a child that
+  would not shrink the symbol's position without flipping it (a buy stop that opens a
+  position, an exit whose position is already gone) gets every check of a plain child.
 - ``evaluate_list`` / ``evaluate_native_list``: a strategy's OCO, OTO or bracket, and the
   native OCO/OTO list the manager sends for it.
 
@@ -265,6 +268,16 @@ def check_gate(symbol: str, x: RiskInputs, *, protective: bool = False) -> Denia
     return d or check_instrument(symbol, x.instrument)
 
 
+def reduces_position(intent: OrderIntent, position: Decimal) -> bool:
+    """True when ``intent`` shrinks ``position`` without flipping it (its size at most the position)."""
+    size = intent.size
+    if size is None or size <= 0:
+        return False
+    if intent.side is Side.SELL:
+        return position > 0 and size <= position
+    return position < 0 and size <= -position
+
+
 def evaluate_order(intent: OrderIntent, x: RiskInputs, *, child: bool, cash: bool = True,
                    count_rate: bool = True) -> Approval | Denial:
     """Decide a conditional/algorithmic order (``child=False``) or a released child
@@ -273,7 +286,7 @@ def evaluate_order(intent: OrderIntent, x: RiskInputs, *, child: bool, cash: boo
     ``cash=False`` skips the cash check (the second leg of a native list shares the
     first's); ``count_rate=False`` skips the order rate (a list is counted once).
     """
-    protective = child and intent.protective
+    protective = child and intent.protective and reduces_position(intent, x.position)
     d = check_gate(intent.symbol, x, protective=protective) or check_order_shape(intent)
     inst = x.instrument
     if d is not None or inst is None:

@@ -82,6 +82,7 @@ from actors.risk.contingent_checks import (
     evaluate_list,
     evaluate_native_list,
     evaluate_order,
+    reduces_position,
     unavailable,
 )
 from actors.risk.marks import MarketMarks
@@ -236,13 +237,19 @@ class RiskGate(Actor):
             equity_peak=baselines.peak,
         )
 
-    def _exit_inputs(self, symbol: str) -> RiskInputs:
+    def _exit_inputs(self, intent: OrderIntent) -> RiskInputs | None:
         """The state a protective exit is decided on: what ``evaluate_order`` reads for one (the
-        trading state, the instrument, the reference price, free balances net of approvals on
-        their way); the limits it is exempt from are left at their defaults. Kept short: an exit
-        that a trigger released is on the trigger-to-submit path."""
+        trading state, the instrument, the reference price, the position, free balances net of
+        approvals on their way); the limits it is exempt from are left at their defaults. Kept
+        short: an exit that a trigger released is on the trigger-to-submit path. None when the
+        child does not reduce the position (it is then decided on the full ``_inputs``)."""
+        symbol = intent.symbol
         inst = self._instruments.get(symbol)
-        base_free, quote_free = free_after_pending(self._read_portfolio(), inst, self._pending.exposure(symbol, inst))
+        snap = self._read_portfolio()
+        position = snap.positions.get(symbol, _ZERO)
+        if not reduces_position(intent, position):
+            return None
+        base_free, quote_free = free_after_pending(snap, inst, self._pending.exposure(symbol, inst))
         status = self._status
         return RiskInputs(
             state=status.state,
@@ -252,6 +259,7 @@ class RiskGate(Actor):
             risk=self._risk,
             reference_price=self._marks.reference_price(symbol),
             data_age_s=None,
+            position=position,
             base_free=base_free,
             quote_free=quote_free,
         )
@@ -288,7 +296,7 @@ class RiskGate(Actor):
         """A released child (to the order manager) or a strategy's conditional/algorithmic
         intent (to the contingent-order manager)."""
         if intent.parent:
-            inputs = self._exit_inputs(intent.symbol) if intent.protective else self._inputs(intent.symbol)
+            inputs = (self._exit_inputs(intent) if intent.protective else None) or self._inputs(intent.symbol)
             decision = evaluate_order(intent, inputs, child=True)
             if isinstance(decision, Approval):
                 await self._to_order_manager(intent, decision)

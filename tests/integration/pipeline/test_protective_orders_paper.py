@@ -26,7 +26,7 @@ from actors.model.orders import ExecutionMode, OrderList, OrderStatus, OrderType
 from adapters.paper_venue import PaperVenue
 from adapters.storage.store import Store
 from config.schema.root import AaitiConfig
-from tests.integration.pipeline.protective_strategies import T0_MS, Rig, make_config, running, wait_for
+from tests.integration.pipeline.protective_strategies import SYM, T0_MS, Rig, make_config, running, wait_for
 
 D = Decimal
 K = ContingentKind
@@ -325,3 +325,24 @@ async def test_bad_input_is_denied_with_its_reason_and_nothing_is_sent(
     assert denied.reason == reason, denied
     assert rig.active() == [] and await rig.contingents() == []
     assert rig.orders() == [] and await rig.venue.open_orders() == [] and await rig.venue.fills_since(0) == []
+
+
+async def test_child_denied_until_given_up_is_told_to_the_strategy_once(paper: RigFactory) -> None:
+    # A buy stop is an entry, not an exit: while trading is paused its released child is denied,
+    # retried once (max_child_attempts = 2), then the stop is FAILED and the strategy told.
+    rig = await paper({"kind": "stop", "side": "buy", "trigger": "51000"})
+    await rig.start_and_submit("50000")
+    await rig.wait_active(K.STOP, status=S.WORKING)
+    host = rig.built.hosts["p"]
+    await rig.built.control.send(SetTradingState(state=TradingState.REDUCING, reason="test pause"))
+    await wait_for(lambda: rig.built.risk_gate.trading_state is TradingState.REDUCING)
+    await rig.trade("51000")
+    await rig.trade("51100")  # a second later, past child_retry_s: the second (last) attempt
+    row = await rig.wait_final(K.STOP)
+    assert (row.mode, row.status) == (EMULATED, S.FAILED)
+    await wait_for(lambda: rig.strategy.denials)
+    [told] = rig.strategy.denials
+    assert told.reason == "CONTINGENT_GIVEN_UP" and "denied 2 times" in told.detail, told
+    assert rig.strategy.in_flight(SYM) == 0 and rig.orders() == [] and rig.position() == 0
+    await rig.trade("51200")  # nothing more is released, and the strategy is told nothing more
+    assert len(rig.strategy.denials) == 1 and rig.orders() == [] and host.state.value == "running"

@@ -342,6 +342,26 @@ async def test_protective_child_in_reducing_passes_where_a_plain_sell_is_denied(
     assert isinstance(approved, ApprovedIntent) and approved.intent.protective
 
 
+@pytest.mark.parametrize(("side", "size", "position"), [
+    (Side.BUY, "100", "500"),  # a buy stop: it opens or grows a position
+    (Side.SELL, "600", "50"),  # more than the position: it would flip it
+    (Side.SELL, "100", "0"),  # the position it protected is gone
+], ids=["buy-grows-long", "sell-flips", "nothing-to-protect"])
+async def test_protective_claim_that_does_not_reduce_gets_every_check(
+    store: Store, side: Side, size: str, position: str
+) -> None:
+    # "protective" is the manager's claim; exemptions hold only for an order that shrinks the position.
+    rig = make_rig(store, RiskSection(max_position=D("10"), max_order_notional=D("100")),
+                   portfolio=Portfolio(positions={SYM: D(position)}, balances={"ETH": D("10"), "XRP": D("1000")}))
+    await _pause(rig, TradingState.REDUCING)
+    out = await rig.gate.submit(child(side, size=size))
+    assert out.reason == Reason.REDUCE_ONLY  # type: ignore[union-attr]
+    await _pause(rig, TradingState.ACTIVE)
+    out = await rig.gate.submit(child(side, size=size))
+    assert out.reason == Reason.MAX_POSITION  # type: ignore[union-attr]
+    rig.quiet()
+
+
 async def test_non_protective_child_in_reducing_denied_reduce_only(store: Store) -> None:
     rig = make_rig(store)
     await _pause(rig, TradingState.REDUCING)
