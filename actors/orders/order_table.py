@@ -30,10 +30,11 @@ from typing import NamedTuple
 import msgspec
 
 from actors.kernel.clock import Clock, monotonic
-from actors.model.orders import TERMINAL_STATUSES, Fill, OrderEvent, OrderStatus, Side, VenueOrder
+from actors.model.orders import TERMINAL_STATUSES, Fill, OrderEvent, OrderStatus, VenueOrder
 from actors.model.positions import ZERO, PositionView, fee_in_quote, split_symbol
 from actors.model.records import LedgerSnapshot, OrderRecord
 from actors.orders.ledger import FillOutcome, Ledger
+from actors.orders.open_quantities import portfolio_view_of
 from actors.orders.state_machine import IllegalTransition, transition
 from actors.ports.portfolio import PortfolioView
 
@@ -539,39 +540,9 @@ class OrderTable:
         )
 
     def portfolio_view(self) -> PortfolioView:
-        """The account as the risk gate reads it, at the current ``version``."""
-        open_buy: dict[str, Decimal] = {}
-        open_sell: dict[str, Decimal] = {}
-        priced: dict[str, Decimal] = {}
-        unpriced: dict[str, Decimal] = {}
-        intent_ids: set[str] = set()
-        for rec in self._orders.values():
-            if rec.intent_id:
-                intent_ids.add(rec.intent_id)
-            remaining = rec.size - rec.filled
-            if remaining <= 0:
-                continue
-            symbol = rec.symbol
-            if rec.side is Side.BUY:
-                open_buy[symbol] = open_buy.get(symbol, ZERO) + remaining
-                if rec.price is not None:
-                    priced[symbol] = priced.get(symbol, ZERO) + remaining * rec.price
-                else:
-                    unpriced[symbol] = unpriced.get(symbol, ZERO) + remaining
-            else:
-                open_sell[symbol] = open_sell.get(symbol, ZERO) + remaining
-        return PortfolioView(
-            version=self.version,
-            positions={p.symbol: p.size for p in self._ledger.positions() if p.size},
-            balances=self._ledger.balances(),
-            open_orders=len(self._orders),
-            open_buy=open_buy,
-            open_sell=open_sell,
-            priced_buy_notional=priced,
-            unpriced_buy=unpriced,
-            intent_ids=frozenset(intent_ids),
-            last_intent_id=self.last_intent_id,
-        )
+        """The account as the risk gate reads it, at the current ``version`` (``open_quantities``)."""
+        return portfolio_view_of(self._orders.values(), self._ledger, version=self.version,
+                                 last_intent_id=self.last_intent_id)
 
     def sizes(self) -> dict[str, int]:
         """Sizes of the structures that could grow with uptime (soak runs check their caps)."""

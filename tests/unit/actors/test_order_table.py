@@ -136,6 +136,22 @@ def test_portfolio_view_sums_open_orders_and_follows_fills() -> None:
     assert snap.balances["XRP"].locked == D("30")
 
 
+def test_oco_legs_lock_the_base_once_other_lists_and_orders_add_up() -> None:
+    # Two native OCOs (take-profit limit + stop) protecting two fills of one entry, and a plain sell.
+    table = make_table()
+    for list_id, size in (("L1", "40"), ("L2", "60")):
+        for leg, price in (("tp", "0.003"), ("sl", None)):
+            rec = msgspec.structs.replace(record(f"{list_id}-{leg}", Side.SELL, size, price), list_id=list_id)
+            table.add_submitted(rec)
+    table.add_submitted(record("s", Side.SELL, "5", None))
+    view = PortfolioPublisher(table).current()
+    assert view.open_orders == 5  # every leg is an order on the venue
+    assert view.open_sell == {SYM: D("105")}  # 40 + 60 + 5, not 205
+    # A leg partly filled: the list locks what its fullest leg still has.
+    table.apply_fill(fill("L1-tp", "t1", "30", side=Side.SELL))
+    assert PortfolioPublisher(table).current().open_sell == {SYM: D("105")}  # the stop still holds 40
+
+
 def test_publisher_rebuilds_once_per_change() -> None:
     table = make_table()
     publisher = PortfolioPublisher(table)
