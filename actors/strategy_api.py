@@ -52,6 +52,7 @@ from actors.model.orders import (
 from actors.strategy_orders import DecimalLike, Exit, ExitLike, opt_decimal, shape_problem
 from config.loader import LoadedConfig
 from config.schema.market import StrategySection
+from config.schema.trading import InstrumentSection
 
 __all__ = [
     "Exit",
@@ -145,10 +146,14 @@ class StrategyContext:
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     strategy_path: str = ""
     run_id: str = ""
+    #: The ``[instruments]`` of ``symbols`` that the config declares (quantity step, minimum).
+    instruments: Mapping[str, InstrumentSection] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_section(cls, section: StrategySection, run_id: str = "") -> StrategyContext:
-        """Build the context of a ``[[strategies]]`` config section."""
+    def from_section(cls, section: StrategySection, run_id: str = "",
+                     instruments: Mapping[str, InstrumentSection] | None = None) -> StrategyContext:
+        """Build the context of a ``[[strategies]]`` config section (``instruments``: the config's)."""
+        known = instruments or {}
         return cls(
             name=section.name,
             symbols=tuple(section.symbols),
@@ -156,6 +161,7 @@ class StrategyContext:
             params=dict(section.params),
             strategy_path=section.strategy,
             run_id=run_id,
+            instruments={s: known[s] for s in section.symbols if s in known},
         )
 
     def with_params(self, params: Mapping[str, Any]) -> StrategyContext:
@@ -323,13 +329,32 @@ class Strategy(Generic[P]):
         """
         return self._in_flight.get(symbol, 0)
 
+    def tradable(self, symbol: str) -> Decimal:
+        """The part of the position in ``symbol`` an order can close (signed like the position).
+
+        A fee charged in the base asset leaves positions that are not whole quantity steps
+        (buying 0.0016 BTC at 0.1 % holds 0.0015984): this is the position rounded towards zero
+        to the instrument's ``step_size``, and 0 when that is below its ``min_qty`` (dust no
+        order can sell). Without an ``[instruments]`` entry for the symbol, the position.
+        """
+        pos = self.position(symbol)
+        inst = self.context.instruments.get(symbol)
+        if inst is None or not pos:
+            return pos
+        step = inst.step_size
+        size = (abs(pos) // step) * step if step > 0 else abs(pos)
+        if size < inst.min_qty or size <= 0:
+            return Decimal(0)
+        return size if pos > 0 else -size
+
     def is_flat(self, symbol: str) -> bool:
-        """No position, no open order and nothing in flight for ``symbol``."""
-        return self.position(symbol) == 0 and not self.in_flight(symbol) and not self.open_orders(symbol)
+        """Nothing tradable held (``tradable`` is 0: dust below a step or the minimum counts as
+        flat), no open order and nothing in flight for ``symbol``."""
+        return self.tradable(symbol) == 0 and not self.in_flight(symbol) and not self.open_orders(symbol)
 
     def is_long(self, symbol: str) -> bool:
-        """A positive position, no open order and nothing in flight for ``symbol``."""
-        return self.position(symbol) > 0 and not self.in_flight(symbol) and not self.open_orders(symbol)
+        """A positive tradable position, no open order and nothing in flight for ``symbol``."""
+        return self.tradable(symbol) > 0 and not self.in_flight(symbol) and not self.open_orders(symbol)
 
     # -- acting ------------------------------------------------------------------------
     def buy(self, symbol: str, *, size: DecimalLike | None = None, notional: DecimalLike | None = None,
@@ -469,8 +494,11 @@ class Strategy(Generic[P]):
         elif trailing is not None:
             exits.append(self.build_order(symbol, out, type=OrderType.STOP_MARKET, trailing=trailing, trigger=trigger,
                                     tag=tag))
+        # Dust of an earlier position on the entry's side rides with this bracket's exits.
+        held = self.position(symbol)
+        dust = held if (held > 0) == (side is Side.BUY) and held and not self.tradable(symbol) else Decimal(0)
         return self._send_list(OrderList(kind=ListKind.BRACKET, strategy=self.name, symbol=symbol,
-                                         orders=(entry, *exits), tag=tag))
+                                         orders=(entry, *exits), tag=tag, carry=abs(dust)))
 
     def _exit(self, side: Side, symbol: str, level: ExitLike, *, stop: bool, size: DecimalLike | None,
               trigger: TriggerSource, tag: str) -> OrderIntent:

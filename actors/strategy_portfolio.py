@@ -6,12 +6,16 @@ from collections import deque
 from decimal import Decimal
 
 from actors.model.orders import OPEN_STATUSES, OrderDenied, OrderEvent
+from actors.model.positions import held_change
 from actors.strategy_api import OpenOrder
 
 
 class TrackingPortfolio:
     """Positions from the strategy's own fills, open orders from its order events.
 
+    A fill changes a position by its signed size less a fee charged in the base asset
+    (``positions.held_change``), as the ledger counts it: the position is what the fills
+    left held, so a bracket whose exits sold what its entry credited leaves it at 0.
     Fills are counted once per (venue, trade id). Used when the host is given no view
     from the order manager; it knows only what the strategy's order events say (an open
     order's side is known once it has a fill).
@@ -47,8 +51,7 @@ class TrackingPortfolio:
                 self._fill_order.append(key)
                 if len(self._fill_order) > self.dedup_window:
                     self._fills.discard(self._fill_order.popleft())
-                signed = fill.size if fill.side == "buy" else -fill.size
-                self._positions[fill.symbol] = self._positions.get(fill.symbol, Decimal(0)) + signed
+                self._positions[fill.symbol] = self._positions.get(fill.symbol, Decimal(0)) + held_change(fill)
         coid = event.client_order_id
         if event.status in OPEN_STATUSES:
             prev = self._open.get(coid)
@@ -64,7 +67,7 @@ class TrackingPortfolio:
             self._open.pop(coid, None)
 
     def position(self, symbol: str) -> Decimal:
-        """Signed position from fills."""
+        """Signed position from fills (net of base-asset fees)."""
         return self._positions.get(symbol, Decimal(0))
 
     def open_orders(self, symbol: str | None = None) -> tuple[OpenOrder, ...]:

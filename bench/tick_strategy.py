@@ -52,6 +52,6 @@ class EveryNthQuote(Strategy[EveryNthQuoteParams]):
         if self.is_flat(sym):
             self.buy(sym, size=self.params.size, tag="tick.buy")
         elif self.is_long(sym):
-            self.sell(sym, size=self.position(sym), tag="tick.sell")
+            self.sell(sym, size=self.tradable(sym), tag="tick.sell")
         else:
             self.skipped += 1  # the previous order is still on its way

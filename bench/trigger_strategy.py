@@ -97,7 +97,7 @@ class ArmedExits(Strategy[ArmedExitsParams]):
         elif p.mode == "trailing" and sym not in self._stop_sent and self.is_long(sym):
             self._stop_sent.add(sym)
             self.exits_armed += 1
-            self.trailing_stop(sym, Side.SELL, size=self.position(sym), offset_bps=p.delta_bps, trigger=trigger,
+            self.trailing_stop(sym, Side.SELL, size=self.tradable(sym), offset_bps=p.delta_bps, trigger=trigger,
                                tag="trig.stop")
 
     def _remember_entry(self, origin_ns: int) -> None:

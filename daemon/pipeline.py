@@ -324,7 +324,7 @@ def build_pipeline(
         portfolio = portfolios.get(section.name) if portfolios is not None else None
         host = StrategyHost.attach(
             feed,
-            StrategyContext.from_section(section),
+            StrategyContext.from_section(section, instruments=cfg.instruments),
             cls,
             order_events=strat_events,
             intents=intents,

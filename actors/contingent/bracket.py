@@ -80,8 +80,9 @@ class Bracket(LinkedOrder):
 
     def __init__(self, *, entry: OrderIntent, entry_filled: Decimal = ZERO, entry_status: str = "",
                  entry_final: bool = False, entry_cancel_sent: bool = False, step: Decimal = ZERO,
-                 entry_fees: BaseFees | None = None, **rest: Any) -> None:
+                 entry_fees: BaseFees | None = None, carry: Decimal = ZERO, **rest: Any) -> None:
         super().__init__(**rest)
+        self.carry = carry
         self.entry = entry
         self.entry_filled = entry_filled
         self.entry_status = entry_status
@@ -119,7 +120,8 @@ class Bracket(LinkedOrder):
         now = ctx.now_ms()
         return cls(id=cid, strategy=ol.strategy, symbol=ol.symbol,
                    mode=ExecutionMode.NATIVE if exits.native else ExecutionMode.EMULATED,
-                   created_ms=now, updated_ms=now, entry=entry, exits=exits, step=ctx.step_size(ol.symbol))
+                   created_ms=now, updated_ms=now, entry=entry, exits=exits, step=ctx.step_size(ol.symbol),
+                   carry=max(ol.carry, ZERO))
 
     @property
     def net_filled(self) -> Decimal:
@@ -129,10 +131,12 @@ class Bracket(LinkedOrder):
         that much less than it bought). A sell entry: what it sold, whatever its fee: a fee in
         the quote asset (or in the base asset, taken on top) reduces what the sale brought in,
         not the quantity a buy-back exit must buy to close the position.
+
+        Plus ``carry`` once the entry filled anything: the strategy's untradable rest of an
+        earlier position on this side (dust below the step), sold with these exits.
         """
-        if self.entry.side is Side.BUY:
-            return self.entry_filled - self.entry_fees.total
-        return self.entry_filled
+        net = self.entry_filled - self.entry_fees.total if self.entry.side is Side.BUY else self.entry_filled
+        return net + self.carry if self.entry_filled > 0 else net
 
     def target(self) -> Decimal:
         """What the exits must cover: the entry's net filled, rounded down to the quantity step."""
@@ -171,7 +175,7 @@ class Bracket(LinkedOrder):
                 "entry_filled": format(self.entry_filled, "f"), "entry_status": self.entry_status,
                 "entry_final": self.entry_final, "entry_cancel_sent": self.entry_cancel_sent,
                 "step": format(self.step, "f"), "entry_fees": self.entry_fees.body(),
-                "exits": msgspec.to_builtins(self.exits)}
+                "carry": format(self.carry, "f"), "exits": msgspec.to_builtins(self.exits)}
 
     @classmethod
     def from_body(cls, row: ContingentRow, body: dict[str, Any]) -> Self:
@@ -180,6 +184,7 @@ class Bracket(LinkedOrder):
                    entry_filled=Decimal(body["entry_filled"]), entry_status=body["entry_status"],
                    entry_final=bool(body["entry_final"]), entry_cancel_sent=bool(body["entry_cancel_sent"]),
                    step=Decimal(str(body.get("step", "0"))), entry_fees=BaseFees.of(body.get("entry_fees")),
+                   carry=Decimal(str(body.get("carry", "0"))),
                    exits=msgspec.convert(body["exits"], ExitSet))
 
     # -- handlers ----------------------------------------------------------------------------------

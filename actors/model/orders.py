@@ -210,6 +210,10 @@ class OrderList(Message, frozen=True, kw_only=True, tag="cmd.order_list"):
     BRACKET = (entry, exit, [exit]), whose exits have no size (they follow the entry's fills)
     and whose exits are the entry's opposite side. All orders have the list's strategy and
     symbol. ``list_id`` is the strategy's id of the list (like ``intent_id``).
+
+    ``carry`` (a bracket): the strategy's rest of an earlier position on the entry's side that
+    is too small to trade (a base-asset fee's dust); once the entry fills, the exits sell it
+    with the entry's fills, so such rests never add up to a position no bracket closes.
     """
 
     kind: ListKind
@@ -219,6 +223,7 @@ class OrderList(Message, frozen=True, kw_only=True, tag="cmd.order_list"):
     list_id: str = ""
     tag: str = ""
     origin_ns: int = 0
+    carry: Decimal = Decimal(0)
 
 
 class ApprovedList(Message, frozen=True, kw_only=True, tag="cmd.approved_list"):

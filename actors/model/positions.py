@@ -2,15 +2,28 @@
 
 Pure and synchronous; all money is ``Decimal``. Conventions:
 
-- ``size`` is signed (long > 0, short < 0) and counts traded quantity; a fee charged in
-  the base asset lowers the base *balance* (see ``ledger``) but not the position size.
-- The average entry price moves only when a position grows; reducing fills realize
-  ``closed * (price - avg) * direction``; a fill that crosses zero closes the old
-  position and opens the remainder at the fill price ("flip").
+- ``size`` is signed (long > 0, short < 0) and counts the quantity *held* as a result of
+  trading: a fill changes it by its signed size less a fee charged in the base asset
+  (``held_change``). A buy of 1.0 with a 0.001 base fee adds 0.999 (what the account was
+  credited); a sell of 1.0 with a 0.001 base fee removes 1.001 (the fee is taken on top).
+  Quote and third-asset (BNB) fees leave the base quantity whole. So the position follows
+  the base balance the fills produced, and a bracket whose exits sold what its entry
+  credited leaves the strategy flat (``size == 0``), not holding the fee forever.
+- The average entry price is an average of *fill prices*: a fill that grows the position
+  books the quantity it added at its fill price (a fee is never capitalized into the
+  entry); reducing fills realize ``closed * (price - avg) * direction`` on the quantity
+  they removed; a fill that crosses zero closes the old position and opens the remainder
+  at the fill price ("flip"); a position that reaches exactly 0 has ``avg_price`` 0.
+  Because a base fee is booked as quantity at the fill price *and* expensed at the fill
+  price (below), the two cancel where they must: a round trip's realized PnL is exactly
+  the quote received less the quote paid (buy 1 @ 100 with a 0.001 base fee, sell the
+  0.999 credited @ 110: 0.999 * 110 - 100 = 9.89).
 - Fees are in quote currency: a fee in the quote asset counts as is, a fee in the base
   asset is converted at the fill price, a fee in a third asset (e.g. BNB) cannot be
   converted here and is left out of PnL (the ledger still deducts it from that asset).
 - ``realized_pnl`` is net of fees; ``fees`` is their running total (gross = net + fees).
+- A stored view (``from_view``) keeps its stored size: only fills applied after it follow
+  the rule above.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ from decimal import Decimal
 
 import msgspec
 
-from actors.model.orders import Side
+from actors.model.orders import Fill, Side
 
 ZERO = Decimal(0)
 
@@ -49,6 +62,29 @@ def fee_in_quote(fee: Decimal, fee_currency: str, price: Decimal, base: str, quo
     if fee_currency == base:
         return fee * price
     return None
+
+
+def base_fee(fee: Decimal, fee_currency: str, base: str) -> Decimal:
+    """The part of a fill's fee charged in the base asset ``base`` (0 for a quote or third-asset fee)."""
+    return fee if fee and base and fee_currency == base else ZERO
+
+
+def held_change(fill: Fill) -> Decimal:
+    """How much ``fill`` changes the quantity held: its signed size less a base-asset fee."""
+    return held_quantity(fill.symbol, fill.side, fill.size, fill.fee, fill.fee_currency)
+
+
+def held_quantity(symbol: str, side: str, size: Decimal, fee: Decimal, fee_currency: str) -> Decimal:
+    """``held_change`` from a fill's fields (e.g. a stored row): ``side`` is ``"buy"`` or ``"sell"``.
+
+    The base asset is the symbol's BASE; a symbol that is not BASE/QUOTE counts no fee as base.
+    """
+    try:
+        base = split_symbol(symbol)[0]
+    except ValueError:
+        base = ""
+    signed = size if side == Side.BUY else -size  # == : a raw "buy" counts too
+    return signed - base_fee(fee, fee_currency, base)
 
 
 class PositionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,21 +130,28 @@ class Position:
         pos.fills = view.fills
         return pos
 
-    def apply(self, side: Side, size: Decimal, price: Decimal, fee_quote: Decimal) -> Decimal:
-        """Apply one fill; return the realized PnL it produced (net of ``fee_quote``)."""
-        signed = size if side is Side.BUY else -size
+    def apply(self, side: Side, size: Decimal, price: Decimal, fee_quote: Decimal, *,
+              base_fee: Decimal = ZERO) -> Decimal:
+        """Apply one fill; return the realized PnL it produced (net of ``fee_quote``).
+
+        ``base_fee`` is the part of the fee charged in the base asset (already counted in
+        ``fee_quote`` at the fill price): the size changes by the signed ``size`` less it.
+        """
+        delta = (size if side is Side.BUY else -size) - base_fee
         old = self.size
         realized = ZERO
-        if old == 0 or (old > 0) == (signed > 0):
-            # Opening or growing: weighted average entry.
-            new_abs = abs(old) + size
-            self.avg_price = (abs(old) * self.avg_price + size * price) / new_abs
-            self.size = old + signed
+        if not delta:
+            pass  # nothing held changed (a fee that ate the whole fill): only the fee is booked
+        elif old == 0 or (old > 0) == (delta > 0):
+            # Opening or growing: the quantity added is booked at the fill price.
+            added = abs(delta)
+            self.avg_price = (abs(old) * self.avg_price + added * price) / (abs(old) + added)
+            self.size = old + delta
         else:
-            closed = min(abs(old), size)
+            closed = min(abs(old), abs(delta))
             direction = 1 if old > 0 else -1
             realized = closed * (price - self.avg_price) * direction
-            self.size = old + signed
+            self.size = old + delta
             if self.size == 0:
                 self.avg_price = ZERO
             elif (self.size > 0) != (old > 0):

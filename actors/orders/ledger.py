@@ -11,7 +11,9 @@ Pure and synchronous (the order manager owns one). A fill is applied once:
   ago) is still applied — the money moved — and flagged ``known_order=False``.
 
 Balances are starting balances + fills - fees (fees deducted from the asset they are
-charged in). Positions follow ``positions.Position``.
+charged in). Positions follow ``positions.Position``: a fill changes a position by its
+signed size less a fee charged in the base asset, so a position moves with the base
+balance its fills produced.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from decimal import Decimal
 import msgspec
 
 from actors.model.orders import Fill, Side
-from actors.model.positions import ZERO, Position, PositionView, fee_in_quote, split_symbol
+from actors.model.positions import ZERO, Position, PositionView, base_fee, fee_in_quote, split_symbol
 
 DUPLICATE = "duplicate"
 OVERFILL = "overfill"
@@ -216,7 +218,8 @@ class Ledger:
         pos = self._positions.get(fill.symbol)
         if pos is None:
             pos = self._positions[fill.symbol] = Position(fill.symbol)
-        realized = pos.apply(fill.side, fill.size, fill.price, fee_q)
+        realized = pos.apply(fill.side, fill.size, fill.price, fee_q,
+                             base_fee=base_fee(fill.fee, fill.fee_currency, base))
         bal = self._balances
         notional = fill.size * fill.price
         if fill.side is Side.BUY:

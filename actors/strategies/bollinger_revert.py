@@ -70,4 +70,4 @@ class BollingerRevert(Strategy[BollingerRevertParams]):
             if self.is_flat(sym):
                 self.buy(sym, size=p.size, tag="bollinger_revert.entry")
         elif z >= p.exit_z and self.is_long(sym):
-            self.sell(sym, size=self.position(sym), tag="bollinger_revert.exit")
+            self.sell(sym, size=self.tradable(sym), tag="bollinger_revert.exit")

@@ -106,7 +106,7 @@ class EmaCross(Strategy[EmaCrossParams]):
                 else:
                     self.buy(sym, size=p.size, tag="ema_cross.entry")
         elif crossed_below(pf, ps, f, s) and self.is_long(sym) and not p.protected:
-            self.sell(sym, size=self.position(sym), tag="ema_cross.exit")
+            self.sell(sym, size=self.tradable(sym), tag="ema_cross.exit")
 
     def _bracket(self, sym: str, close: Decimal) -> None:
         p = self.params

@@ -86,4 +86,4 @@ class RsiMacd(Strategy[RsiMacdParams]):
             if self.is_flat(sym):
                 self.buy(sym, size=p.size, tag="rsi_macd.entry")
         elif self.is_long(sym) and ((prev is not None and prev >= 0.0 > hist) or rsi >= p.rsi_exit):
-            self.sell(sym, size=self.position(sym), tag="rsi_macd.exit")
+            self.sell(sym, size=self.tradable(sym), tag="rsi_macd.exit")

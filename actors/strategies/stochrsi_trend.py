@@ -86,4 +86,4 @@ class StochRsiTrend(Strategy[StochRsiTrendParams]):
         elif self.is_long(sym) and (
             bar.close < trend or (d > p.overbought and crossed_below(pk, pd, k, d))
         ):
-            self.sell(sym, size=self.position(sym), tag="stochrsi_trend.exit")
+            self.sell(sym, size=self.tradable(sym), tag="stochrsi_trend.exit")

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.model.orders import TERMINAL_STATUSES
+from actors.model.positions import held_quantity
 from actors.ports.stores import ArchivedSegment
 from adapters.storage.audit import (
     AUDIT_CUT_KEY,
@@ -227,7 +228,8 @@ class _Exporter:
                 fill = dict(zip(fill_names, r, strict=True))
                 lines.append({"table": "fills", "row": fill})
                 status, updated, strategy, n_ev, n_fill, pos = export.orders[fill["client_order_id"]]
-                size = Decimal(fill["size"]) if fill["side"] == "buy" else -Decimal(fill["size"])
+                size = held_quantity(str(fill["symbol"]), str(fill["side"]), Decimal(fill["size"]),
+                                     Decimal(fill["fee"] or 0), str(fill["fee_currency"] or ""))
                 pos[fill["symbol"]] = pos.get(fill["symbol"], Decimal(0)) + size
                 export.orders[fill["client_order_id"]] = (status, updated, strategy, n_ev, n_fill + 1, pos)
                 export.fills += 1
@@ -390,7 +392,8 @@ def _unchanged_orders(conn: sqlite3.Connection, export: _Export) -> list[str]:
 
 
 def _add_positions(conn: sqlite3.Connection, orders: list[tuple[str, int, str, int, int, dict[str, Decimal]]]) -> None:
-    """Carry the archived fills' signed sizes into ``archived_positions`` (per strategy and symbol)."""
+    """Carry the archived fills' held quantities (signed size less a base-asset fee) into
+    ``archived_positions`` (per strategy and symbol)."""
     delta: dict[tuple[str, str], Decimal] = {}
     for _, _, strategy, _, _, pos in orders:
         for symbol, size in pos.items():
@@ -431,15 +434,18 @@ class StoreRetention(StoreQueries):
         return result
 
     async def strategy_positions(self) -> dict[tuple[str, str], Decimal]:
-        """Signed position per (strategy, symbol): every stored fill plus the archived ones' sums."""
+        """Signed position per (strategy, symbol): every stored fill (net of a fee charged in the
+        base asset, ``positions.held_quantity``) plus the archived ones' sums (carried as is)."""
         rows = await self._read(
-            "SELECT o.strategy, f.symbol, f.side, f.size FROM fills f "
+            "SELECT o.strategy, f.symbol, f.side, f.size, f.fee, f.fee_currency FROM fills f "
             "JOIN orders o ON o.client_order_id = f.client_order_id "
-            "UNION ALL SELECT strategy, symbol, 'carried', size FROM archived_positions"
+            "UNION ALL SELECT strategy, symbol, 'carried', size, '0', '' FROM archived_positions"
         )
         out: dict[tuple[str, str], Decimal] = {}
-        for strategy, symbol, side, size in rows:
+        for strategy, symbol, side, size, fee, fee_currency in rows:
             qty = Decimal(size)
             key = (str(strategy), str(symbol))
-            out[key] = out.get(key, Decimal(0)) + (-qty if side == "sell" else qty)
+            if side != "carried":
+                qty = held_quantity(str(symbol), str(side), qty, Decimal(fee or 0), str(fee_currency or ""))
+            out[key] = out.get(key, Decimal(0)) + qty
         return out

@@ -17,7 +17,7 @@ import aiosqlite
 import msgspec
 
 from actors.model.orders import OPEN_STATUSES, Fill, OrderIntent, OrderStatus
-from actors.model.positions import PositionView
+from actors.model.positions import PositionView, held_quantity
 from actors.model.records import LedgerSnapshot, OrderRecord
 from adapters.storage.errors import StoreError
 from adapters.storage.store_rows import (
@@ -153,16 +153,17 @@ class StoreQueries:
         return [fill_from_row(r) for r in await self._read(sql, params)]
 
     async def strategy_positions(self) -> dict[tuple[str, str], Decimal]:
-        """Signed position per (strategy, symbol), summed exactly from every stored fill."""
+        """Signed position per (strategy, symbol), summed exactly from every stored fill, each
+        net of a fee charged in the base asset (``positions.held_quantity``, as the ledger counts)."""
         rows = await self._read(
-            "SELECT o.strategy, f.symbol, f.side, f.size FROM fills f "
+            "SELECT o.strategy, f.symbol, f.side, f.size, f.fee, f.fee_currency FROM fills f "
             "JOIN orders o ON o.client_order_id = f.client_order_id"
         )
         out: dict[tuple[str, str], Decimal] = {}
-        for strategy, symbol, side, size in rows:
-            qty = Decimal(size)
+        for strategy, symbol, side, size, fee, fee_currency in rows:
             key = (str(strategy), str(symbol))
-            out[key] = out.get(key, Decimal(0)) + (qty if side == "buy" else -qty)
+            held = held_quantity(str(symbol), str(side), Decimal(size), Decimal(fee or 0), str(fee_currency or ""))
+            out[key] = out.get(key, Decimal(0)) + held
         return out
 
     async def fills_after(self, fill_seq: int) -> list[tuple[int, Fill]]:

@@ -1,7 +1,9 @@
 """A test strategy that keeps brackets in flight (``tests.chaos.bracket_strategy:BracketTrader``).
 
 On market events (quotes and trades), at most once every ``every_ms`` per symbol and only
-while it is flat there (no position, no open order, nothing in flight), it opens a long
+while it is flat there (``is_flat``: nothing tradable held — the dust a base-asset fee leaves
+below the quantity step rides with the next bracket's exits —, no open order, nothing in
+flight), it opens a long
 bracket: an entry and exits a few basis points from the market, so the exits trigger within
 seconds on the simulator's own random walk or on prints the test injects. It cycles through
 shapes so every path of the bracket is exercised:

@@ -12,11 +12,18 @@ Two sources, read separately and compared:
 ``check`` turns them into three kinds of problems:
 
 * unprotected: a bracket (or a symbol) whose filled-but-not-exited quantity at the venue is
-  more than what covers it (armed emulated legs + open native exit orders + open exit children);
+  more than what covers it (armed emulated legs + open native exit orders + open exit children),
+  or a final bracket that left at least one quantity step held;
 * duplicate legs: a client order id POSTed twice or present twice at the venue, two venue
   order lists for one native chunk, two active brackets on one entry, cover above the position;
 * orphan legs: an exit order still open at the venue whose sibling filled, or whose bracket is
   final, or that belongs to no bracket; armed legs of a bracket with nothing left to protect.
+
+What a bracket protects is measured as the daemon sizes its exits (``actors.contingent.net_fill``):
+a buy entry's fills credit their quantity less a commission charged in the base asset (the
+simulator charges a buy's fee in the asset bought, as Binance does without BNB), and the exits
+cover that net rounded *down* to the symbol's quantity step (the venue's, read from the
+simulator). The rest below the step is dust no order can sell: it stays held, and is no failure.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from urllib.parse import parse_qs
 
 from actors.contingent.bracket import Bracket
 from actors.contingent.kinds import KINDS
+from actors.contingent.net_fill import sellable
 from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus
 from actors.model.orders import ExecutionMode
 from adapters.binance_sim import BinanceSimulator
@@ -91,6 +99,8 @@ class VenueOrder:
     price: Decimal
     list_id: int
     fills: int
+    #: Commission charged in the base asset over its fills (a buy's fee at the simulator).
+    base_fees: Decimal = ZERO
 
     @property
     def open(self) -> bool:
@@ -102,16 +112,30 @@ class VenueOrder:
         """Quantity not executed yet."""
         return self.orig_qty - self.executed
 
+    @property
+    def credited(self) -> Decimal:
+        """What its fills credited, as the daemon counts a bracket's entry (``Bracket.net_filled``):
+        a buy's executed quantity less its base-asset commission; a sell's executed quantity."""
+        return self.executed - self.base_fees if self.side == "BUY" else self.executed
+
+    @property
+    def held(self) -> Decimal:
+        """What its fills changed the account's base asset by: the signed executed quantity less
+        the base-asset commission (a buy credits less than it traded; a sell's base fee is on top)."""
+        return (self.executed if self.side == "BUY" else -self.executed) - self.base_fees
+
 
 @dataclasses.dataclass(frozen=True)
 class VenueTruth:
     """The simulator's orders of ours (by client id; a list so duplicates show), our position per
-    symbol from its fills, and every POST of an order or an OCO list (client id -> answers)."""
+    symbol from its fills (net of base-asset commissions: what the account holds), each symbol's
+    quantity step, and every POST of an order or an OCO list (client id -> answers)."""
 
     orders: dict[str, list[VenueOrder]]
     positions: dict[str, Decimal]
     order_posts: dict[str, list[tuple[int | None, int | None]]]
     list_posts: dict[str, list[tuple[int | None, int | None]]]
+    steps: dict[str, Decimal] = dataclasses.field(default_factory=dict)
 
     def order(self, coid: str) -> VenueOrder | None:
         """The latest venue order with ``coid``."""
@@ -121,6 +145,14 @@ class VenueTruth:
     def executed(self, coid: str) -> Decimal:
         """What the venue executed of ``coid`` (0 when it never saw it)."""
         return sum((o.executed for o in self.orders.get(coid, ())), ZERO)
+
+    def credited(self, coid: str) -> Decimal:
+        """What the fills of ``coid`` credited (``VenueOrder.credited``; 0 when the venue never saw it)."""
+        return sum((o.credited for o in self.orders.get(coid, ())), ZERO)
+
+    def held(self, coid: str) -> Decimal:
+        """What the fills of ``coid`` changed the account's base asset by (``VenueOrder.held``)."""
+        return sum((o.held for o in self.orders.get(coid, ())), ZERO)
 
 
 def _params(body: str, query: str) -> dict[str, list[str]]:
@@ -133,22 +165,26 @@ def _params(body: str, query: str) -> dict[str, list[str]]:
 def _venue_truth(sim: BinanceSimulator) -> VenueTruth:
     orders: dict[str, list[VenueOrder]] = {}
     positions: dict[str, Decimal] = {}
+    steps: dict[str, Decimal] = {}
     for venue_id, unified in UNIFIED.items():
-        mine = {}
-        for o in sim.exchange.orders.all_orders(venue_id):
-            if not o.client_order_id.startswith(PREFIX):
+        cfg = sim.exchange.symbols[venue_id].cfg
+        steps[unified] = cfg.step_size
+        mine = {o.order_id: o for o in sim.exchange.orders.all_orders(venue_id) if o.client_order_id.startswith(PREFIX)}
+        pos = ZERO
+        base_fees: dict[int, Decimal] = {}
+        for f in sim.exchange.orders.fills(venue_id):
+            order = mine.get(f.order_id)
+            if order is None:
                 continue
-            mine[o.order_id] = o
+            fee = f.commission if f.commission_asset == cfg.base_asset else ZERO
+            base_fees[f.order_id] = base_fees.get(f.order_id, ZERO) + fee
+            pos += (f.qty if order.side == "BUY" else -f.qty) - fee
+        positions[unified] = pos
+        for o in mine.values():
             orders.setdefault(o.client_order_id, []).append(VenueOrder(
                 client_order_id=o.client_order_id, symbol=unified, side=o.side, type=o.type, status=o.status.value,
                 orig_qty=o.orig_qty, executed=o.executed_qty, stop_price=o.stop_price, price=o.price,
-                list_id=o.order_list_id, fills=len(o.fills)))
-        pos = ZERO
-        for f in sim.exchange.orders.fills(venue_id):
-            order = mine.get(f.order_id)
-            if order is not None:
-                pos += f.qty if order.side == "BUY" else -f.qty
-        positions[unified] = pos
+                list_id=o.order_list_id, fills=len(o.fills), base_fees=base_fees.get(o.order_id, ZERO)))
     order_posts: dict[str, list[tuple[int | None, int | None]]] = {}
     for req in sim.requests.find("POST", "/api/v3/order"):
         coid = _params(req.body, req.query).get("newClientOrderId", [""])[0]
@@ -161,7 +197,7 @@ def _venue_truth(sim: BinanceSimulator) -> VenueTruth:
             coid = params.get(key, [""])[0]
             if coid.startswith(PREFIX):
                 list_posts.setdefault(coid, []).append((req.status, req.error_code))
-    return VenueTruth(orders, positions, order_posts, list_posts)
+    return VenueTruth(orders, positions, order_posts, list_posts, steps)
 
 
 def venue_truth(st: SimThread) -> VenueTruth:
@@ -233,12 +269,12 @@ def check(brackets: Iterable[Bracket], venue: VenueTruth) -> Findings:
     found = Findings()
     brackets = list(brackets)
     known: set[str] = set()
-    protected_by_symbol: dict[str, Decimal] = {}
+    held_by_symbol: dict[str, Decimal] = {}
     entries: dict[str, str] = {}
     for b in brackets:
         known.add(b.entry_id)
         known.update(exit_ids(b))
-        _check_bracket(b, venue, found, protected_by_symbol)
+        _check_bracket(b, venue, found, held_by_symbol)
         if b.active:
             if b.entry_id in entries:
                 found.duplicate.append(f"brackets {entries[b.entry_id]} and {b.id} both protect entry {b.entry_id}")
@@ -253,7 +289,8 @@ def check(brackets: Iterable[Bracket], venue: VenueTruth) -> Findings:
         found.duplicate.append(f"{coid} was POSTed again after an attempt that may have placed it: {attempts}")
     for symbol, position in venue.positions.items():
         found.positions[symbol] = position
-        attributed = protected_by_symbol.get(symbol, ZERO)
+        # Both net of base-asset commissions, dust below the step included: they must be equal.
+        attributed = held_by_symbol.get(symbol, ZERO)
         if position > attributed:
             found.unprotected.append(f"{symbol}: position {position} at the venue, brackets account for {attributed}")
         elif position < attributed:
@@ -262,17 +299,27 @@ def check(brackets: Iterable[Bracket], venue: VenueTruth) -> Findings:
     return found
 
 
-def _check_bracket(b: Bracket, venue: VenueTruth, found: Findings, protected_by_symbol: dict[str, Decimal]) -> None:
+def _check_bracket(b: Bracket, venue: VenueTruth, found: Findings, held_by_symbol: dict[str, Decimal]) -> None:
     entry = venue.order(b.entry_id)
     entry_filled = venue.executed(b.entry_id)
-    exits_filled = sum((venue.executed(c) for c in exit_ids(b)), ZERO)
-    protected = entry_filled - exits_filled
-    protected_by_symbol[b.symbol] = protected_by_symbol.get(b.symbol, ZERO) + protected
+    exits = exit_ids(b)
+    exits_filled = sum((venue.executed(c) for c in exits), ZERO)
+    # As the daemon sizes the exits: what the entry's fills credited (a buy's base-asset
+    # commission taken off), rounded down to the quantity step; what the exits have not sold of
+    # that is what must be covered. ``left`` is what the bracket leaves held, the dust included.
+    # An earlier bracket's dust the strategy handed this one (``carry``) is sold with a filled entry.
+    credited = venue.credited(b.entry_id) + (b.carry if entry_filled > 0 else ZERO)
+    step = venue.steps.get(b.symbol, ZERO)
+    protected = sellable(credited, step) - exits_filled
+    left = credited - exits_filled
+    held_by_symbol[b.symbol] = (held_by_symbol.get(b.symbol, ZERO) + venue.held(b.entry_id)
+                                + sum((venue.held(c) for c in exits), ZERO))
     armed, native, children = cover(b, venue)
     covered = armed + native + children
     found.covered[b.symbol] = found.covered.get(b.symbol, ZERO) + covered
-    what = (f"bracket {b.id} {b.symbol} {b.status.value} {b.mode.value}: entry filled {entry_filled}, exits filled "
-            f"{exits_filled}, covered {covered} (armed {armed}, native {native}, children {children})")
+    what = (f"bracket {b.id} {b.symbol} {b.status.value} {b.mode.value}: entry filled {entry_filled} "
+            f"(credited {credited}, step {step}), exits filled {exits_filled}, covered {covered} "
+            f"(armed {armed}, native {native}, children {children})")
     for chunk in b.exits.chunks:
         legs = [(nl, venue.order(nl.id)) for nl in chunk.legs]
         if len({o.list_id for _, o in legs if o is not None and o.list_id >= 0}) > 1:
@@ -282,10 +329,12 @@ def _check_bracket(b: Bracket, venue: VenueTruth, found: Findings, protected_by_
                 if o is not None and o.open:
                     found.orphan.append(f"{what}: {nl.id} ({nl.leg}) still open, its sibling filled")
     if protected < 0:
-        found.duplicate.append(f"{what}: the exits sold more than the entry bought")
+        found.duplicate.append(f"{what}: the exits sold more than the entry credited (rounded down to the step)")
     if not b.active:
-        if protected > 0:
-            found.unprotected.append(f"{what}: final with a position left")
+        # A rest below one step (the fee's odd decimals) is no order's to sell: flat dust, not a
+        # failure. One step or more left is a position a final bracket no longer protects.
+        if left > 0 and (step <= 0 or left >= step):
+            found.unprotected.append(f"{what}: final with a position left ({left})")
         for coid in [b.entry_id, *exit_ids(b)]:
             o = venue.order(coid)
             if o is not None and o.open:

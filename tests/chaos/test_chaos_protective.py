@@ -75,16 +75,34 @@ def coarse_symbols() -> tuple[SymbolConfig, ...]:
 
 
 def bracket_config(tmp: Path, st: SimThread, native: str) -> Path:
-    """The chaos config with ``BracketTrader`` (stopped at start) and ``[orders] native``."""
+    """The chaos config with ``BracketTrader`` (stopped at start) and ``[orders] native``, its
+    instruments' quantity steps those of the simulator's markets (``STEPS``)."""
     sizes = ", ".join(f'"{s}" = "{v}"' for s, v in SIZES.items())
     params = ('{ sizes = { ' + sizes + ' }, '
               'ticks = { "BTC/USDT" = "0.01", "ETH/USDT" = "0.01" }, every_ms = 250 }')
     # A short recvWindow: an order killed between its write-ahead and its send is decided (lost or
     # found) once the venue could no longer take it, recvWindow + 2 s after the kill; 3 s keeps a
     # round short without changing what is checked.
-    return chaos_config(tmp, st, enabled=False, strategy=BRACKETS, params=params, ccxt={"recv_window_ms": 3000},
+    path = chaos_config(tmp, st, enabled=False, strategy=BRACKETS, params=params, ccxt={"recv_window_ms": 3000},
                         reconciler={"interval_s": RECONCILE_S, "inflight_query_after_s": 0.5},
                         extra=f'\n[orders]\nnative = "{native}"\n')
+    path.write_text(with_steps(path.read_text(), STEPS))
+    return path
+
+
+def with_steps(config: str, steps: dict[str, Decimal]) -> str:
+    """``config`` with each ``[instruments."SYMBOL"]`` table's ``step_size`` and ``min_qty`` set to
+    ``steps[SYMBOL]``. The daemon rounds a bracket's exits (net of the entry's base-asset fee) down
+    to the configured step: it must be the venue's, or the venue refuses them (PRECISION)."""
+    out, symbol = [], ""
+    for line in config.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            symbol = stripped[len('[instruments."'):-2] if stripped.startswith('[instruments."') else ""
+        elif symbol in steps and stripped.split("=")[0].strip() in ("step_size", "min_qty"):
+            line = f'{stripped.split("=")[0].strip()} = "{steps[symbol]}"'
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 @dataclasses.dataclass

@@ -39,7 +39,14 @@ from adapters.ccxt_venue import CcxtVenue
 from adapters.storage.store import Store
 from tests.integration.adapters.conftest import STATIC_CONFIG
 from tests.integration.adapters.test_ccxt_venue import venue_config
-from tests.integration.pipeline.protective_strategies import Rig, ScriptedSource, make_config, running, wait_for
+from tests.integration.pipeline.protective_strategies import (
+    SYM,
+    Rig,
+    ScriptedSource,
+    make_config,
+    running,
+    wait_for,
+)
 
 D = Decimal
 K = ContingentKind
@@ -236,10 +243,10 @@ async def test_native_oto_with_a_limit_working_order_is_one_order_list(sim_rig: 
         assert [leg.client_order_ids for leg in view.legs] == [(working.client_order_id,), (pending.client_order_id,)]
 
         await s.trade("49900", "0.004")  # a partial fill: the venue's pending order still waits
-        await wait_for(lambda: s.rig.position() == D("0.004"))
+        await wait_for(lambda: s.rig.position() == D("0.003996"))  # held: 0.004 less its fee in BTC
         assert pending.status.value == "PENDING_NEW" and s.posts() == 1
         await s.trade("49900", "0.006")
-        await wait_for(lambda: s.rig.position() == D("0.01") and pending.status.value == "NEW")
+        await wait_for(lambda: s.rig.position() == NET_OF_FEE and pending.status.value == "NEW")
         await s.trade("51000", taker="BUY")
         row = await s.rig.wait_final(K.OTO)
     assert (row.mode, row.status) == (NATIVE, S.DONE)
@@ -252,7 +259,9 @@ async def test_native_oto_with_a_limit_working_order_is_one_order_list(sim_rig: 
         (working.client_order_id, OrderType.LIMIT, OrderStatus.FILLED, D("0.01"), True),
         (pending.client_order_id, OrderType.TAKE_PROFIT, OrderStatus.FILLED, D("0.01"), True)]
     assert not any(e["event"].startswith("contingent.native_") for e in logs)
-    await wait_for(lambda: s.rig.position() == 0)
+    # the venue's own pending order was sized at the 0.01 traded (Binance places it ahead): it
+    # sold the buy's fee out of the BTC the account held before, so the position is short of it
+    await wait_for(lambda: s.rig.position() == -BASE_FEE)
 
 
 async def test_oto_with_a_market_working_order_is_linked_by_the_manager_without_a_list(
@@ -275,7 +284,7 @@ async def test_oto_with_a_market_working_order_is_linked_by_the_manager_without_
     assert (row.mode, row.status) == (NATIVE, S.DONE)
     # the pending take-profit sold what the buy credited: 0.01 less its 0.1 % fee in BTC
     assert pending.orig_qty == NET_OF_FEE
-    await wait_for(lambda: s.rig.position() == BASE_FEE)
+    await wait_for(lambda: s.rig.position() == 0)
 
 
 async def test_native_bracket_protects_the_entry_fill_with_one_oco_list(sim_rig: SimRigFactory) -> None:
@@ -288,11 +297,11 @@ async def test_native_bracket_protects_the_entry_fill_with_one_oco_list(sim_rig:
     assert all(o.side == "SELL" and o.orig_qty == NET_OF_FEE for o in exits)
     view = await s.rig.wait_active(K.BRACKET)
     assert view.mode == NATIVE.value
-    assert s.rig.position() == D("0.01")
+    assert s.rig.position() == NET_OF_FEE  # held: the 0.01 traded less its fee in BTC
     await s.trade("49000")
     row = await s.rig.wait_final(K.BRACKET)
     assert (row.mode, row.status) == (NATIVE, S.DONE)
-    assert s.sim_open() == [] and s.rig.position() == BASE_FEE
+    assert s.sim_open() == [] and s.rig.position() == 0
 
 
 async def test_native_bracket_exit_sells_what_the_entry_credited_with_nothing_else_of_the_asset(
@@ -314,6 +323,28 @@ async def test_native_bracket_exit_sells_what_the_entry_credited_with_nothing_el
     assert s.sim_open() == [] and sum(s.sim.balances().get("BTC", (D(0), D(0)))) == 0
 
 
+@pytest.mark.parametrize("native", ["auto", "never"])
+async def test_bracket_round_trip_with_a_base_fee_leaves_the_strategy_flat(sim_rig: SimRigFactory, native: str) -> None:
+    """The entry's fee in BTC is held by no one: once the entry and an exit have both filled, the
+    strategy's position is what the account holds of BTC, 0, and ``is_flat`` lets it enter again."""
+    s = await sim_rig({"kind": "bracket", "side": "buy", "above": "51000", "below": "49000"}, native=native,
+                      balances={"USDT": "100000"})
+    await s.rig.start_and_submit("50000")
+    await s.rig.wait_active(K.BRACKET)
+    await wait_for(lambda: s.rig.position() == NET_OF_FEE)
+    if native == "auto":
+        await wait_sim(s, lambda o: len(o) == 3)  # the OCO rests at the venue before its stop is crossed
+    assert not s.rig.strategy.is_flat(SYM)
+    await s.trade("49000")  # the stop
+    row = await s.rig.wait_final(K.BRACKET)
+    assert row.status == S.DONE
+    entry, *_ = s.sim_orders()
+    assert (entry.side, entry.executed_qty) == ("BUY", D("0.01"))
+    assert [o.executed_qty for o in s.sim_orders() if o.side == "SELL" and o.status.value == "FILLED"] == [NET_OF_FEE]
+    await wait_for(lambda: s.rig.strategy.is_flat(SYM))
+    assert s.rig.position() == 0 == sum(s.sim.balances().get("BTC", (D(0), D(0))))
+
+
 async def test_emulated_bracket_exit_sells_what_the_entry_fills_credited_with_nothing_else_of_the_asset(
     sim_rig: SimRigFactory,
 ) -> None:
@@ -324,9 +355,9 @@ async def test_emulated_bracket_exit_sells_what_the_entry_fills_credited_with_no
     await s.rig.start_and_submit("50000")
     [entry] = await wait_sim(s, lambda o: len(o) == 1)
     await s.trade("49990", "0.004")
-    await wait_for(lambda: s.rig.position() == D("0.004"))
+    await wait_for(lambda: s.rig.position() == D("0.003996"))
     await s.trade("49990", "0.006")
-    await wait_for(lambda: s.rig.position() == D("0.01"))
+    await wait_for(lambda: s.rig.position() == NET_OF_FEE)
     assert entry.executed_qty == D("0.01") and sum(s.sim.balances()["BTC"]) == NET_OF_FEE
     await s.trade("49000")
     row = await s.rig.wait_final(K.BRACKET)
@@ -352,7 +383,7 @@ async def test_native_never_emulates_with_plain_orders_at_the_simulator(
     await s.rig.start_and_submit("50000")
     view = await s.rig.wait_active(kind)
     assert view.mode == EMULATED.value
-    await wait_for(lambda: kind not in (K.OTO, K.BRACKET) or s.rig.position() == D("0.01"))
+    await wait_for(lambda: kind not in (K.OTO, K.BRACKET) or s.rig.position() == NET_OF_FEE)
     assert all(o.type in ("MARKET", "LIMIT") for o in s.sim_orders())
     for price in prints:
         await s.trade(price)
@@ -361,8 +392,8 @@ async def test_native_never_emulates_with_plain_orders_at_the_simulator(
     held = s.sim_orders()
     assert held and all(o.type == "MARKET" and o.stop_price == 0 and o.order_list_id == -1 for o in held)
     assert all(o.status.value == "FILLED" for o in held)
-    # a buy's exit sells what the buy credited: the fee in BTC stays out of it
-    expected = BASE_FEE if kind in (K.OTO, K.BRACKET) else D("-0.01")
+    # a buy's exit sells what the buy credited (the fee in BTC stays out of it): flat after
+    expected = D(0) if kind in (K.OTO, K.BRACKET) else D("-0.01")
     await wait_for(lambda: s.rig.position() == expected)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from actors.kernel.channel import Channel
 from actors.model.market import Bar
-from actors.model.orders import OrderDenied, OrderEvent, OrderStatus, OrderType, Side
+from actors.model.orders import Fill, OrderDenied, OrderEvent, OrderStatus, OrderType, Side
 from actors.strategy_api import (
     Exit,
     ListKind,
@@ -28,6 +28,7 @@ from actors.strategy_api import (
 )
 from actors.strategy_host import StrategyHost
 from actors.strategy_portfolio import TrackingPortfolio
+from config.schema.trading import InstrumentSection
 
 D = Decimal
 SYM = "XRP/ETH"
@@ -255,6 +256,36 @@ def test_bracket_entry_in_flight_until_its_child_event_children_of_others_settle
     assert s.in_flight(SYM) == 0
 
 
+def test_bracket_round_trip_with_a_base_asset_fee_leaves_the_strategy_flat() -> None:
+    # The entry's fee is charged in the asset bought, so the exit sells what it credited; the
+    # strategy's position counts what is held, so it ends at 0 and the strategy may enter again.
+    s = Harness().strategy
+    tracking = s.portfolio
+    assert isinstance(tracking, TrackingPortfolio)
+
+    def deliver(ev: OrderEvent) -> None:  # what the host does with each order event
+        tracking.apply(ev)
+        s.handle_order_event(ev)
+
+    def leg(coid: str, status: OrderStatus, side: Side, size: str, fill: str = "", fee: str = "0",
+            fee_currency: str = "ETH", intent_id: str = "") -> OrderEvent:
+        f = Fill(venue="paper", trade_id=f"t-{coid}", client_order_id=coid, symbol=SYM, side=side,
+                 price=D("0.002"), size=D(fill), fee=D(fee), fee_currency=fee_currency) if fill else None
+        return OrderEvent(client_order_id=coid, strategy="s1", symbol=SYM, status=status, size=D(size),
+                          filled=D(fill or "0"), fill=f, intent_id=intent_id, parent="c9")
+
+    lst = s.buy(SYM, size=10, stop_loss=0.0018, take_profit=0.0023)
+    assert isinstance(lst, OrderList)
+    deliver(leg("c9:entry", OrderStatus.FILLED, Side.BUY, "10", "10", "0.01", "XRP", lst.orders[0].intent_id))
+    assert s.position(SYM) == D("9.99") and s.in_flight(SYM) == 0
+    deliver(leg("c9:take:1", OrderStatus.ACCEPTED, Side.SELL, "9.99"))
+    deliver(leg("c9:stop:1", OrderStatus.ACCEPTED, Side.SELL, "9.99"))
+    assert not s.is_flat(SYM)
+    deliver(leg("c9:take:1", OrderStatus.FILLED, Side.SELL, "9.99", "9.99", "0.00002"))
+    deliver(leg("c9:stop:1", OrderStatus.CANCELED, Side.SELL, "9.99"))
+    assert s.position(SYM) == 0 and s.is_flat(SYM)
+
+
 def test_bracket_denied_as_a_list_settles_its_entry() -> None:
     s = Harness().strategy
     lst = s.sell(SYM, size=10, take_profit=0.0018)
@@ -297,3 +328,40 @@ async def test_host_pushes_order_lists_into_the_intents_channel() -> None:
     host.market.close()
     await asyncio.wait_for(task, 2.0)
     assert host.intents_sent == 1
+
+
+# -- positions that are not whole steps ---------------------------------------------------------------
+def _with_step(position: str) -> tuple[Strategy[Any], list[Submission]]:
+    out: list[Submission] = []
+    inst = InstrumentSection(base="XRP", quote="ETH", step_size=D("1"), min_qty=D("2"))
+    portfolio = TrackingPortfolio()
+    portfolio.set_position(SYM, D(position))
+    strategy: Strategy[Any] = Strategy(StrategyContext("s1", (SYM,), "1m", instruments={SYM: inst}),
+                                       emitter=out.append, portfolio=portfolio)
+    return strategy, out
+
+
+@pytest.mark.parametrize(("position", "tradable", "flat"), [
+    ("0", "0", True), ("0.999", "0", True), ("1.999", "0", True),  # below min_qty 2: dust
+    ("2.5", "2", False), ("-3.7", "-3", False), ("-1.5", "0", True),
+])
+def test_tradable_rounds_toward_zero_to_the_step_and_dust_counts_as_flat(
+    position: str, tradable: str, flat: bool
+) -> None:
+    s, _ = _with_step(position)
+    assert s.tradable(SYM) == D(tradable) and s.position(SYM) == D(position)
+    assert s.is_flat(SYM) is flat and s.is_long(SYM) is (D(tradable) > 0)
+
+
+@pytest.mark.parametrize(("position", "side", "carry"), [
+    ("1.5", Side.BUY, "1.5"),  # long dust: the next long bracket's exits sell it
+    ("-1.5", Side.BUY, "0"),  # short dust: not a buy bracket's to sell
+    ("-1.5", Side.SELL, "1.5"),
+    ("0", Side.BUY, "0"),
+])
+def test_bracket_carries_the_strategys_dust_on_its_side(position: str, side: Side, carry: str) -> None:
+    s, out = _with_step(position)
+    order = s.buy if side is Side.BUY else s.sell
+    lst = order(SYM, size=10, stop_loss=0.0018 if side is Side.BUY else 0.0025,
+                take_profit=0.0023 if side is Side.BUY else 0.0015)
+    assert isinstance(lst, OrderList) and out == [lst] and lst.carry == D(carry)

@@ -119,6 +119,25 @@ async def test_host_tracks_positions_from_fills_across_restarts() -> None:
     assert host.portfolio.position(SYM) == Decimal(2)
 
 
+async def test_host_tracks_positions_net_of_base_asset_fees() -> None:
+    # A buy's fee in the asset bought lowers what is held; a sell's base fee is taken on top;
+    # a fee in the quote or a third asset leaves the traded quantity held. Redeliveries count once.
+    intents: Channel[OrderIntent] = Channel("intents", 1024)
+    host = _host("h", BuyEveryBar, intents)
+    fills = [("b1", Side.BUY, "10", "0.01", "XRP"), ("b2", Side.BUY, "5", "0.001", "ETH"),
+             ("b3", Side.BUY, "1", "0.001", "BNB"), ("s1", Side.SELL, "6", "0.006", "XRP"),
+             ("s1", Side.SELL, "6", "0.006", "XRP")]
+    for trade_id, side, size, fee, ccy in fills:
+        fill = Fill(venue="paper", trade_id=trade_id, client_order_id=trade_id, symbol=SYM, side=side,
+                    price=Decimal("1"), size=Decimal(size), fee=Decimal(fee), fee_currency=ccy)
+        host.order_events.try_send(OrderEvent(client_order_id=trade_id, strategy="h", symbol=SYM,
+                                              status=OrderStatus.FILLED, fill=fill))
+    host.market.close()
+    host.bars.close()
+    await host.main()
+    assert host.portfolio.position(SYM) == Decimal("9.99") + 5 + 1 - Decimal("6.006")
+
+
 async def test_host_reconfigure_validates_and_reaches_the_running_strategy() -> None:
     intents: Channel[OrderIntent] = Channel("intents", 1024)
     host = StrategyHost(StrategyContext("e", (SYM,), "1m", {"fast": 2, "slow": 4}), EmaCross,

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
+import msgspec
+
 from actors.contingent.book import ContingentBook
 from actors.contingent.bracket import Bracket
 from actors.contingent.effects import Persist
@@ -220,3 +222,38 @@ def test_base_fees_ignore_other_orders_and_assets() -> None:
                                 price=D(1), size=D(1), fee=D("0.1"), fee_currency=""), "BTC")  # "" is quote
     assert not fees.record(fill, "")
     assert fees.total == D("0.001")
+
+
+# -- dust an earlier bracket left -------------------------------------------------------------------------
+def carry_sim(carry: str, *, native: bool = False) -> Sim:
+    env = Env(native=native, step=D("0.01"))
+    lst = approved(entry(), tp(), sl())
+    lst = ApprovedList(order_list=msgspec.structs.replace(lst.order_list, carry=D(carry)), sizes=lst.sizes,
+                       reference_price=lst.reference_price)
+    sim = Sim(Bracket.from_approved(lst, env.ctx), env, check=assert_exit_invariants,
+              quiet_check=assert_bracket_invariants)
+    sim.venue.fee = fee_in("BTC")
+    sim.start()
+    return sim
+
+
+def test_carried_dust_is_sold_with_the_entry_and_the_rest_stays_below_a_step() -> None:
+    sim = carry_sim("0.009")  # what the bracket above left: 0.999 credited, 0.99 sold
+    b = bracket(sim)
+    assert (b.net_filled, b.target()) == (0, 0)  # nothing filled: nothing of the dust is sold either
+    sim.fill(b.entry_id, "1")  # 0.999 credited + 0.009 carried = 1.008
+    assert (b.net_filled, b.target()) == (D("1.008"), D("1.00"))
+    (child,) = releases(sim.trade("89"))
+    assert child.size == D("1.00")
+    sim.fill(child.client_order_id, "1.00")
+    assert b.status is _S.DONE
+    (done,) = [n for n in sim.venue.notices if n.event == "contingent.done"]
+    assert D(done.fields["position_left"]) == D("0.008")  # below a step again: never adds up
+
+
+def test_carried_dust_survives_a_restart() -> None:
+    sim = carry_sim("0.009")
+    b = bracket(sim)
+    sim.fill(b.entry_id, "0.5")
+    back = Bracket.from_row(b.row())
+    assert back.carry == D("0.009") and back.body() == b.body() and back.target() == b.target() == D("0.50")
