@@ -15,6 +15,13 @@ breaker: the venue's state has been re-read. While the venue refuses our credent
 (:mod:`adapters.ccxt_venue.auth_refusal`) it does not re-dial until that pause ends (its polls
 fail fast, unsent, meanwhile).
 
+ccxt.pro handles ``eventStreamTerminated`` by forgetting its subscription and leaving pending watches
+hanging; the next ``watch_*`` to start subscribes again without a word. A watch re-armed after a
+report but started by the event loop only after ccxt handled the end does just that, so the
+subscription's record looks intact again while what executed in between is never sent. The engine
+therefore also holds the future ccxt rejects on that event (see :meth:`UserStreamEngine._subscription_end`)
+and ends the session when it settles, whatever the record says by then.
+
 ccxt.pro resolves a watch only when a message arrives while it is pending: reports that
 land between one ``watch_*`` returning and the next being armed sit in ccxt's cache until
 the *next* message (the last fill of a burst could wait for the idle timeout). So after a
@@ -182,6 +189,24 @@ class UserStreamEngine:
             return "the venue ended the user-data subscription"
         return ""
 
+    def _subscription_end(self, client: Any) -> asyncio.Future[Any] | None:
+        """A future that settles when the venue ends the user-data subscription (None: no such signal).
+
+        ccxt.pro (Binance spot) rejects the future registered under the account type ("spot") on
+        ``eventStreamTerminated`` and on a refused subscription, and never resolves it; an end it
+        handles while no such future is pending is kept and handed to the next one. Holding it
+        pending for the whole session catches the end even after a watch started since has
+        subscribed again (:meth:`_session_lost` then sees the subscription record back).
+        """
+        if client is None or getattr(self._session.exchange, "ensure_user_data_stream_ws_subscribe_signature",
+                                     None) is None:
+            return None
+        future = getattr(client, "future", None)
+        if not callable(future):
+            return None
+        end: asyncio.Future[Any] = future("spot")
+        return end
+
     async def _await_user_ready(self) -> None:
         """Wait until the user-data subscription is confirmed (Binance spot); else return at once."""
         ensure = getattr(self._session.exchange, "ensure_user_data_stream_ws_subscribe_signature", None)
@@ -253,11 +278,13 @@ class UserStreamEngine:
         now = self._monotonic
         watches: dict[str, asyncio.Task[Any]] = {}
         wake: asyncio.Task[Any] | None = None
+        ended: asyncio.Future[Any] | None = None
         try:
             watches = {"trades": self._arm("trades"), "orders": self._arm("orders")}
             await asyncio.wait_for(self._await_user_ready(), cfg.dial_timeout_s)
             clients = self._user_ws_clients()
             session_client = clients[0] if len(clients) == 1 else None
+            ended = self._subscription_end(session_client)
             self.connected = True
             backoff.connected()
             self.last_message_at = now()
@@ -277,9 +304,10 @@ class UserStreamEngine:
                 if wake is None or wake.done():
                     self._resync_wanted.clear()
                     wake = asyncio.ensure_future(self._resync_wanted.wait())
-                done, _ = await asyncio.wait(
-                    [*watches.values(), wake], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
+                waits: list[asyncio.Future[Any]] = [*watches.values(), wake]
+                if ended is not None:
+                    waits.append(ended)
+                done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for key in ("trades", "orders"):
                     task = watches[key]
                     if task in done:
@@ -290,7 +318,7 @@ class UserStreamEngine:
                         else:
                             self._on_orders(result)
                         settle_at = now() + _SETTLE_S
-                lost = self._session_lost(session_client)
+                lost = self._session_lost(session_client) or _ended(ended)
                 if lost:
                     # Re-arming a watch now would quietly re-dial or subscribe again, and whatever
                     # happened in between would never be polled: end the session like any drop.
@@ -338,6 +366,11 @@ class UserStreamEngine:
                     await self._rest.resync_time("user_stream")
             return repr(exc)[:300]
         finally:
+            if ended is not None:
+                if not ended.done():
+                    ended.cancel()  # ccxt replaces a cancelled future; a rejection of it later would go unread
+                elif not ended.cancelled():
+                    ended.exception()  # rejected with the client's close: the watches carry that error
             pending = [t for t in (*watches.values(), wake) if t is not None and not t.done()]
             for task in pending:
                 task.cancel()
@@ -463,6 +496,15 @@ class UserStreamEngine:
             await self._on_trades(_tail(trades, _DRAIN_TAIL), where="cache")
         if orders:
             self._on_orders(_tail(orders, _DRAIN_TAIL), where="cache")
+
+
+def _ended(end: asyncio.Future[Any] | None) -> str:
+    """Why the subscription ended, if ``end`` (see ``UserStreamEngine._subscription_end``) settled; else ""."""
+    if end is None or not end.done():
+        return ""
+    if not end.cancelled():
+        end.exception()  # read: ccxt's error says no more than the reason below
+    return "the venue ended the user-data subscription"
 
 
 def _tail(cache: Any, n: int) -> list[Any]:
