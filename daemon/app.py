@@ -136,6 +136,7 @@ class App:
             cfg, store=store, venue=venue, source=source, clock=self.clock,
             current_config=lambda: self.config, portfolios=portfolios, on_submit=self._on_submit,
             on_trigger_submit=self.contingent_metrics.observe_trigger_to_submit,
+            on_contingent_saved=self.notifications.contingent_tap,
         )
         self.pipeline = pipeline
         self.root = Supervisor(
@@ -143,7 +144,7 @@ class App:
             supervisor_policy(cfg.supervisor),
         )
         self._spawn(self._watch_trading_state(pipeline.state_events))
-        self.notifications.attach(pipeline.router, pipeline.order_manager.order)
+        self.notifications.attach(pipeline.router, pipeline.order_manager.order, pipeline.contingent.view_of)
 
     def _on_submit(self, origin_ns: int) -> None:
         # End of tick-to-submit: from the market event that caused the intent to the venue call.

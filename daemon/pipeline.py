@@ -73,6 +73,7 @@ from config.schema.kernel import SupervisorSection
 from config.schema.market import FeedSection
 from config.schema.root import AaitiConfig
 from daemon.lockstep import Lockstep
+from daemon.notify.contingent import ObservedContingentStore, RowsTap
 
 __all__ = ["ControlMessage", "Pipeline", "build_pipeline", "market_clock_for", "supervisor_policy"]
 
@@ -211,6 +212,7 @@ def build_pipeline(
     order_manager_options: Mapping[str, Any] | None = None,
     lockstep: bool | None = None,
     retention: bool | None = None,
+    on_contingent_saved: RowsTap | None = None,
 ) -> Pipeline:
     """Wire feed → strategies → risk gate → order manager → venue → router under supervisors.
 
@@ -227,6 +229,9 @@ def build_pipeline(
     ``retention`` adds the ``RetentionActor`` (archives old rows of ``store`` into
     ``[retention] archive_dir``, resolved against the store's directory); None means
     ``[retention] enabled``. A backtest passes False: its report reads every row.
+    ``on_contingent_saved(rows)`` (optional, ``NotificationService.contingent_tap``) is called with
+    the rows of every save the contingent-order manager's store accepted (``ObservedContingentStore``);
+    it runs in the saving task and must be cheap.
     Raises ``StrategyLoadError``/``StrategyParamsError`` for a strategy that cannot load.
     """
     cfg = config
@@ -268,7 +273,7 @@ def build_pipeline(
         feedback=contingent_events,
         intents=intents,
         commands=commands,
-        store=store,
+        store=store if on_contingent_saved is None else ObservedContingentStore(store, on_contingent_saved),
         clock=clock,
         settings=lambda: running().orders,
         support=support if cfg.orders.native == "auto" else NativeSupport(),

@@ -224,6 +224,16 @@ class ContingencyManager(Actor):
         """Active contingent orders as operators see them."""
         return self._book.views()
 
+    def view_of(self, contingent_id: str) -> ContingentView | None:
+        """One active contingent order as operators see it; None once it is final (or unknown).
+
+        Read-only and cheap (one dict lookup and one order's view): the notification service
+        calls it from the event router's tap, for each fill of an order with a ``parent``,
+        before the router hands that fill to this actor, to tell a protective exit's fill
+        from an entry's or a slice's."""
+        order = self._book.get(contingent_id)
+        return order.view() if order is not None else None
+
     def counts(self) -> dict[CountKey, int]:
         """Active contingent orders by (kind, mode, status)."""
         return self._book.counts()

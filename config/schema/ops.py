@@ -65,6 +65,7 @@ class SystemdSection:
 NOTIFY_EVENT_KINDS: tuple[str, ...] = (
     "fill",
     "protective_exit",
+    "protection_failed",
     "risk_denials",
     "breaker_open",
     "breaker_closed",
@@ -89,9 +90,9 @@ class NotifySection:
     nothing runs. Messages are written to an outbox (``notify-outbox.db`` in the state
     directory) and delivered off the trading path, retried with exponential backoff, sent
     once per event, and coalesced into one summary message beyond ``rate_per_minute``.
-    Event kinds: fill, protective_exit, risk_denials, breaker_open, breaker_closed,
-    reconnect, kill, pause, resume, watchdog_unhealthy, daemon_start, daemon_stop,
-    daily_digest.
+    Event kinds: fill, protective_exit, protection_failed, risk_denials, breaker_open,
+    breaker_closed, reconnect, kill, pause, resume, watchdog_unhealthy, daemon_start,
+    daemon_stop, daily_digest.
     """
 
     urls: tuple[str, ...] = setting(

@@ -11,6 +11,7 @@ class EventKind(StrEnum):
 
     FILL = "fill"
     PROTECTIVE_EXIT = "protective_exit"
+    PROTECTION_FAILED = "protection_failed"
     RISK_DENIALS = "risk_denials"
     BREAKER_OPEN = "breaker_open"
     BREAKER_CLOSED = "breaker_closed"
@@ -49,6 +50,7 @@ _APPRISE_TYPES = {Severity.INFO: "info", Severity.WARNING: "warning", Severity.C
 SEVERITY: dict[EventKind, Severity] = {
     EventKind.FILL: Severity.INFO,
     EventKind.PROTECTIVE_EXIT: Severity.WARNING,
+    EventKind.PROTECTION_FAILED: Severity.CRITICAL,
     EventKind.RISK_DENIALS: Severity.WARNING,
     EventKind.BREAKER_OPEN: Severity.WARNING,
     EventKind.BREAKER_CLOSED: Severity.INFO,

@@ -9,6 +9,11 @@ The service's own tasks do the rest::
                                            -> one TargetSender per URL: Apprise (thread), retries
     poll task: breakers/reconnects, the daily digest, outbox pruning
 
+Contingent orders come in through two more hooks, both cheap: ``attach`` reads a child
+fill's contingent order from the manager in the router's tap (``ChildFill``, to tell a
+protective exit's fill from an entry's), and ``contingent_tap`` (wired into the manager's
+store, ``ObservedContingentStore``) queues every contingent order saved ``FAILED``.
+
 Without URLs the service is off: ``offer`` returns at once, no file is created and no
 task runs. ``close`` queues ``daemon_stop``, stores what is still in the inbox, gives the
 workers ``stop_flush_s`` to deliver, and leaves the rest in the outbox for the next start.
@@ -21,7 +26,7 @@ import contextlib
 import dataclasses
 import os
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,12 +35,14 @@ import structlog
 
 from actors.event_router import EventRouter, RoutedEvent
 from actors.kernel.clock import Clock, WallClock, monotonic, wall_ms
+from actors.model.contingent import CONTINGENT_GIVEN_UP, ContingentRow, ContingentStatus
 from actors.model.control import HealthVerdict, TradingStateChanged
 from actors.model.orders import OrderDenied
 from actors.orders.order_manager import OrderManagerSnapshot
 from actors.ports.capabilities import ConnectionHealth
 from actors.risk.risk_gate import RiskSnapshot
 from config.schema.ops import NotifySection
+from daemon.notify.contingent import ChildFill, ContingentLookup, RowsTap
 from daemon.notify.digest import DailyDigest
 from daemon.notify.events import SEVERITY, EventKind, Notification, Severity
 from daemon.notify.outbox import OUTBOX_FILE, AsyncOutbox
@@ -109,6 +116,7 @@ class NotificationService:
         self._fills_wanted = bool(self.wanted & {EventKind.FILL, EventKind.PROTECTIVE_EXIT})
         self._denials_wanted = EventKind.RISK_DENIALS in self.wanted
         self._state_wanted = bool(self.wanted.intersection(_STATE_KINDS))
+        self._contingent_lookup: ContingentLookup | None = None
         self._inbox: deque[object] = deque()
         self._unsaved: list[Notification] = []  # translated, not yet in the outbox
         self._wake = asyncio.Event()
@@ -211,12 +219,36 @@ class NotificationService:
             self.offer(note)
 
     def on_order_event(self, ev: RoutedEvent) -> None:
-        """Router tap: fills and risk denials (other order events are ignored at once)."""
+        """Router tap: fills and risk denials (other order events are ignored at once).
+
+        A fill of a contingent order's child (``parent`` set) is queued with that order's view
+        (``ChildFill``), read now: the router hands the fill to the manager after this tap, and
+        the manager drops an order once it is final. The manager's ``CONTINGENT_GIVEN_UP``
+        denial is not queued: its FAILED order makes ``protection_failed`` (``contingent_tap``)."""
         if isinstance(ev, OrderDenied):
-            if self._denials_wanted:
+            if self._denials_wanted and ev.reason != CONTINGENT_GIVEN_UP:
                 self.offer(ev)
         elif ev.fill is not None and self._fills_wanted:
-            self.offer(ev)
+            lookup = self._contingent_lookup
+            if ev.parent and lookup is not None:
+                self.offer(ChildFill(event=ev, contingent=lookup(ev.parent)))
+            else:
+                self.offer(ev)
+
+    @property
+    def contingent_tap(self) -> RowsTap | None:
+        """The hook for the contingent-order manager's store (``ObservedContingentStore``); None
+        when the service is off or ``protection_failed`` is not wanted (then nothing is wrapped)."""
+        if not self.enabled or EventKind.PROTECTION_FAILED not in self.wanted:
+            return None
+        return self.on_contingent_rows
+
+    def on_contingent_rows(self, rows: Sequence[ContingentRow]) -> None:
+        """Rows the contingent-order manager's store accepted: a FAILED one is queued (hot path:
+        a status check per row; the translation runs in the service's task)."""
+        for row in rows:
+            if row.status is ContingentStatus.FAILED:
+                self.offer(row)
 
     def on_trading_state(self, ev: TradingStateChanged) -> None:
         """A trading-state change of the risk gate (kill, pause, resume)."""
@@ -228,11 +260,15 @@ class NotificationService:
         if EventKind.WATCHDOG_UNHEALTHY in self.wanted:
             self.offer(verdict)
 
-    def attach(self, router: EventRouter, order_lookup: OrderLookup | None = None) -> None:
-        """Tap the router's order events, and read order tags through ``order_lookup`` (off when disabled)."""
+    def attach(self, router: EventRouter, order_lookup: OrderLookup | None = None,
+               contingent_lookup: ContingentLookup | None = None) -> None:
+        """Tap the router's order events, read order tags through ``order_lookup`` and the contingent
+        order of a child fill through ``contingent_lookup`` (``ContingencyManager.view_of``); off when
+        disabled."""
         if not self.enabled:
             return
         self._translator.order_lookup = order_lookup
+        self._contingent_lookup = contingent_lookup
         tap_router(router, self.on_order_event)
 
     # -- the service's tasks -----------------------------------------------------------------

@@ -5,12 +5,19 @@
 gate, watchdog verdicts, connection-health samples) and returns the notifications they
 make, each with a key that identifies its event:
 
-* a fill: ``fill`` (``protective_exit`` when its order's tag marks a stop-loss,
-  take-profit or other protective exit: ``protect...``, ``sl``/``tp`` alone or followed by
-  a non-letter such as ``sl:1``), keyed by venue and trade id, so the same fill seen
-  again, also after a restart, is delivered once;
+* a fill: ``fill``, or ``protective_exit`` for an exit that protects a position: an order
+  the contingent-order manager released as a stop, take-profit, trailing stop, OCO leg,
+  bracket exit or OTO pending exit (``ChildFill``, decided from the contingent order's view:
+  ``daemon.notify.contingent``), or else an order whose tag marks one (``protect...``,
+  ``sl``/``tp`` alone or followed by a non-letter such as ``sl:1``). A bracket's entry and
+  an iceberg's or TWAP's slice are plain fills whatever their tag. Keyed by venue and trade
+  id, so the same fill seen again, also after a restart, is delivered once;
+* a contingent order saved ``FAILED`` (its ``ContingentRow``): ``protection_failed``, keyed
+  by contingent id, so it is delivered once;
 * ``denial_burst`` risk denials within ``denial_window_s``: one ``risk_denials`` message
-  with the count per reason; at most one per window;
+  with the count per reason; at most one per window. The manager's own ``OrderDenied``
+  with reason ``CONTINGENT_GIVEN_UP`` is no new denial (it sums up denials already counted,
+  and its FAILED order makes ``protection_failed``): it is not counted;
 * trading state: HALTED → ``kill``, REDUCING → ``pause``, back to ACTIVE → ``resume``;
 * the watchdog turning unhealthy: ``watchdog_unhealthy``;
 * a breaker opening or closing again: ``breaker_open`` / ``breaker_closed``; a stream's
@@ -28,11 +35,20 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from actors.kernel.clock import Clock, monotonic
+from actors.model.contingent import (
+    CONTINGENT_GIVEN_UP,
+    ContingentKind,
+    ContingentRow,
+    ContingentStatus,
+    ContingentView,
+    LegView,
+)
 from actors.model.control import HealthVerdict, TradingState, TradingStateChanged
 from actors.model.orders import OrderDenied, OrderEvent
 from actors.model.records import OrderRecord
 from actors.ports.capabilities import ConnectionHealth
 from actors.watchdog import UNHEALTHY
+from daemon.notify.contingent import ChildFill, contingent_view, exits_protect, is_protective_child, leg_of
 from daemon.notify.events import EventKind, Notification
 
 #: An order's record by client order id (the order manager's), to read its tag.
@@ -102,6 +118,10 @@ class EventTranslator:
             return [item]
         if isinstance(item, OrderEvent):
             return self._fill(item)
+        if isinstance(item, ChildFill):
+            return self._fill(item.event, item.contingent)
+        if isinstance(item, ContingentRow):
+            return self._failed(item)
         if isinstance(item, OrderDenied):
             return self._denied(item)
         if isinstance(item, TradingStateChanged):
@@ -116,13 +136,17 @@ class EventTranslator:
         self._seq += 1
         return f"{kind.value}:{self.run_id}:{self._seq}"
 
-    def _fill(self, ev: OrderEvent) -> list[Notification]:
+    def _fill(self, ev: OrderEvent, contingent: ContingentView | None = None) -> list[Notification]:
         fill = ev.fill
         if fill is None:
             return []
         rec = self.order_lookup(ev.client_order_id) if self.order_lookup is not None else None
         tag = rec.tag if rec is not None else ""
-        kind = EventKind.PROTECTIVE_EXIT if tag and is_protective_tag(tag) else EventKind.FILL
+        if contingent is not None:  # what the contingent-order manager released it as decides
+            protective = is_protective_child(contingent, ev.client_order_id)
+        else:
+            protective = bool(tag) and is_protective_tag(tag)
+        kind = EventKind.PROTECTIVE_EXIT if protective else EventKind.FILL
         what = "Protective exit" if kind is EventKind.PROTECTIVE_EXIT else "Fill"
         title = f"{what}: {fill.side.value.upper()} {_d(fill.size)} {fill.symbol} @ {_d(fill.price)}"
         lines = [
@@ -132,10 +156,35 @@ class EventTranslator:
         ]
         if tag:
             lines.append(f"tag: {tag}")
+        if contingent is not None:
+            leg = leg_of(contingent, ev.client_order_id)
+            lines.append(f"contingent order: {_KIND_TEXT.get(contingent.kind, contingent.kind)} {contingent.id}"
+                         + (f" ({leg.name})" if leg is not None else ""))
         return [Notification(kind=kind, key=f"fill:{fill.venue}:{fill.trade_id}", title=title,
                              body="\n".join(lines), event_ms=fill.ts_ms or ev.ts_ms)]
 
+    def _failed(self, row: ContingentRow) -> list[Notification]:
+        if row.status is not ContingentStatus.FAILED:
+            return []
+        view = contingent_view(row)
+        what = _KIND_TEXT.get(row.kind.value, row.kind.value)
+        lines = [f"strategy: {row.strategy}", f"contingent order: {row.id} ({what}, {row.mode.value})"]
+        reason = view.reason or "none recorded"
+        hint = _reason_hint(reason, view)
+        lines.append(f"reason: {reason}" + (f" ({hint})" if hint else ""))
+        left = _unprotected(row.kind, view)
+        if left is not None:
+            lines.append(f"position left unprotected: {left} {row.symbol}")
+        for leg in view.legs:
+            lines.append(_leg_text(leg))
+        kind = EventKind.PROTECTION_FAILED
+        return [Notification(kind=kind, key=f"{kind.value}:{row.id}",
+                             title=f"{self.instance}: {what} {row.symbol} FAILED",
+                             body="\n".join(lines), event_ms=row.updated_ms or self._clock.now_ms())]
+
     def _denied(self, ev: OrderDenied) -> list[Notification]:
+        if ev.reason == CONTINGENT_GIVEN_UP:
+            return []  # a summary of denials already counted; its FAILED order is reported itself
         reasons = self._denials.add(ev.reason)
         if reasons is None:
             return []
@@ -201,6 +250,67 @@ class EventTranslator:
                     title=f"{self.instance}: connection {stream} dropped, reconnecting",
                     body=f"{new} reconnect(s) since the last check; {count} since start", event_ms=now))
         return out
+
+
+#: How a message names each kind of contingent order.
+_KIND_TEXT = {
+    ContingentKind.STOP.value: "stop",
+    ContingentKind.TAKE_PROFIT.value: "take-profit",
+    ContingentKind.TRAILING_STOP.value: "trailing stop",
+    ContingentKind.OCO.value: "OCO",
+    ContingentKind.OTO.value: "OTO",
+    ContingentKind.BRACKET.value: "bracket",
+    ContingentKind.ICEBERG.value: "iceberg",
+    ContingentKind.TWAP.value: "TWAP",
+}
+
+_SINGLE_KINDS = frozenset({ContingentKind.STOP.value, ContingentKind.TAKE_PROFIT.value,
+                           ContingentKind.TRAILING_STOP.value})
+
+#: What the prefixes of a contingent order's failure reason mean (``actors.contingent``).
+_REASON_HINTS = (
+    ("child_denied:", "the risk gate denied its order until it gave up"),
+    ("entry_denied:", "the risk gate denied the entry"),
+    ("exit_rejected:", "the venue rejected its exit order until it gave up"),
+    ("entry_rejected:", "the venue rejected the entry"),
+    ("working_", "its working order ended unfilled"),
+    ("child_", "its order ended unfilled at the venue"),
+    ("slice_", "a slice ended unfilled at the venue"),
+    ("native_", "the venue ended its native order"),
+    ("rejected:", "the venue rejected its order"),
+    ("denied:", "the risk gate denied its working order"),
+    ("display_below_step", "its display size is below the instrument's quantity step"),
+    ("UNSUPPORTED_ORDER_TYPE", "the venue refused the native order type and emulation is off"),
+)
+
+
+def _reason_hint(reason: str, view: ContingentView) -> str:
+    """What ``reason`` means, when its code says (empty: the reason is the venue's or the gate's code)."""
+    hint = next((hint for prefix, hint in _REASON_HINTS if reason.startswith(prefix)), "")
+    if not hint and view.kind in _SINGLE_KINDS and [leg.status for leg in view.legs] == [ContingentStatus.FAILED.value]:
+        # A stop's one leg shows its order's venue status once the venue saw it; FAILED alone:
+        # its order never got past the risk gate, and the reason is the gate's last denial.
+        hint = "the risk gate denied its order until it gave up"
+    return hint
+
+
+def _unprotected(kind: ContingentKind, view: ContingentView) -> str | None:
+    """The position a failed bracket, OCO or protective OTO leaves without its exits (None: unknown,
+    or not an exit: an OTO whose pending order adds to the position)."""
+    if view.protected is None or kind not in (ContingentKind.BRACKET, ContingentKind.OCO, ContingentKind.OTO):
+        return None
+    return view.protected if exits_protect(view) else None
+
+
+def _leg_text(leg: LegView) -> str:
+    text = f"{leg.name}: {leg.side} {leg.type}"
+    if leg.size is not None:
+        text += f" {leg.size}"
+    if leg.trigger_price is not None:
+        text += f" trigger {leg.trigger_price}"
+    if leg.limit_price is not None:
+        text += f" limit {leg.limit_price}"
+    return f"{text}, filled {leg.filled} ({leg.status})"
 
 
 def _d(value: Decimal) -> str:
