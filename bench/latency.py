@@ -14,13 +14,14 @@ Tick-to-submit is measured by the order manager's ``on_submit`` hook, as in
 (WAL; with ``--fsync-orders`` also its fsync, as live trading runs) and the task switches
 between them.
 
-Baseline (same process, same loop, after the runs): the write-ahead alone. The order
-manager's own ``Store.insert_orders`` commits one order record on a fresh file, paced as the
-runs place orders (one per ``every / rate`` seconds, the loop idle in between), with nothing
-else on the path. It is the floor of "committed before the venue call" on this machine: at
-this pacing the CPU idles between orders and wakes with cold caches, so one small commit
-costs several times what it costs back to back. ``tick_to_submit / write_ahead`` is printed
-as a ratio of p50s and of p99s.
+Baseline (same process, after the runs): the two steps every order must take, each alone,
+paced as the runs place orders (one per ``every / rate`` seconds, the loop idle in between):
+the risk gate's ``decide`` on the tick strategy's order (a ``RiskGate`` of the same config
+fed the same quotes) and the order manager's own ``Store.insert_orders`` committing its
+record on a fresh file — no actor, channel or venue. It is the floor of "risk-checked and
+committed before the venue call" on this machine: at this pacing the CPU idles between
+orders and wakes with cold caches, so each step costs several times what it costs back to
+back. ``tick_to_submit / write_ahead`` is printed as a ratio of p50s and of p99s.
 
 Prints p50/p90/p99/p99.9 per run and for the median run (by p99) of ``--runs``, then the
 baseline; the last line is one JSON object (``tick_to_submit_p50_us``,
@@ -35,7 +36,7 @@ import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from actors.kernel.clock import monotonic, perf_ns  # noqa: E402
+from actors.kernel.channel import Channel  # noqa: E402
+from actors.kernel.clock import (  # noqa: E402
+    MarketClock,
+    monotonic,
+    perf_ns,
+)
 from actors.model.market import MarketEvent, Quote  # noqa: E402
 from actors.model.orders import OrderIntent, Side  # noqa: E402
 from actors.orders.submitter import order_record  # noqa: E402
 from actors.ports.market_data import SourceStats  # noqa: E402
+from actors.ports.portfolio import PortfolioView  # noqa: E402
+from actors.risk.checks import Approval  # noqa: E402
+from actors.risk.risk_gate import RiskGate  # noqa: E402
 from adapters.paper_venue import PaperVenue  # noqa: E402
 from adapters.storage.store import Store  # noqa: E402
 from bench.pipeline import (  # noqa: E402
@@ -205,28 +214,71 @@ async def run_once(settings: LatencySettings, workdir: Path) -> LatencyResult:
     )
 
 
-async def write_ahead_floor(settings: LatencySettings, workdir: Path) -> LatencyHistogram:
-    """The baseline: ``floor_samples`` write-ahead commits alone, paced as the runs' orders.
+class _StaticPortfolio:
+    """A ``PortfolioSource`` that never changes: the bench account before its first order."""
 
-    Each is the order manager's ``Store.insert_orders`` of one SUBMITTED record (built by the
-    order manager's own ``order_record``) on a fresh store in ``workdir``, timed around the
-    awaited call.
+    version = 1
+
+    def __init__(self, balances: Mapping[str, Decimal]) -> None:
+        self._view = PortfolioView(version=1, balances=dict(balances))
+
+    def current(self) -> PortfolioView:
+        """The account."""
+        return self._view
+
+
+@dataclasses.dataclass(frozen=True)
+class Floor:
+    """The baseline's histograms: the risk decision alone, the write-ahead alone, and both."""
+
+    decision: LatencyHistogram
+    write_ahead: LatencyHistogram
+    both: LatencyHistogram
+
+
+async def write_ahead_floor(settings: LatencySettings, workdir: Path) -> Floor:
+    """The baseline: ``floor_samples`` orders' two required steps alone, paced as the runs' orders.
+
+    For each: a quote handed to a ``RiskGate`` of the runs' config (its feed tap), the gate's
+    ``decide`` on the tick strategy's market order (timed), then the order manager's
+    ``Store.insert_orders`` of its SUBMITTED record (built by the order manager's own
+    ``order_record``) on a fresh store in ``workdir`` (timed around the awaited call). No actor,
+    channel or venue is involved.
     """
+    base = PipelineSettings(venue_fsync=settings.venue_fsync, lockstep=False)
+    cfg = settings.config(base)
     interval_s = settings.every / settings.rate
-    hist = LatencyHistogram()
+    floor = Floor(LatencyHistogram(), LatencyHistogram(), LatencyHistogram())
+    clock = MarketClock(0)
     store = await Store.open(workdir / "floor.db", fsync_orders=settings.fsync_orders)
+    sink: Channel[Any] = Channel("floor-sink", 16)
+    gate = RiskGate(intents=Channel("floor-intents", 16), orders=sink, strategy_events=sink, risk=cfg.risk,
+                    instruments=cfg.instruments, portfolio=_StaticPortfolio(cfg.venue.paper.initial_balances),
+                    events=store, state_store=store, clock=clock)
+    walk = QuoteWalk(seed=settings.seed, interval_ms=max(1, round(1000 * interval_s))).rows(settings.floor_samples)
     try:
-        for i in range(settings.floor_samples):
+        for i, (ts_ms, bid, ask, bid_size, ask_size) in enumerate(walk):
             await asyncio.sleep(interval_s)
-            intent = OrderIntent(strategy="tick", symbol="BTC/USDT", side=Side.BUY if i % 2 == 0 else Side.SELL,
-                                 size=Decimal("0.01"), tag="tick.buy", intent_id=f"floor-{i}")
-            rec = order_record(intent, Decimal("0.01"), store.next_client_order_id("fl"), "paper", i)
+            clock.advance(ts_ms)
+            gate.on_market(Quote(symbol=base.symbol, ts_ms=ts_ms, recv_ns=perf_ns(), bid=bid, ask=ask,
+                                 bid_size=bid_size, ask_size=ask_size))
+            intent = OrderIntent(strategy="tick", symbol=base.symbol, side=Side.BUY, size=base.size,
+                                 tag="tick.buy", intent_id=f"floor-{i}")
             t0 = perf_ns()
+            decision = gate.decide(intent)
+            t1 = perf_ns()
+            if not isinstance(decision, Approval):
+                raise RuntimeError(f"the baseline's decision was a denial: {decision}")
+            rec = order_record(intent, decision.size, store.next_client_order_id("fl"), "paper", ts_ms)
+            t2 = perf_ns()
             await store.insert_orders([rec])
-            hist.record(perf_ns() - t0)
+            t3 = perf_ns()
+            floor.decision.record(t1 - t0)
+            floor.write_ahead.record(t3 - t2)
+            floor.both.record(t1 - t0 + t3 - t2)
     finally:
         await store.close()
-    return hist
+    return floor
 
 
 def _ratio(a: float, b: float) -> float:
@@ -253,11 +305,15 @@ def run_latency(settings: LatencySettings, runs: int = 3, *, quiet: bool = False
     floor: dict[str, Any] = {}
     if settings.floor_samples > 0:
         fl = run_in_fresh_loop(lambda workdir: write_ahead_floor(settings, workdir), "aaiti-latency-floor-")
-        p50, p99 = fl.percentile(50), fl.percentile(99)
+        p50, p99 = fl.write_ahead.percentile(50), fl.write_ahead.percentile(99)
         floor = {
-            "write_ahead_samples": fl.count,
+            "write_ahead_samples": fl.write_ahead.count,
             "write_ahead_p50_us": round(p50 / 1000, 1),
             "write_ahead_p99_us": round(p99 / 1000, 1),
+            "decision_p50_us": round(fl.decision.percentile(50) / 1000, 1),
+            "decision_p99_us": round(fl.decision.percentile(99) / 1000, 1),
+            "decision_and_write_ahead_p50_us": round(fl.both.percentile(50) / 1000, 1),
+            "decision_and_write_ahead_p99_us": round(fl.both.percentile(99) / 1000, 1),
             "ratio_p50_vs_write_ahead": _ratio(median.latency.percentile(50), p50),
             "ratio_p99_vs_write_ahead": _ratio(median.latency.percentile(99), p99),
         }
@@ -306,9 +362,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"p99 {out['tick_to_submit_p99_us']}  p99.9 {out['tick_to_submit_p999_us']}  "
           f"max {out['tick_to_submit_max_us']}  (n={out['latency_samples']:,})")
     if "write_ahead_p99_us" in out:
-        print(f"baseline, the write-ahead commit alone at the same pacing: p50 {out['write_ahead_p50_us']}  "
-              f"p99 {out['write_ahead_p99_us']}  (n={out['write_ahead_samples']:,}); tick-to-submit / write-ahead: "
-              f"p50 x{out['ratio_p50_vs_write_ahead']}  p99 x{out['ratio_p99_vs_write_ahead']}")
+        print(f"baseline at the same pacing (n={out['write_ahead_samples']:,}), each step alone, µs: "
+              f"risk decision p50 {out['decision_p50_us']}  p99 {out['decision_p99_us']}; "
+              f"write-ahead commit p50 {out['write_ahead_p50_us']}  p99 {out['write_ahead_p99_us']}; "
+              f"the two p50 {out['decision_and_write_ahead_p50_us']}  p99 {out['decision_and_write_ahead_p99_us']}")
+        print(f"tick-to-submit / write-ahead: p50 x{out['ratio_p50_vs_write_ahead']}  "
+              f"p99 x{out['ratio_p99_vs_write_ahead']}")
     print(json.dumps(out))
     return out
 

@@ -27,9 +27,11 @@ def test_latency_short_measures_every_order() -> None:
     assert out["intents"] == out["orders"] == out["fills"] == out["latency_samples"]
     assert out["denied"] == out["rejected"] == out["restarts"] == 0
     assert 0 < out["tick_to_submit_p50_us"] <= out["tick_to_submit_p99_us"] <= out["tick_to_submit_max_us"]
-    # The baseline: the write-ahead alone, one commit per paced order slot, every one measured.
+    # The baseline: the risk decision and the write-ahead alone, one of each per paced order slot.
     assert out["write_ahead_samples"] == FLOOR
     assert 0 < out["write_ahead_p50_us"] <= out["write_ahead_p99_us"]
+    assert 0 < out["decision_p50_us"] <= out["decision_p99_us"]
+    assert out["decision_and_write_ahead_p50_us"] >= max(out["decision_p50_us"], out["write_ahead_p50_us"])
     ratio = out["tick_to_submit_p99_us"] / out["write_ahead_p99_us"]
     assert out["ratio_p99_vs_write_ahead"] == pytest.approx(ratio, rel=0.02)
 
@@ -38,7 +40,7 @@ def test_latency_without_floor_reports_no_baseline() -> None:
     settings = LatencySettings(rate=5_000.0, seconds=200 / 5_000.0, every=EVERY, floor_samples=0)
     out = run_latency(settings, runs=1, quiet=True)
     assert out["latency_samples"] > 0
-    assert "write_ahead_p99_us" not in out and "ratio_p99_vs_write_ahead" not in out
+    assert not {"write_ahead_p99_us", "decision_p99_us", "ratio_p99_vs_write_ahead"} & set(out)
 
 
 async def test_paced_source_hands_out_the_walk_stamped_in_order() -> None:
