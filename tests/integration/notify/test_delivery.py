@@ -92,7 +92,9 @@ async def test_restart_delivers_rows_left_undelivered(tmp_path: Path, open_servi
     assert pending_rows(tmp_path) == 7  # start, 5 events, stop
     await receiver.start()
     try:
-        await open_service([receiver.url()])
+        # The receiver stops before this service is closed: its "stopping" would wait out the
+        # default stop flush at teardown.
+        await open_service([receiver.url()], stop_flush_s=0.2)
         await receiver.wait_count(8)
         titles = receiver.titles()
         assert titles[:7] == ["test: started", *[f"kill {i}" for i in range(5)], "test: stopping"]
