@@ -395,6 +395,8 @@ class App:
             self._build_tree(store, venue, source, portfolios)
         except Exception as exc:
             raise StartupError(f"cannot build the daemon: {exc}", exit_codes.CONFIG_ERROR) from None
+        # A failure saved just before a crash may never have reached the notification outbox.
+        await self.notifications.catch_up_failures(store)
         # The console's equity curve: a bounded sampler; close() cancels it with the other tasks.
         self._equity_history = EquityHistory()
         self._spawn(self._equity_history.run(self._current_equity))

@@ -66,6 +66,14 @@ class StoreContingent:
             f"SELECT {_COLS} FROM contingent_orders WHERE active = 1 ORDER BY created_ms, rowid")
         return [_row(r) for r in rows]
 
+    async def contingents_ended_since(self, status: ContingentStatus, since_ms: int) -> list[ContingentRow]:
+        """Final contingent orders of ``status`` last changed at or after ``since_ms``, oldest first
+        (at start-up: the failures a notification may not have gone out for)."""
+        rows = await self._read(
+            f"SELECT {_COLS} FROM contingent_orders WHERE active = 0 AND status = ? AND updated_ms >= ? "
+            "ORDER BY updated_ms, rowid", (status.value, since_ms))
+        return [_row(r) for r in rows]
+
     async def contingent(self, contingent_id: str) -> ContingentRow | None:
         """One contingent order by id."""
         rows = await self._read(f"SELECT {_COLS} FROM contingent_orders WHERE id = ?", (contingent_id,))

@@ -55,6 +55,14 @@ _STATE_KINDS = (EventKind.KILL, EventKind.PAUSE, EventKind.RESUME)
 _CONNECTION_KINDS = (EventKind.BREAKER_OPEN, EventKind.BREAKER_CLOSED, EventKind.RECONNECT)
 
 
+class EndedContingents(Protocol):
+    """Where the contingent orders that ended are read (``adapters.storage.Store``)."""
+
+    async def contingents_ended_since(self, status: ContingentStatus, since_ms: int) -> list[ContingentRow]:
+        """Final rows of ``status`` changed at or after ``since_ms``."""
+        ...
+
+
 class DaemonReads(Protocol):
     """The snapshot reads the service polls (``daemon.app.App`` has them)."""
 
@@ -249,6 +257,23 @@ class NotificationService:
         for row in rows:
             if row.status is ContingentStatus.FAILED:
                 self.offer(row)
+
+    async def catch_up_failures(self, store: EndedContingents) -> int:
+        """At start-up: queue the contingent orders that ended FAILED within ``keep_days`` (business
+        time), so a failure saved just before a crash, whose notification never reached the outbox,
+        is still told. The outbox stores each key once: one already sent is not sent again.
+        Returns how many rows were queued (0 when ``protection_failed`` is not wanted)."""
+        tap = self.contingent_tap
+        if tap is None:
+            return 0
+        since = self._clock.now_ms() - int(self.section.keep_days * 86_400_000)
+        try:
+            rows = await store.contingents_ended_since(ContingentStatus.FAILED, since)
+        except Exception as exc:  # a notification is never a reason not to start
+            self._log.warning("notify.catch_up_failed", error=str(exc))
+            return 0
+        tap(rows)
+        return len(rows)
 
     def on_trading_state(self, ev: TradingStateChanged) -> None:
         """A trading-state change of the risk gate (kill, pause, resume)."""

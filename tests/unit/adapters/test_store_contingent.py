@@ -42,6 +42,22 @@ async def test_rows_round_trip_and_only_unfinished_ones_are_active(tmp_path: Pat
         await store.close()
 
 
+async def test_ended_since_finds_final_rows_of_a_status_changed_in_the_window(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "s.db")
+    try:
+        F = ContingentStatus.FAILED
+        await store.save_contingents([
+            row("old", F, created_ms=1, updated_ms=10), row("new", F, created_ms=2, updated_ms=30),
+            row("newer", F, created_ms=3, updated_ms=40), row("done", ContingentStatus.DONE, 4, updated_ms=50),
+            row("working", created_ms=5, updated_ms=60),
+        ])
+        assert [r.id for r in await store.contingents_ended_since(F, 30)] == ["new", "newer"]
+        assert [r.id for r in await store.contingents_ended_since(ContingentStatus.DONE, 0)] == ["done"]
+        assert await store.contingents_ended_since(F, 41) == []
+    finally:
+        await store.close()
+
+
 async def test_state_queued_behind_commits_with_the_next_write_ahead(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     store = await Store.open(path)

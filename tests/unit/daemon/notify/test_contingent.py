@@ -35,6 +35,7 @@ from actors.model.orders import (
 )
 from actors.model.records import OrderRecord
 from actors.ports.capabilities import NativeSupport
+from adapters.storage.store import Store
 from config.schema.ops import NotifySection
 from config.schema.trading import OrdersSection
 from daemon.notify import EventKind, NotificationService, Severity
@@ -239,6 +240,33 @@ async def test_a_failed_order_is_stored_once_also_when_seen_again_after_a_restar
             assert (stats.offered, stats.stored, stats.duplicates) == (2, 1 if run == 0 else 0, 1 if run == 0 else 2)
         finally:
             await outbox.close()
+
+
+async def test_start_up_catches_up_failures_saved_before_a_crash_each_told_once(tmp_path: Path) -> None:
+    # The FAILED row was saved, then the daemon died before its notification reached the outbox.
+    _cid, row = _failed_bracket()
+    old = msgspec.structs.replace(row, id="aa-old", updated_ms=T0 - 31 * 86_400_000)  # beyond keep_days
+    store = await Store.open(tmp_path / "state.db")
+    await store.save_contingents([row, old, with_status(msgspec.structs.replace(row, id="aa-done"), S.DONE)])
+    target = [Target.of("json://127.0.0.1:1/x")]
+    try:
+        for run in range(2):  # the restart after the crash, then another restart
+            svc = NotificationService(NotifySection(keep_days=30), targets=target, state_dir=tmp_path,
+                                      clock=MarketClock(T0), run_id=f"run{run}")
+            outbox = await AsyncOutbox.open(tmp_path / OUTBOX_FILE)
+            svc._outbox = outbox  # type: ignore[attr-defined]  # start() without its delivery workers
+            try:
+                assert await svc.catch_up_failures(store) == 1  # only the one in the window
+                await svc._drain_once()  # type: ignore[attr-defined]
+                stats = svc.stats()
+                assert (stats.stored, stats.duplicates) == ((1, 0) if run == 0 else (0, 1))
+            finally:
+                await outbox.close()
+        off = NotificationService(NotifySection(events={"protection_failed": False}), targets=target,
+                                  state_dir=tmp_path, clock=MarketClock(T0))
+        assert await off.catch_up_failures(store) == 0
+    finally:
+        await store.close()
 
 
 def test_protection_failed_switched_off_wraps_nothing(tmp_path: Path) -> None:
