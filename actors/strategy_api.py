@@ -49,6 +49,7 @@ from actors.model.orders import (
     TriggerSource,
     TwapSpec,
 )
+from actors.model.positions import round_down
 from actors.strategy_orders import DecimalLike, Exit, ExitLike, opt_decimal, shape_problem
 from config.loader import LoadedConfig
 from config.schema.market import StrategySection
@@ -341,8 +342,7 @@ class Strategy(Generic[P]):
         inst = self.context.instruments.get(symbol)
         if inst is None or not pos:
             return pos
-        step = inst.step_size
-        size = (abs(pos) // step) * step if step > 0 else abs(pos)
+        size = round_down(abs(pos), inst.step_size)
         if size < inst.min_qty or size <= 0:
             return Decimal(0)
         return size if pos > 0 else -size

@@ -13,7 +13,7 @@ from actors.contingent.effects import CancelChild, Effect, Notice, Release
 from actors.contingent.exit_leg import ZERO, ExitLeg, event_of
 from actors.contingent.exit_set import ExitSet
 from actors.contingent.linked import FAILED_ENDS, LinkedOrder, native_exits
-from actors.contingent.net_fill import BaseFees, base_asset, sellable
+from actors.contingent.net_fill import BaseFees, sellable
 from actors.contingent.triggers import is_stop
 from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus, ContingentView, LegView
 from actors.model.orders import (
@@ -29,6 +29,7 @@ from actors.model.orders import (
     OrderType,
     Side,
 )
+from actors.model.positions import base_asset
 
 __all__ = ["Bracket"]
 

@@ -29,18 +29,12 @@ from actors.model.orders import (
     OrderType,
     Side,
 )
+from actors.model.positions import round_down
 from actors.ports.venue import UNSUPPORTED_ORDER_TYPE
 
 __all__ = ["Iceberg", "SliceState", "round_down", "sliced_view"]
 
 _ZERO = Decimal(0)
-
-
-def round_down(value: Decimal, step: Decimal) -> Decimal:
-    """``value`` rounded down to a multiple of ``step`` (unchanged when ``step`` is 0: unknown)."""
-    if step <= 0:
-        return value
-    return (value // step) * step
 
 
 @dataclasses.dataclass(slots=True)

@@ -17,11 +17,10 @@ from decimal import Decimal
 
 import msgspec
 
-from actors.contingent.iceberg import round_down
 from actors.model.orders import Fill
-from actors.model.positions import split_symbol
+from actors.model.positions import round_down
 
-__all__ = ["BaseFees", "base_asset", "sellable"]
+__all__ = ["BaseFees", "sellable"]
 
 _ZERO = Decimal(0)
 
@@ -56,16 +55,6 @@ class BaseFees(msgspec.Struct, kw_only=True):
         if not isinstance(stored, dict):
             return cls()
         return cls(by_trade={str(tid): Decimal(str(fee)) for tid, fee in stored.items()})
-
-
-def base_asset(symbol: str) -> str:
-    """The base asset of ``symbol`` ("" when it is not BASE/QUOTE: no fee then counts as base).
-
-    An instrument's configured ``base`` is its symbol's BASE (the config checks it)."""
-    try:
-        return split_symbol(symbol)[0]
-    except ValueError:
-        return ""
 
 
 def sellable(net: Decimal, step: Decimal) -> Decimal:

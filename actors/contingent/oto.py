@@ -12,7 +12,7 @@ from actors.contingent.effects import CancelChild, Effect, Notice, Release, Rele
 from actors.contingent.exit_leg import ZERO, Chunk, ExitLeg, NativeLeg, Phase, event_of, text
 from actors.contingent.exit_set import ExitSet
 from actors.contingent.linked import FAILED_ENDS, LinkedOrder
-from actors.contingent.net_fill import BaseFees, base_asset, sellable
+from actors.contingent.net_fill import BaseFees, sellable
 from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus, ContingentView, LegView
 from actors.model.market import MarketEvent
 from actors.model.orders import (
@@ -29,6 +29,7 @@ from actors.model.orders import (
     OrderType,
     Side,
 )
+from actors.model.positions import base_asset
 from actors.ports.venue import UNSUPPORTED_ORDER_TYPE
 
 __all__ = ["Oto"]

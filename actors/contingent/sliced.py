@@ -6,7 +6,8 @@ before it is released; this module gathers them for the registry of kinds.
 
 from __future__ import annotations
 
-from actors.contingent.iceberg import Iceberg, SliceState, round_down
+from actors.contingent.iceberg import Iceberg, SliceState
 from actors.contingent.twap import Twap
+from actors.model.positions import round_down
 
 __all__ = ["Iceberg", "SliceState", "Twap", "round_down"]

@@ -17,7 +17,7 @@ from typing import Any, Self
 
 from actors.contingent.base import BookContext, ContingentOrder, OrderLookup
 from actors.contingent.effects import CancelChild, Effect, Notice, Release
-from actors.contingent.iceberg import SliceState, round_down, sliced_view
+from actors.contingent.iceberg import SliceState, sliced_view
 from actors.model.contingent import ContingentKind, ContingentRow, ContingentStatus, ContingentView
 from actors.model.market import MarketEvent, Trade
 from actors.model.orders import (
@@ -30,6 +30,7 @@ from actors.model.orders import (
     OrderType,
     Side,
 )
+from actors.model.positions import round_down
 
 __all__ = ["Twap"]
 

@@ -64,6 +64,23 @@ def fee_in_quote(fee: Decimal, fee_currency: str, price: Decimal, base: str, quo
     return None
 
 
+def base_asset(symbol: str) -> str:
+    """The base asset of ``symbol`` ("" when it is not BASE/QUOTE: then no fee counts as base).
+
+    An instrument's configured ``base`` is its symbol's BASE (the config checks it)."""
+    try:
+        return split_symbol(symbol)[0]
+    except ValueError:
+        return ""
+
+
+def round_down(value: Decimal, step: Decimal) -> Decimal:
+    """``value`` rounded towards zero to a multiple of ``step`` (unchanged when ``step`` is 0: unknown)."""
+    if step <= 0:
+        return value
+    return (value // step) * step
+
+
 def base_fee(fee: Decimal, fee_currency: str, base: str) -> Decimal:
     """The part of a fill's fee charged in the base asset ``base`` (0 for a quote or third-asset fee)."""
     return fee if fee and base and fee_currency == base else ZERO
@@ -77,14 +94,10 @@ def held_change(fill: Fill) -> Decimal:
 def held_quantity(symbol: str, side: str, size: Decimal, fee: Decimal, fee_currency: str) -> Decimal:
     """``held_change`` from a fill's fields (e.g. a stored row): ``side`` is ``"buy"`` or ``"sell"``.
 
-    The base asset is the symbol's BASE; a symbol that is not BASE/QUOTE counts no fee as base.
+    The base asset is the symbol's BASE (``base_asset``).
     """
-    try:
-        base = split_symbol(symbol)[0]
-    except ValueError:
-        base = ""
     signed = size if side == Side.BUY else -size  # == : a raw "buy" counts too
-    return signed - base_fee(fee, fee_currency, base)
+    return signed - base_fee(fee, fee_currency, base_asset(symbol))
 
 
 class PositionView(msgspec.Struct, frozen=True, kw_only=True):
