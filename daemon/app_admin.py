@@ -21,9 +21,9 @@ import msgspec
 import structlog
 
 from actors.bar_log import BarHistory
-from actors.contingent.kinds import KINDS
+from actors.contingent.kinds import row_view
 from actors.kernel.clock import wall_ms
-from actors.model.contingent import ACTIVE_CONTINGENT_STATUSES, ContingentRow, ContingentView
+from actors.model.contingent import ACTIVE_CONTINGENT_STATUSES, ContingentView
 from actors.model.control import HealthVerdict, SetTradingState, TradingState
 from actors.model.orders import TERMINAL_STATUSES, CancelAll, CancelOrder, ExecutionMode, OrderStatus
 from actors.model.records import OrderRecord
@@ -56,19 +56,6 @@ def order_json(rec: OrderRecord) -> dict[str, Any]:
     out = msgspec.structs.asdict(rec)
     out["mode"] = ExecutionMode.NATIVE.value
     return out
-
-
-def row_view(row: ContingentRow) -> ContingentView:
-    """A stored contingent order as operators see it; its summary columns alone when its body
-    cannot be read (a kind this build lacks, a body from another version)."""
-    try:
-        return KINDS[row.kind].from_row(row).view()
-    except Exception as exc:  # a display must not fail on one unreadable row
-        structlog.get_logger("aaiti").bind(actor="admin").warning(
-            "admin.contingent_row_unreadable", contingent_id=row.id, error=repr(exc))
-        return ContingentView(id=row.id, strategy=row.strategy, symbol=row.symbol, kind=row.kind.value,
-                              mode=row.mode.value, status=row.status.value, created_ms=row.created_ms,
-                              updated_ms=row.updated_ms)
 
 
 def contingent_summary(views: Sequence[ContingentView]) -> dict[str, Any]:
@@ -112,6 +99,7 @@ class AppAdmin:
 
     def __init__(self, app: DaemonView) -> None:
         self.app = app
+        self._log: Any = structlog.get_logger("aaiti").bind(actor="admin")
 
     # -- reads -------------------------------------------------------------------------
     @property
@@ -265,7 +253,7 @@ class AppAdmin:
         if not active_only:
             rows = await self._store().recent_contingents(limit)
             # An active row the manager does not hold (it is restarting) is shown as last saved.
-            views += [row_view(r) for r in rows if r.id not in live]
+            views += [row_view(r, self._log) for r in rows if r.id not in live]
         views.sort(key=lambda v: (v.created_ms, v.id), reverse=True)
         return views[:limit]
 
@@ -275,7 +263,7 @@ class AppAdmin:
             if v.id == contingent_id:
                 return v
         row = await self._store().contingent(contingent_id)
-        return row_view(row) if row is not None else None
+        return row_view(row, self._log) if row is not None else None
 
     async def cancel_contingent(self, contingent_id: str, reason: str) -> bool:
         """Ask the contingent-order manager to cancel one; Conflict if it is already finished."""

@@ -16,10 +16,10 @@ from actors.contingent.linked import Oco
 from actors.contingent.oto import Oto
 from actors.contingent.single import StopOrder, TakeProfitOrder, TrailingStopOrder, trigger_kind
 from actors.contingent.sliced import Iceberg, Twap
-from actors.model.contingent import ContingentKind
+from actors.model.contingent import ContingentKind, ContingentRow, ContingentView
 from actors.model.orders import CONDITIONAL_TYPES, ApprovedIntent, ApprovedList, ListKind
 
-__all__ = ["KINDS", "KindUnavailable", "class_of", "create", "kind_of"]
+__all__ = ["KINDS", "KindUnavailable", "class_of", "create", "kind_of", "row_view"]
 
 #: Every kind's class. Read-only.
 KINDS: Mapping[ContingentKind, type[ContingentOrder]] = MappingProxyType({
@@ -87,3 +87,17 @@ def create(approved: ApprovedIntent | ApprovedList, ctx: BookContext) -> Conting
     """
     cls = class_of(kind_of(approved))
     return cast(_FromApproved, cls).from_approved(approved, ctx)
+
+
+def row_view(row: ContingentRow, log: Any) -> ContingentView:
+    """A stored contingent order as operators see it; its summary columns alone when its body
+    cannot be read (a kind this build lacks, a body from another version), which ``log`` (a
+    structlog logger) reports as ``contingent.row_unreadable``: a display or a message must not
+    fail on one unreadable row."""
+    try:
+        return KINDS[row.kind].from_row(row).view()
+    except Exception as exc:
+        log.warning("contingent.row_unreadable", contingent_id=row.id, error=repr(exc))
+        return ContingentView(id=row.id, strategy=row.strategy, symbol=row.symbol, kind=row.kind.value,
+                              mode=row.mode.value, status=row.status.value, created_ms=row.created_ms,
+                              updated_ms=row.updated_ms)

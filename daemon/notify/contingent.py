@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from actors.contingent.kinds import KINDS
+from actors.contingent.kinds import row_view
 from actors.model.contingent import ContingentKind, ContingentRow, ContingentView, LegView
 from actors.model.orders import OrderEvent
 from actors.ports.stores import ContingentStore
@@ -94,16 +94,8 @@ def is_protective_child(view: ContingentView, client_order_id: str) -> bool:
 
 
 def contingent_view(row: ContingentRow) -> ContingentView:
-    """A stored contingent order as operators see it; its summary columns alone when its body
-    cannot be read (a kind this build lacks, a body from another version)."""
-    try:
-        return KINDS[row.kind].from_row(row).view()
-    except Exception as exc:  # a message must not fail on one unreadable row
-        structlog.get_logger("aaiti").bind(actor="notify").warning(
-            "notify.contingent_row_unreadable", contingent_id=row.id, error=repr(exc))
-        return ContingentView(id=row.id, strategy=row.strategy, symbol=row.symbol, kind=row.kind.value,
-                              mode=row.mode.value, status=row.status.value, created_ms=row.created_ms,
-                              updated_ms=row.updated_ms)
+    """A stored contingent order as operators see it (``kinds.row_view``; an unreadable body is logged)."""
+    return row_view(row, structlog.get_logger("aaiti").bind(actor="notify"))
 
 
 class ObservedContingentStore:
