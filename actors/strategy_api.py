@@ -494,11 +494,12 @@ class Strategy(Generic[P]):
         elif trailing is not None:
             exits.append(self.build_order(symbol, out, type=OrderType.STOP_MARKET, trailing=trailing, trigger=trigger,
                                     tag=tag))
-        # Dust of an earlier position on the entry's side rides with this bracket's exits.
+        # Untradable dust of an earlier position on the entry's side rides with this bracket's exits.
         held = self.position(symbol)
-        dust = held if (held > 0) == (side is Side.BUY) and held and not self.tradable(symbol) else Decimal(0)
+        same_side = held > 0 if side is Side.BUY else held < 0
+        carry = abs(held) if same_side and not self.tradable(symbol) else Decimal(0)
         return self._send_list(OrderList(kind=ListKind.BRACKET, strategy=self.name, symbol=symbol,
-                                         orders=(entry, *exits), tag=tag, carry=abs(dust)))
+                                         orders=(entry, *exits), tag=tag, carry=carry))
 
     def _exit(self, side: Side, symbol: str, level: ExitLike, *, stop: bool, size: DecimalLike | None,
               trigger: TriggerSource, tag: str) -> OrderIntent:

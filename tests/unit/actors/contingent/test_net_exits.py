@@ -48,10 +48,12 @@ def fee_in(currency: str, rate: str = "0.001") -> Callable[[OrderRecord, Decimal
 
 
 def sim_with(*, step: str = "0", native: bool = False, currency: str = "BTC", side: Side = Side.BUY,
-             rate: str = "0.001") -> Sim:
+             rate: str = "0.001", carry: str = "0") -> Sim:
     env = Env(native=native, step=D(step))
     exits = (tp(), sl()) if side is Side.BUY else (tp("90", side=Side.BUY), sl("110", side=Side.BUY))
-    b = Bracket.from_approved(approved(entry(side=side), *exits), env.ctx)
+    lst = approved(entry(side=side), *exits)
+    lst = msgspec.structs.replace(lst, order_list=msgspec.structs.replace(lst.order_list, carry=D(carry)))
+    b = Bracket.from_approved(lst, env.ctx)
     sim = Sim(b, env, check=assert_exit_invariants, quiet_check=assert_bracket_invariants)
     sim.venue.fee = fee_in(currency, rate)
     sim.start()
@@ -225,20 +227,8 @@ def test_base_fees_ignore_other_orders_and_assets() -> None:
 
 
 # -- dust an earlier bracket left -------------------------------------------------------------------------
-def carry_sim(carry: str, *, native: bool = False) -> Sim:
-    env = Env(native=native, step=D("0.01"))
-    lst = approved(entry(), tp(), sl())
-    lst = ApprovedList(order_list=msgspec.structs.replace(lst.order_list, carry=D(carry)), sizes=lst.sizes,
-                       reference_price=lst.reference_price)
-    sim = Sim(Bracket.from_approved(lst, env.ctx), env, check=assert_exit_invariants,
-              quiet_check=assert_bracket_invariants)
-    sim.venue.fee = fee_in("BTC")
-    sim.start()
-    return sim
-
-
 def test_carried_dust_is_sold_with_the_entry_and_the_rest_stays_below_a_step() -> None:
-    sim = carry_sim("0.009")  # what the bracket above left: 0.999 credited, 0.99 sold
+    sim = sim_with(step="0.01", carry="0.009")  # what the bracket above left: 0.999 credited, 0.99 sold
     b = bracket(sim)
     assert (b.net_filled, b.target()) == (0, 0)  # nothing filled: nothing of the dust is sold either
     sim.fill(b.entry_id, "1")  # 0.999 credited + 0.009 carried = 1.008
@@ -252,7 +242,7 @@ def test_carried_dust_is_sold_with_the_entry_and_the_rest_stays_below_a_step() -
 
 
 def test_carried_dust_survives_a_restart() -> None:
-    sim = carry_sim("0.009")
+    sim = sim_with(step="0.01", carry="0.009")
     b = bracket(sim)
     sim.fill(b.entry_id, "0.5")
     back = Bracket.from_row(b.row())
